@@ -1,0 +1,41 @@
+/** Kinds of anomaly the simulator injects (ground truth). Real sensors carry no label. */
+export const anomalyKinds = ['spike', 'drift', 'stuck', 'dropout'] as const
+export type AnomalyKind = (typeof anomalyKinds)[number]
+
+/**
+ * One validated sensor reading. `ts` is event time in epoch milliseconds.
+ * Fields are never optional (null instead) so every Reading has one hidden class on the hot path.
+ */
+export interface Reading {
+  sensorId: string
+  sensorType: string
+  location: string
+  value: number
+  ts: number
+  unit: string
+  /** Ground-truth label: true/false from the simulator, null when unknown (real sensors). */
+  anomaly: boolean | null
+  /** Ground-truth kind of an injected anomaly (simulator only). */
+  anomalyKind: string | null
+  /** Optional per-sensor sequence number. */
+  seq: number | null
+}
+
+/** What the detectors said about one reading. */
+export interface Verdict {
+  /** Rule thresholds fired. */
+  ruleAnomaly: boolean
+  /** z-score against the sensor's rolling baseline; null while the baseline warms up. */
+  zScore: number | null
+  zAnomaly: boolean
+  /** Isolation Forest score (higher = more anomalous); null until a model exists. */
+  mlScore: number | null
+  mlAnomaly: boolean | null
+  modelVersion: string | null
+}
+
+/** A reading with its verdict. */
+export interface ScoredReading {
+  reading: Reading
+  verdict: Verdict
+}
