@@ -1,2 +1,5 @@
+export * from './aggregate.ts'
+export * from './errors.ts'
 export * from './reading.ts'
 export * from './random.ts'
+export * from './wire.ts'

@@ -1,0 +1,3 @@
+export * from './port.ts'
+export { murmur2, partitionFor } from './partitioner.ts'
+export { MemoryBus, type MemoryBusOptions } from './memory/index.ts'

@@ -1,0 +1,58 @@
+import { type Reading } from '../domain/index.ts'
+
+/**
+ * What travels on the readings topic: raw wire text (from Kafka, MQTT, HTTP, files: validated by
+ * the worker) or a Reading already built by an in-process source (the simulator), which the
+ * embedded bus passes without serialising.
+ */
+export type BusValue = string | Reading
+
+export interface BusRecord {
+  partition: number
+  offset: number
+  key: string
+  value: BusValue
+}
+
+/** Where a consumer starts on each partition it is given. */
+export type StartOffsets = Map<number, number>
+
+export interface AssignmentHandler {
+  /** Partitions were assigned: load state for them and return the offsets to resume from. */
+  onAssigned(partitions: number[]): Promise<StartOffsets>
+  /** Partitions are being taken away: finish and forget their state. */
+  onRevoked(partitions: number[]): Promise<void>
+}
+
+export interface BusProducer {
+  /** Enqueues a record; false when the bus is full (wait for `writable()` and retry). */
+  tryProduce(key: string, value: BusValue): boolean
+  /** Resolves when there is room again (back-pressure). */
+  writable(): Promise<void>
+  /** Resolves when everything produced so far is accepted by the bus. */
+  flush(): Promise<void>
+  close(): Promise<void>
+}
+
+export interface BusConsumer {
+  /** Joins the group; assignment changes arrive through the handler. */
+  subscribe(handler: AssignmentHandler): Promise<void>
+  /** Up to `max` records, waiting at most `waitMs` for the first. Empty when none arrived or closed. */
+  poll(max: number, waitMs: number): Promise<BusRecord[]>
+  /**
+   * Acknowledges records up to (excluding) these next offsets after their batch is stored; the
+   * bus may release them. The stored offsets in the database stay the source of truth.
+   */
+  commit(offsets: Map<number, number>): Promise<void>
+  /** Goes back to these offsets (after a failed batch) so the records are delivered again. */
+  seek(offsets: StartOffsets): void
+  close(): Promise<void>
+}
+
+export interface Bus {
+  readonly topic: string
+  readonly partitions: number
+  producer(): BusProducer
+  consumer(group: string): BusConsumer
+  close(): Promise<void>
+}

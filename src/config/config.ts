@@ -1,0 +1,194 @@
+import { readFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { IotError, defaultValidationOptions, type ValidationOptions } from '../domain/index.ts'
+import { defaultWindowingOptions, type WindowingOptions } from '../windowing/index.ts'
+import { parseDuration } from './duration.ts'
+
+export interface SimulatorConfig {
+  enabled: boolean
+  sensors: number
+  /** Readings per second of event time, per sensor. */
+  rate: number
+  /** Event time runs this many times faster than the wall clock. */
+  speedup: number
+  seed: number
+  /** Event time to simulate before a clean exit; null runs until stopped. */
+  durationMs: number | null
+  /** First event time (epoch ms); null: now, or where the previous run stopped. */
+  startMs: number | null
+}
+
+export interface Config {
+  databaseUrl: string | null
+  dataDir: string
+  host: string
+  port: number
+  topic: string
+  partitions: number
+  group: string
+  logLevel: string
+  /** Seconds between status lines; 0 turns them off. */
+  statusIntervalMs: number
+  simulator: SimulatorConfig
+  windowing: WindowingOptions
+  validation: ValidationOptions
+  busCapacity: number
+  maxBatch: number
+}
+
+export const defaultConfig: Config = {
+  databaseUrl: null,
+  dataDir: './data',
+  host: '127.0.0.1',
+  port: 8080,
+  topic: 'iot_sensors',
+  partitions: 4,
+  group: 'iot-monitor',
+  logLevel: 'info',
+  statusIntervalMs: 5000,
+  simulator: { enabled: true, sensors: 25, rate: 1, speedup: 1, seed: 42, durationMs: null, startMs: null },
+  windowing: defaultWindowingOptions,
+  validation: defaultValidationOptions,
+  busCapacity: 100_000,
+  maxBatch: 5000
+}
+
+const options = {
+  config: { type: 'string' },
+  'database-url': { type: 'string' },
+  'data-dir': { type: 'string' },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  topic: { type: 'string' },
+  partitions: { type: 'string' },
+  group: { type: 'string' },
+  'log-level': { type: 'string' },
+  status: { type: 'string' },
+  sensors: { type: 'string' },
+  rate: { type: 'string' },
+  speedup: { type: 'string' },
+  seed: { type: 'string' },
+  duration: { type: 'string' },
+  start: { type: 'string' },
+  'no-simulator': { type: 'boolean' },
+  window: { type: 'string' },
+  'out-of-orderness': { type: 'string' },
+  'allowed-lateness': { type: 'string' },
+  'idle-timeout': { type: 'string' },
+  'max-past': { type: 'string' },
+  'max-future': { type: 'string' },
+  'bus-capacity': { type: 'string' },
+  'max-batch': { type: 'string' },
+  help: { type: 'boolean', short: 'h' }
+} as const
+
+export const usage = `Usage: iot-monitor <command> [flags]
+
+Commands:
+  start     simulator + worker + API in one process (embedded: memory bus, PGlite)
+  migrate   create or update the database schema and exit
+
+Flags (env in brackets; a JSON file given by --config may set any of them by name):
+  --database-url URL      PostgreSQL server [DATABASE_URL]; default: embedded PGlite
+  --data-dir DIR          PGlite data folder [IOT_DATA_DIR] (default ./data)
+  --host HOST, --port N   API address [HOST, PORT] (default 127.0.0.1:8080)
+  --sensors N             simulated sensors (default 25: 5 locations x 5 types)
+  --rate R                readings per second of event time, per sensor (default 1)
+  --speedup X             event time runs X times faster than the wall clock (default 1)
+  --seed N                simulator seed (default 42)
+  --duration D            simulate D of event time (e.g. 2h), flush, and exit
+  --start TIME            first event time (ISO 8601; default now or where the last run stopped)
+  --no-simulator          run without the built-in simulator
+  --partitions N          partitions of the readings topic (default 4)
+  --window D              window size (default 60s)
+  --out-of-orderness D    watermark delay (default 10s)
+  --allowed-lateness D    revisions accepted after a window's end (default 60s)
+  --idle-timeout D        wall time after which a silent partition stops holding windows (default 30s)
+  --max-past D, --max-future D   reject timestamps that far from the ingest clock (default 7d, 5m; "off")
+  --status D              interval of the status line (default 5s; 0 = off)
+  --log-level LEVEL       trace, debug, info, warn, error (default info) [LOG_LEVEL]
+`
+
+function int (v: string, name: string, min: number): number {
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < min) throw new IotError('IOT_ERR_CONFIG', `--${name}: expected an integer >= ${min}, got "${v}"`)
+  return n
+}
+
+function positive (v: string, name: string): number {
+  const n = Number(v)
+  if (!Number.isFinite(n) || n <= 0) throw new IotError('IOT_ERR_CONFIG', `--${name}: expected a positive number, got "${v}"`)
+  return n
+}
+
+function limit (v: string, name: string): number | null {
+  return v === 'off' ? null : parseDuration(v, `--${name}`)
+}
+
+export interface ParsedCommand {
+  command: string
+  config: Config
+  help: boolean
+}
+
+/** Reads configuration from flags, then environment, then an optional JSON file, then defaults. */
+export function loadConfig (argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ParsedCommand {
+  let parsed
+  try {
+    parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true })
+  } catch (err) {
+    throw new IotError('IOT_ERR_CONFIG', (err as Error).message)
+  }
+  const flags: Record<string, string | boolean | undefined> = { ...parsed.values }
+  if (flags.config !== undefined) {
+    let file: Record<string, unknown>
+    try {
+      file = JSON.parse(readFileSync(String(flags.config), 'utf8')) as Record<string, unknown>
+    } catch (err) {
+      throw new IotError('IOT_ERR_CONFIG', `--config: ${(err as Error).message}`)
+    }
+    for (const [k, v] of Object.entries(file)) {
+      if (!(k in options)) throw new IotError('IOT_ERR_CONFIG', `--config: unknown setting "${k}"`)
+      if (flags[k] === undefined) flags[k] = typeof v === 'boolean' ? v : String(v)
+    }
+  }
+  const get = (name: string, envName?: string): string | undefined => {
+    const f = flags[name]
+    if (typeof f === 'string') return f
+    return envName === undefined ? undefined : env[envName]
+  }
+  const c: Config = structuredClone(defaultConfig)
+  const d = get('database-url', 'DATABASE_URL'); if (d !== undefined && d !== '') c.databaseUrl = d
+  const dir = get('data-dir', 'IOT_DATA_DIR'); if (dir !== undefined) c.dataDir = dir
+  const host = get('host', 'HOST'); if (host !== undefined) c.host = host
+  const port = get('port', 'PORT'); if (port !== undefined) c.port = int(port, 'port', 0)
+  const topic = get('topic'); if (topic !== undefined) c.topic = topic
+  const parts = get('partitions'); if (parts !== undefined) c.partitions = int(parts, 'partitions', 1)
+  const group = get('group'); if (group !== undefined) c.group = group
+  const level = get('log-level', 'LOG_LEVEL'); if (level !== undefined) c.logLevel = level
+  const status = get('status'); if (status !== undefined) c.statusIntervalMs = parseDuration(status, '--status')
+  const s = c.simulator
+  const sensors = get('sensors'); if (sensors !== undefined) s.sensors = int(sensors, 'sensors', 1)
+  const rate = get('rate'); if (rate !== undefined) s.rate = positive(rate, 'rate')
+  const speedup = get('speedup'); if (speedup !== undefined) s.speedup = positive(speedup, 'speedup')
+  const seed = get('seed'); if (seed !== undefined) s.seed = int(seed, 'seed', 0)
+  const duration = get('duration'); if (duration !== undefined) s.durationMs = parseDuration(duration, '--duration')
+  const start = get('start')
+  if (start !== undefined) {
+    const t = Date.parse(start)
+    if (Number.isNaN(t)) throw new IotError('IOT_ERR_CONFIG', `--start: not a date-time: "${start}"`)
+    s.startMs = t
+  }
+  if (flags['no-simulator'] === true) s.enabled = false
+  const w = c.windowing
+  const size = get('window'); if (size !== undefined) w.sizeMs = parseDuration(size, '--window')
+  const ooo = get('out-of-orderness'); if (ooo !== undefined) w.maxOutOfOrdernessMs = parseDuration(ooo, '--out-of-orderness')
+  const late = get('allowed-lateness'); if (late !== undefined) w.allowedLatenessMs = parseDuration(late, '--allowed-lateness')
+  const idle = get('idle-timeout'); if (idle !== undefined) w.idleTimeoutMs = parseDuration(idle, '--idle-timeout')
+  const past = get('max-past'); if (past !== undefined) c.validation.maxPastMs = limit(past, 'max-past')
+  const future = get('max-future'); if (future !== undefined) c.validation.maxFutureMs = limit(future, 'max-future')
+  const cap = get('bus-capacity'); if (cap !== undefined) c.busCapacity = int(cap, 'bus-capacity', 1)
+  const batch = get('max-batch'); if (batch !== undefined) c.maxBatch = int(batch, 'max-batch', 1)
+  if (w.sizeMs <= 0) throw new IotError('IOT_ERR_CONFIG', '--window must be positive')
+  return { command: parsed.positionals[0] ?? 'start', config: c, help: flags.help === true }
+}

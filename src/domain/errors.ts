@@ -1,0 +1,20 @@
+/** Stable error codes. Tests assert codes, never message text. */
+export const errorCodes = [
+  'IOT_ERR_CONFIG',
+  'IOT_ERR_VALIDATION',
+  'IOT_ERR_STORAGE',
+  'IOT_ERR_MIGRATION',
+  'IOT_ERR_BUS_CLOSED',
+  'IOT_ERR_ANOMALY_CONFIG',
+  'IOT_ERR_ANOMALY_STATE'
+] as const
+export type ErrorCode = (typeof errorCodes)[number]
+
+export class IotError extends Error {
+  readonly code: ErrorCode
+  constructor (code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'IotError'
+    this.code = code
+  }
+}

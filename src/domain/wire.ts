@@ -1,0 +1,169 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { Ajv } from 'ajv'
+import { type Reading } from './reading.ts'
+
+/**
+ * The wire format on topic `iot_sensors`, compatible with the original producer:
+ * {"sensor_id","sensor_type","location","value","timestamp","unit","anomaly"} plus optional
+ * "anomaly_type" (ground-truth kind) and "seq". Unknown extra fields are ignored.
+ */
+export const WireReadingSchema = Type.Object({
+  sensor_id: Type.String({ minLength: 1, maxLength: 128 }),
+  sensor_type: Type.String({ minLength: 1, maxLength: 64 }),
+  location: Type.String({ minLength: 1, maxLength: 128 }),
+  value: Type.Number(),
+  timestamp: Type.String({ minLength: 10, maxLength: 40 }),
+  unit: Type.Optional(Type.String({ maxLength: 32 })),
+  anomaly: Type.Optional(Type.Union([Type.Boolean(), Type.Null()])),
+  anomaly_type: Type.Optional(Type.Union([Type.String({ maxLength: 32 }), Type.Null()])),
+  seq: Type.Optional(Type.Integer({ minimum: 0 }))
+})
+export type WireReading = Static<typeof WireReadingSchema>
+
+/** Machine-readable reasons a message is rejected; stored in dead_letters.reason. */
+export const rejectReasons = [
+  'too_large',
+  'invalid_json',
+  'non_finite_value',
+  'schema',
+  'bad_timestamp',
+  'timestamp_too_old',
+  'timestamp_in_future'
+] as const
+export type RejectReason = (typeof rejectReasons)[number]
+
+export interface ValidationOptions {
+  /** Largest accepted message in bytes (UTF-8). */
+  maxBytes: number
+  /** Reject readings older than this many ms behind the ingest clock; null disables (backfills). */
+  maxPastMs: number | null
+  /** Reject readings more than this many ms ahead of the ingest clock; null disables. */
+  maxFutureMs: number | null
+}
+
+export const defaultValidationOptions: ValidationOptions = {
+  maxBytes: 16 * 1024,
+  maxPastMs: 7 * 24 * 3600_000,
+  maxFutureMs: 5 * 60_000
+}
+
+export type ValidationResult =
+  | { ok: true, reading: Reading }
+  | { ok: false, reason: RejectReason, detail: string }
+
+const ISO = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$/
+
+/**
+ * Parses an ISO 8601 date-time to epoch ms. Without a zone it is UTC (the original producer
+ * sends naive `datetime.now().isoformat()`); fractions below a millisecond are truncated.
+ * Returns NaN when the text is not a valid date-time.
+ */
+export function parseTimestamp (text: string): number {
+  const m = ISO.exec(text)
+  if (m === null) return Number.NaN
+  const [, y, mo, d, h, mi, s, frac, zone] = m
+  const year = Number(y)
+  const month = Number(mo)
+  const day = Number(d)
+  const hour = Number(h)
+  const minute = Number(mi)
+  const second = s === undefined ? 0 : Number(s)
+  if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return Number.NaN
+  const ms = frac === undefined ? 0 : Number(frac.slice(0, 3).padEnd(3, '0'))
+  let t = Date.UTC(year, month - 1, day, hour, minute, second, ms)
+  if (new Date(t).getUTCDate() !== day) return Number.NaN // 2025-02-30 and the like
+  if (zone !== undefined && zone !== 'Z' && zone !== 'z') {
+    const sign = zone[0] === '-' ? -1 : 1
+    const digits = zone.slice(1).replace(':', '')
+    const offH = Number(digits.slice(0, 2))
+    const offM = digits.length > 2 ? Number(digits.slice(2, 4)) : 0
+    if (offH > 23 || offM > 59) return Number.NaN
+    t -= sign * (offH * 60 + offM) * 60_000
+  }
+  return t
+}
+
+/** Formats epoch ms as the wire's ISO 8601 UTC text. */
+export function formatTimestamp (ts: number): string {
+  return new Date(ts).toISOString()
+}
+
+/** Encodes a reading in the wire format. */
+export function toWire (r: Reading): string {
+  const o: WireReading = {
+    sensor_id: r.sensorId,
+    sensor_type: r.sensorType,
+    location: r.location,
+    value: r.value,
+    timestamp: formatTimestamp(r.ts),
+    unit: r.unit
+  }
+  if (r.anomaly !== null) o.anomaly = r.anomaly
+  if (r.anomalyKind !== null) o.anomaly_type = r.anomalyKind
+  if (r.seq !== null) o.seq = r.seq
+  return JSON.stringify(o)
+}
+
+const ajv = new Ajv({ allErrors: false, coerceTypes: false })
+const checkWire = ajv.compile<WireReading>(WireReadingSchema)
+const NON_FINITE = /:\s*-?(NaN|Infinity)\b/
+
+/**
+ * Validates one raw message against the wire format and the ingest clock `now` (epoch ms:
+ * wall time for live sources, the virtual clock for the accelerated simulator and replays).
+ */
+export function validateMessage (raw: string, now: number, opts: ValidationOptions = defaultValidationOptions): ValidationResult {
+  // Byte length: a string of n UTF-16 units has between n and 3n UTF-8 bytes; count exactly only near the limit.
+  if (raw.length > opts.maxBytes || (raw.length * 3 > opts.maxBytes && Buffer.byteLength(raw) > opts.maxBytes)) {
+    return { ok: false, reason: 'too_large', detail: `message exceeds ${opts.maxBytes} bytes` }
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(raw)
+  } catch (err) {
+    if (NON_FINITE.test(raw)) return { ok: false, reason: 'non_finite_value', detail: 'value is NaN or Infinity' }
+    return { ok: false, reason: 'invalid_json', detail: (err as Error).message }
+  }
+  if (!checkWire(parsed)) {
+    const e = checkWire.errors?.[0]
+    return { ok: false, reason: 'schema', detail: e === undefined ? 'invalid' : `${e.instancePath === '' ? '/' : e.instancePath} ${e.message ?? ''}`.trim() }
+  }
+  return validateWire(parsed, now, opts)
+}
+
+/** Validates an already-parsed wire object (HTTP bodies arrive parsed). */
+export function validateWire (w: WireReading, now: number, opts: ValidationOptions = defaultValidationOptions): ValidationResult {
+  if (!Number.isFinite(w.value)) return { ok: false, reason: 'non_finite_value', detail: 'value is not finite' }
+  const ts = parseTimestamp(w.timestamp)
+  if (Number.isNaN(ts)) return { ok: false, reason: 'bad_timestamp', detail: `not an ISO 8601 date-time: ${w.timestamp.slice(0, 40)}` }
+  if (opts.maxPastMs !== null && ts < now - opts.maxPastMs) {
+    return { ok: false, reason: 'timestamp_too_old', detail: `${Math.round((now - ts) / 1000)} s behind the ingest clock` }
+  }
+  if (opts.maxFutureMs !== null && ts > now + opts.maxFutureMs) {
+    return { ok: false, reason: 'timestamp_in_future', detail: `${Math.round((ts - now) / 1000)} s ahead of the ingest clock` }
+  }
+  return {
+    ok: true,
+    reading: {
+      sensorId: w.sensor_id,
+      sensorType: w.sensor_type,
+      location: w.location,
+      value: w.value,
+      ts,
+      unit: w.unit ?? '',
+      anomaly: w.anomaly ?? null,
+      anomalyKind: w.anomaly_type ?? null,
+      seq: w.seq ?? null
+    }
+  }
+}
+
+/** A rejected message, kept with its raw text and reason. */
+export interface DeadLetter {
+  raw: string
+  reason: RejectReason
+  detail: string
+  /** Where it came from: 'simulator', 'http', 'kafka:iot_sensors/3@1234', ... */
+  source: string
+  receivedAt: number
+}

@@ -1,0 +1,44 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+/** Prometheus metrics of the pipeline; also read by the CLI status line. */
+export class PipelineMetrics {
+  readonly registry: Registry
+  readonly received: Counter
+  readonly stored: Counter
+  readonly duplicates: Counter
+  readonly late: Counter
+  readonly deadLetters: Counter<'reason'>
+  readonly anomalies: Counter<'detector'>
+  readonly windowsUpdated: Counter
+  readonly windowsFinalized: Counter
+  readonly batchSeconds: Histogram
+  readonly watermark: Gauge
+  readonly lag: Gauge
+
+  constructor (registry = new Registry(), defaults = true) {
+    this.registry = registry
+    if (defaults) collectDefaultMetrics({ register: registry, prefix: 'iot_' })
+    const r = [registry]
+    this.received = new Counter({ name: 'iot_records_received_total', help: 'Records consumed from the bus.', registers: r })
+    this.stored = new Counter({ name: 'iot_readings_stored_total', help: 'Readings stored and counted in windows.', registers: r })
+    this.duplicates = new Counter({ name: 'iot_readings_duplicate_total', help: 'Readings delivered again and counted once.', registers: r })
+    this.late = new Counter({ name: 'iot_readings_late_total', help: 'Readings for final windows, kept in late_readings.', registers: r })
+    this.deadLetters = new Counter({ name: 'iot_dead_letters_total', help: 'Rejected messages by reason.', labelNames: ['reason'], registers: r })
+    this.anomalies = new Counter({ name: 'iot_anomalies_total', help: 'Readings flagged, by detector.', labelNames: ['detector'], registers: r })
+    this.windowsUpdated = new Counter({ name: 'iot_window_revisions_total', help: 'Window merges (revisions).', registers: r })
+    this.windowsFinalized = new Counter({ name: 'iot_windows_final_total', help: 'Windows that became final.', registers: r })
+    this.batchSeconds = new Histogram({
+      name: 'iot_batch_seconds',
+      help: 'Time to process and store one batch.',
+      registers: r,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+    })
+    this.watermark = new Gauge({ name: 'iot_watermark_ms', help: 'Combined event-time watermark (epoch ms).', registers: r })
+    this.lag = new Gauge({ name: 'iot_consumer_lag', help: 'Records produced and not yet consumed.', registers: r })
+  }
+
+  /** Current value of a counter (summed over labels). */
+  static async total (c: Counter<string>): Promise<number> {
+    return (await c.get()).values.reduce((s, v) => s + v.value, 0)
+  }
+}

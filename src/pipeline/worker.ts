@@ -1,0 +1,321 @@
+import { EventEmitter } from 'node:events'
+import { type Logger } from 'pino'
+import { type AssignmentHandler, type BusConsumer, type BusRecord, type StartOffsets } from '../bus/index.ts'
+import {
+  type DeadLetter, type Reading, type ScoredReading, type ValidationOptions, type Verdict, type WindowAggregate,
+  defaultValidationOptions, validateMessage
+} from '../domain/index.ts'
+import {
+  type Db, type LateReading, type PartitionProgress, ensureDayPartitions, finalizeWindows, findStoredKeys,
+  insertDeadLetters, insertLateReadings, insertReadings, loadProgress, mergeWindowDeltas, saveProgress
+} from '../storage/index.ts'
+import { ON_TIME, WindowDeltas, WindowOperator, type WindowingOptions, defaultWindowingOptions } from '../windowing/index.ts'
+import { type PipelineMetrics } from './metrics.ts'
+
+/** The detection seam: one verdict per reading, in arrival order, per sensor state inside. */
+export interface ReadingDetector {
+  detect(reading: Reading): Verdict
+  /** Forget all state (after a failed batch or a rebalance); rebuilt from the next readings. */
+  reset?(): void
+}
+
+/** What one stored batch changed; emitted as the worker's `batch` event after commit. */
+export interface BatchOutcome {
+  stored: ScoredReading[]
+  revised: WindowAggregate[]
+  finalized: WindowAggregate[]
+  late: LateReading[]
+  deadLetters: DeadLetter[]
+  duplicates: number
+  watermark: number
+}
+
+export interface WorkerOptions {
+  group: string
+  topic: string
+  windowing: WindowingOptions
+  validation: ValidationOptions
+  maxBatch: number
+  pollWaitMs: number
+}
+
+export const defaultWorkerOptions: WorkerOptions = {
+  group: 'iot-monitor',
+  topic: 'iot_sensors',
+  windowing: defaultWindowingOptions,
+  validation: defaultValidationOptions,
+  maxBatch: 5000,
+  pollWaitMs: 50
+}
+
+export interface WorkerDeps {
+  db: Db
+  consumer: BusConsumer
+  detector: ReadingDetector
+  /** Ingest clock for the far-off timestamp check: wall time live, the virtual clock when simulated. */
+  ingestClock: () => number
+  /** Wall clock, only for idle timeouts. */
+  wallClock: () => number
+  log: Logger
+  metrics: PipelineMetrics
+}
+
+/** status of a reading in a batch: 0 = new (later than its sensor's stored maximum) */
+const CHECK = 1
+const DUPLICATE = 2
+
+/**
+ * The stream worker: batch → validate → de-duplicate → window (event time) → detect → one
+ * transaction holding readings, verdicts, late readings, dead letters, window deltas and the
+ * consumed offsets. It resumes from the offsets stored with the data, so a crash at any moment
+ * neither loses nor double-counts a reading.
+ */
+export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
+  readonly options: WorkerOptions
+  readonly #deps: WorkerDeps
+  #op: WindowOperator
+  /** Highest stored event time per sensor: a later reading cannot be a duplicate. */
+  #sensorMaxTs = new Map<string, number>()
+  #assigned: number[] = []
+  #running: Promise<void> | null = null
+  #stopping: 'no' | 'drain' | 'now' = 'no'
+  #failures = 0
+
+  constructor (deps: WorkerDeps, options: Partial<WorkerOptions> = {}) {
+    super()
+    this.#deps = deps
+    this.options = { ...defaultWorkerOptions, ...options }
+    this.#op = new WindowOperator(this.options.windowing)
+  }
+
+  get watermark (): number {
+    return this.#op.watermark
+  }
+
+  /** Joins the group and starts consuming in the background. */
+  async start (): Promise<void> {
+    const handler: AssignmentHandler = {
+      onAssigned: async (partitions) => await this.#assign(partitions),
+      onRevoked: async (partitions) => { this.#revoke(partitions) }
+    }
+    await this.#deps.consumer.subscribe(handler)
+    this.#running = this.#loop()
+  }
+
+  /**
+   * Stops consuming. With `drain`, first processes everything the bus still holds (stop the
+   * sources before); with `endOfInput` (a bounded run ended) every window is final afterwards,
+   * as Flink's final watermark makes it.
+   */
+  async stop (opts: { drain?: boolean, endOfInput?: boolean } = {}): Promise<void> {
+    this.#stopping = opts.drain === true ? 'drain' : 'now'
+    await this.#running
+    this.#running = null
+    if (opts.endOfInput === true) await this.#finalizeAll()
+  }
+
+  async #loop (): Promise<void> {
+    while (this.#stopping !== 'now') {
+      const records = await this.#deps.consumer.poll(this.options.maxBatch, this.options.pollWaitMs)
+      if (records.length > 0) {
+        await this.#processWithRecovery(records)
+      } else if (this.#stopping === 'drain') {
+        break
+      } else {
+        await this.#idle()
+      }
+    }
+  }
+
+  async #processWithRecovery (records: BusRecord[]): Promise<void> {
+    try {
+      await this.processBatch(records)
+      this.#failures = 0
+    } catch (err) {
+      this.#failures++
+      this.#deps.log.error({ err, failures: this.#failures }, 'Batch failed; going back to the stored offsets.')
+      await this.#recover()
+      await new Promise(resolve => setTimeout(resolve, Math.min(5000, 100 * 2 ** this.#failures)))
+    }
+  }
+
+  /** Rebuilds state as after a restart and rewinds the consumer to the stored offsets. */
+  async #recover (): Promise<void> {
+    const partitions = this.#assigned
+    this.#revoke(partitions)
+    const offsets = await this.#assign(partitions)
+    this.#deps.consumer.seek(offsets)
+  }
+
+  async #assign (partitions: number[]): Promise<StartOffsets> {
+    const { options: o } = this
+    const progress = await loadProgress(this.#deps.db, o.group, o.topic)
+    const now = this.#deps.wallClock()
+    const offsets: StartOffsets = new Map()
+    for (const p of partitions) {
+      const stored = progress.partitions.get(p)
+      this.#op.watermarks.addChannel(p, now, stored?.maxEventMs ?? -Infinity)
+      offsets.set(p, stored?.nextOffset ?? 0)
+    }
+    this.#op.watermarks.restoreFloor(progress.watermark)
+    this.#assigned = [...new Set([...this.#assigned, ...partitions])]
+    this.#deps.log.info({ partitions, watermark: progress.watermark }, 'Partitions assigned.')
+    return offsets
+  }
+
+  #revoke (partitions: number[]): void {
+    for (const p of partitions) this.#op.watermarks.removeChannel(p)
+    this.#assigned = this.#assigned.filter(p => !partitions.includes(p))
+    // Sensor state is cheap to rebuild: unknown sensors take the checked (database) path once.
+    this.#sensorMaxTs.clear()
+    this.#deps.detector.reset?.()
+    if (this.#assigned.length === 0) this.#op = new WindowOperator(this.options.windowing)
+  }
+
+  /** No records: let idle partitions stop holding the watermark back, and close what that finalizes. */
+  async #idle (): Promise<void> {
+    const before = this.#op.watermark
+    const after = this.#op.watermarks.tick(this.#deps.wallClock())
+    if (after <= before) return
+    const finalized = await this.#deps.db.transaction(async tx => {
+      const f = await finalizeWindows(tx, this.#op.finalEndBoundary)
+      await saveProgress(tx, this.options.group, this.options.topic, [], after)
+      return f
+    })
+    this.#deps.metrics.windowsFinalized.inc(finalized.length)
+    this.#deps.metrics.watermark.set(after)
+    this.emit('batch', { stored: [], revised: [], finalized, late: [], deadLetters: [], duplicates: 0, watermark: after })
+  }
+
+  /** Processes and stores one batch in one transaction. Exposed for tests and benchmarks. */
+  async processBatch (records: readonly BusRecord[]): Promise<BatchOutcome> {
+    const { db, metrics, detector } = this.#deps
+    const endTimer = metrics.batchSeconds.startTimer()
+    const wall = this.#deps.wallClock()
+    this.#op.watermarks.tick(wall)
+    const ingestNow = this.#deps.ingestClock()
+
+    // 1. Validate. Raw text is checked against the wire format; in-process readings are trusted.
+    const readings: Reading[] = []
+    const channels: number[] = []
+    const deadLetters: DeadLetter[] = []
+    const next = new Map<number, number>()
+    for (const rec of records) {
+      next.set(rec.partition, rec.offset + 1)
+      if (typeof rec.value !== 'string') {
+        readings.push(rec.value)
+        channels.push(rec.partition)
+        continue
+      }
+      const v = validateMessage(rec.value, ingestNow, this.options.validation)
+      if (v.ok) {
+        readings.push(v.reading)
+        channels.push(rec.partition)
+      } else {
+        deadLetters.push({ raw: rec.value, reason: v.reason, detail: v.detail, source: `${this.options.topic}/${rec.partition}@${rec.offset}`, receivedAt: wall })
+      }
+    }
+
+    // 2. De-duplicate: later than the sensor's stored maximum is new; anything else is looked up.
+    const n = readings.length
+    const status = new Uint8Array(n)
+    const keys: string[] = new Array<string>(n)
+    const seen = new Set<string>()
+    const checks: { sensorId: string, ts: number }[] = []
+    for (let i = 0; i < n; i++) {
+      const r = readings[i]!
+      const key = keys[i] = `${r.sensorId}|${r.ts}`
+      if (seen.has(key)) { status[i] = DUPLICATE; continue }
+      seen.add(key)
+      const max = this.#sensorMaxTs.get(r.sensorId)
+      if (max === undefined || r.ts <= max) {
+        status[i] = CHECK
+        checks.push({ sensorId: r.sensorId, ts: r.ts })
+      }
+      if (max === undefined || r.ts > max) this.#sensorMaxTs.set(r.sensorId, r.ts)
+    }
+    await ensureDayPartitions(db, readings.map(r => r.ts))
+
+    const outcome = await db.transaction(async tx => {
+      const stored = await findStoredKeys(tx, checks)
+      // 3. In arrival order: watermark and lateness, then detection and window deltas.
+      const scored: ScoredReading[] = []
+      const late: LateReading[] = []
+      const deltas = new WindowDeltas(this.#op.options.sizeMs)
+      let duplicates = 0
+      for (let i = 0; i < n; i++) {
+        const r = readings[i]!
+        if (status[i] === DUPLICATE || (status[i] === CHECK && stored.has(keys[i]!))) { duplicates++; continue }
+        const lateness = this.#op.assign(channels[i]!, r.ts)
+        if (lateness !== ON_TIME) {
+          late.push({ reading: r, windowStart: this.#op.windows.startOf(r.ts), watermark: this.#op.watermark, latenessMs: lateness })
+          continue
+        }
+        const verdict = detector.detect(r)
+        scored.push({ reading: r, verdict })
+        deltas.add(r.location, r.sensorType, this.#op.windows.startOf(r.ts), {
+          value: r.value,
+          ruleAnomaly: verdict.ruleAnomaly,
+          labelAnomaly: r.anomaly === true,
+          zAnomaly: verdict.zAnomaly,
+          mlAnomaly: verdict.mlAnomaly === true
+        })
+      }
+      const inserted = await insertReadings(tx, scored)
+      if (inserted !== scored.length) {
+        // The key is the last word on duplicates; counting must agree with it or the windows would be wrong.
+        throw new Error(`de-duplication disagreed with the table: ${scored.length - inserted} readings already stored`)
+      }
+      const lateKept = await insertLateReadings(tx, late)
+      duplicates += late.length - lateKept
+      await insertDeadLetters(tx, deadLetters)
+      const revised = await mergeWindowDeltas(tx, deltas.drain())
+      const finalized = await finalizeWindows(tx, this.#op.finalEndBoundary)
+      const progress: PartitionProgress[] = [...next].map(([partition, nextOffset]) => {
+        const max = this.#op.watermarks.channelMaxTs(partition)
+        return { partition, nextOffset, maxEventMs: Number.isFinite(max) ? max : null }
+      })
+      await saveProgress(tx, this.options.group, this.options.topic, progress, this.#op.watermark)
+      return { stored: scored, revised, finalized, late, deadLetters, duplicates, watermark: this.#op.watermark }
+    })
+    await this.#deps.consumer.commit(next)
+
+    metrics.received.inc(records.length)
+    metrics.stored.inc(outcome.stored.length)
+    metrics.duplicates.inc(outcome.duplicates)
+    metrics.late.inc(outcome.late.length)
+    for (const d of deadLetters) metrics.deadLetters.inc({ reason: d.reason })
+    let rule = 0; let z = 0; let ml = 0
+    for (const { verdict } of outcome.stored) {
+      if (verdict.ruleAnomaly) rule++
+      if (verdict.zAnomaly) z++
+      if (verdict.mlAnomaly === true) ml++
+    }
+    metrics.anomalies.inc({ detector: 'rule' }, rule)
+    metrics.anomalies.inc({ detector: 'zscore' }, z)
+    metrics.anomalies.inc({ detector: 'ml' }, ml)
+    metrics.windowsUpdated.inc(outcome.revised.length)
+    metrics.windowsFinalized.inc(outcome.finalized.length)
+    if (Number.isFinite(outcome.watermark)) metrics.watermark.set(outcome.watermark)
+    endTimer()
+    this.emit('batch', outcome)
+    return outcome
+  }
+
+  /** End of a bounded input: every window becomes final (Flink's final watermark). */
+  async #finalizeAll (): Promise<void> {
+    const { sizeMs, allowedLatenessMs } = this.#op.options
+    let maxTs = -Infinity
+    for (const p of this.#assigned) maxTs = Math.max(maxTs, this.#op.watermarks.channelMaxTs(p))
+    // What a later run must treat as final: every window up to the last one seen.
+    const floor = Number.isFinite(maxTs) ? this.#op.windows.startOf(maxTs) + sizeMs + allowedLatenessMs : this.#op.watermark
+    const finalized = await this.#deps.db.transaction(async tx => {
+      const f = await finalizeWindows(tx, Infinity)
+      await saveProgress(tx, this.options.group, this.options.topic, [], floor)
+      return f
+    })
+    this.#op.watermarks.restoreFloor(floor)
+    this.#deps.metrics.windowsFinalized.inc(finalized.length)
+    this.emit('batch', { stored: [], revised: [], finalized, late: [], deadLetters: [], duplicates: 0, watermark: floor })
+  }
+}

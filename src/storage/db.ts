@@ -1,0 +1,82 @@
+import { mkdirSync } from 'node:fs'
+import { PGlite } from '@electric-sql/pglite'
+import postgres from 'postgres'
+import { IotError } from '../domain/index.ts'
+
+export type Row = Record<string, unknown>
+
+/** Something SQL can be sent to: the database or an open transaction. */
+export interface Queryable {
+  query<T extends object = Row>(text: string, params?: readonly unknown[]): Promise<T[]>
+}
+
+/** The storage port: PostgreSQL (postgres.js) or embedded PGlite, same SQL on both. */
+export interface Db extends Queryable {
+  readonly kind: 'postgres' | 'pglite'
+  /** Runs a script of several statements without parameters. */
+  exec(script: string): Promise<void>
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>
+  close(): Promise<void>
+}
+
+export interface DbOptions {
+  /** postgres://… connection string; when absent the embedded PGlite database is used. */
+  databaseUrl?: string | null
+  /** PGlite data folder ('memory://' for a throwaway in-memory database). */
+  dataDir?: string
+  /** Pool size for PostgreSQL. */
+  maxConnections?: number
+}
+
+function storageError (err: unknown, what: string): IotError {
+  return new IotError('IOT_ERR_STORAGE', `${what}: ${(err as Error).message}`, { cause: err })
+}
+
+export async function openDb (opts: DbOptions = {}): Promise<Db> {
+  return opts.databaseUrl ? openPostgres(opts.databaseUrl, opts.maxConnections ?? 4) : openPglite(opts.dataDir ?? './data')
+}
+
+export async function openPostgres (url: string, max = 4): Promise<Db> {
+  const sql = postgres(url, {
+    max,
+    onnotice: () => {},
+    // int8 as JS number: our int8 values (offsets, epoch ms) stay far below 2^53.
+    types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
+    connection: { application_name: 'iot-monitor' }
+  })
+  try {
+    await sql`select 1`
+  } catch (err) {
+    await sql.end({ timeout: 1 })
+    throw storageError(err, `cannot connect to PostgreSQL at ${url.replace(/\/\/[^@/]*@/, '//***@')}`)
+  }
+  const run = async <T extends object>(q: postgres.Sql | postgres.TransactionSql, text: string, params?: readonly unknown[]): Promise<T[]> =>
+    // postgres.js types its parameters loosely; our callers pass strings, numbers, booleans and null.
+    await q.unsafe(text, params as postgres.ParameterOrJSON<never>[] | undefined) as unknown as T[]
+  return {
+    kind: 'postgres',
+    query: async (text, params) => await run(sql, text, params),
+    exec: async (script) => { await sql.unsafe(script) },
+    transaction: async (fn) => await sql.begin(async tx => await fn({ query: async (text, params) => await run(tx, text, params) })) as Awaited<ReturnType<typeof fn>>,
+    close: async () => { await sql.end({ timeout: 5 }) }
+  }
+}
+
+export async function openPglite (dataDir: string): Promise<Db> {
+  if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true })
+  let pg: PGlite
+  try {
+    pg = await PGlite.create(dataDir, { parsers: { 20: (x: string) => Number(x) } })
+  } catch (err) {
+    throw storageError(err, `cannot open the embedded database in ${dataDir}`)
+  }
+  const run = async <T extends object>(q: Pick<PGlite, 'query'>, text: string, params?: readonly unknown[]): Promise<T[]> =>
+    (await q.query<T>(text, params === undefined ? undefined : [...params])).rows
+  return {
+    kind: 'pglite',
+    query: async (text, params) => await run(pg, text, params),
+    exec: async (script) => { await pg.exec(script) },
+    transaction: async (fn) => await pg.transaction(async tx => await fn({ query: async (text, params) => await run(tx, text, params) })),
+    close: async () => { await pg.close() }
+  }
+}

@@ -1,0 +1,39 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import { IotError } from '../domain/index.ts'
+import { type Db } from './db.ts'
+
+const dir = fileURLToPath(new URL('./migrations/', import.meta.url))
+/** Arbitrary constant: serialises concurrent migrators (several workers starting at once). */
+const LOCK_KEY = 727_001
+
+/** Applies the SQL files in migrations/ that have not run yet, each in its own transaction. */
+export async function migrate (db: Db): Promise<string[]> {
+  const files = readdirSync(dir).filter(f => f.endsWith('.sql')).sort()
+  const applied: string[] = []
+  await db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())')
+  await db.transaction(async tx => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY])
+    const done = new Set((await tx.query<{ name: string }>('SELECT name FROM schema_migrations')).map(r => r.name))
+    for (const f of files) {
+      if (done.has(f)) continue
+      try {
+        // Statements run one by one: the extended protocol takes one statement per call.
+        for (const stmt of splitSql(readFileSync(join(dir, f), 'utf8'))) await tx.query(stmt)
+      } catch (err) {
+        throw new IotError('IOT_ERR_MIGRATION', `migration ${f} failed: ${(err as Error).message}`, { cause: err })
+      }
+      await tx.query('INSERT INTO schema_migrations (name) VALUES ($1)', [f])
+      applied.push(f)
+    }
+  })
+  return applied
+}
+
+/** Splits a migration script on semicolons at line ends, dropping comments (our files keep no ';' inside strings). */
+export function splitSql (script: string): string[] {
+  return script
+    .split('\n').map(l => l.replace(/--.*$/, '')).join('\n')
+    .split(/;\s*(?:\n|$)/).map(s => s.trim()).filter(s => s.length > 0)
+}

@@ -1,0 +1,98 @@
+// Read queries behind the JSON API. All times are epoch ms; every query is bounded by `limit`.
+import { type WindowAggregate } from '../domain/index.ts'
+import { msToTimestamp, timestampToMs } from './arrays.ts'
+import { type Queryable } from './db.ts'
+import { aggregateColumns } from './write.ts'
+
+export interface QueryFilter {
+  location?: string | undefined
+  sensorType?: string | undefined
+  /** Inclusive lower bound on event time (epoch ms). */
+  from?: number | undefined
+  /** Exclusive upper bound on event time (epoch ms). */
+  to?: number | undefined
+  limit: number
+}
+
+export interface StoredReading {
+  sensorId: string
+  sensorType: string
+  location: string
+  value: number
+  timestamp: number
+  unit: string
+  anomaly: boolean | null
+  anomalyType: string | null
+  ruleAnomaly: boolean
+  zScore: number | null
+  zAnomaly: boolean
+  mlScore: number | null
+  mlAnomaly: boolean | null
+  modelVersion: string | null
+}
+
+function where (f: QueryFilter, timeColumn: string, extra: string[] = []): { sql: string, params: unknown[] } {
+  const conds = [...extra]
+  const params: unknown[] = []
+  if (f.location !== undefined) { params.push(f.location); conds.push(`location = $${params.length}`) }
+  if (f.sensorType !== undefined) { params.push(f.sensorType); conds.push(`sensor_type = $${params.length}`) }
+  if (f.from !== undefined) { params.push(f.from); conds.push(`${timeColumn} >= ${msToTimestamp(`$${params.length}::float8`)}`) }
+  if (f.to !== undefined) { params.push(f.to); conds.push(`${timeColumn} < ${msToTimestamp(`$${params.length}::float8`)}`) }
+  params.push(f.limit)
+  return { sql: conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : '', params }
+}
+
+const readingColumns = `sensor_id AS "sensorId", sensor_type AS "sensorType", location, value,
+  ${timestampToMs('timestamp')} AS timestamp, unit, anomaly, anomaly_type AS "anomalyType",
+  rule_anomaly AS "ruleAnomaly", z_score AS "zScore", z_anomaly AS "zAnomaly", ml_score AS "mlScore",
+  ml_anomaly AS "mlAnomaly", model_version AS "modelVersion"`
+
+export async function recentReadings (db: Queryable, f: QueryFilter): Promise<StoredReading[]> {
+  const w = where(f, 'timestamp')
+  return await db.query<StoredReading>(
+    `SELECT ${readingColumns} FROM sensor_readings ${w.sql} ORDER BY timestamp DESC LIMIT $${w.params.length}`, w.params)
+}
+
+/** Readings flagged by any detector (rule, z-score, ML), newest first. */
+export async function recentAnomalies (db: Queryable, f: QueryFilter): Promise<StoredReading[]> {
+  const w = where(f, 'timestamp', ['(rule_anomaly OR z_anomaly OR coalesce(ml_anomaly, false))'])
+  return await db.query<StoredReading>(
+    `SELECT ${readingColumns} FROM sensor_readings ${w.sql} ORDER BY timestamp DESC LIMIT $${w.params.length}`, w.params)
+}
+
+export async function recentAggregates (db: Queryable, f: QueryFilter): Promise<WindowAggregate[]> {
+  const w = where(f, 'window_start')
+  return await db.query<WindowAggregate>(
+    `SELECT ${aggregateColumns} FROM sensor_aggregates ${w.sql} ORDER BY window_start DESC, location, sensor_type LIMIT $${w.params.length}`, w.params)
+}
+
+export interface LateReadingRow {
+  sensorId: string
+  location: string
+  sensorType: string
+  value: number
+  timestamp: number
+  windowStart: number
+  latenessMs: number
+}
+
+export async function recentLateReadings (db: Queryable, f: QueryFilter): Promise<LateReadingRow[]> {
+  const w = where(f, 'timestamp')
+  return await db.query<LateReadingRow>(`SELECT sensor_id AS "sensorId", location, sensor_type AS "sensorType", value,
+    ${timestampToMs('timestamp')} AS timestamp, ${timestampToMs('window_start')} AS "windowStart", lateness_ms AS "latenessMs"
+    FROM late_readings ${w.sql} ORDER BY received_at DESC LIMIT $${w.params.length}`, w.params)
+}
+
+export interface DeadLetterRow {
+  id: number
+  receivedAt: number
+  source: string
+  reason: string
+  detail: string
+  raw: string
+}
+
+export async function recentDeadLetters (db: Queryable, limit: number): Promise<DeadLetterRow[]> {
+  return await db.query<DeadLetterRow>(`SELECT id, ${timestampToMs('received_at')} AS "receivedAt", source, reason, detail,
+    left(raw, 2000) AS raw FROM dead_letters ORDER BY id DESC LIMIT $1`, [limit])
+}

@@ -1,0 +1,233 @@
+// The worker's write path: everything of one batch goes through these, inside one transaction.
+import { type DeadLetter, type Reading, type ScoredReading, type WindowAggregate } from '../domain/index.ts'
+import { type WindowDelta } from '../windowing/index.ts'
+import { boolArray, msToTimestamp, numberArray, textArray, timestampToMs } from './arrays.ts'
+import { type Db, type Queryable } from './db.ts'
+
+const DAY_MS = 86_400_000
+
+/** A reading that arrived after its window was final. */
+export interface LateReading {
+  reading: Reading
+  windowStart: number
+  watermark: number
+  latenessMs: number
+}
+
+export interface PartitionProgress {
+  partition: number
+  nextOffset: number
+  /** Highest event time seen on the partition, or null if none yet. */
+  maxEventMs: number | null
+}
+
+export const aggregateColumns = `
+  ${timestampToMs('window_start')} AS "windowStart", ${timestampToMs('window_end')} AS "windowEnd",
+  location, sensor_type AS "sensorType", avg_value AS avg, min_value AS min, max_value AS max,
+  stddev_value AS stddev, count_readings AS count, anomaly_count AS "anomalyCount",
+  label_anomaly_count AS "labelAnomalyCount", z_score_anomalies AS "zScoreAnomalies",
+  ml_anomaly_count AS "mlAnomalyCount", revision, is_final AS "isFinal"`
+
+const createdPartitions = new WeakMap<Db, Set<number>>()
+
+function partitionName (day: number): string {
+  return 'sensor_readings_' + new Date(day * DAY_MS).toISOString().slice(0, 10).replaceAll('-', '')
+}
+
+/** Creates the daily partitions of sensor_readings that hold these event times (idempotent, race-safe). */
+export async function ensureDayPartitions (db: Db, timestamps: Iterable<number>): Promise<void> {
+  let known = createdPartitions.get(db)
+  if (known === undefined) {
+    known = new Set()
+    createdPartitions.set(db, known)
+  }
+  const days = new Set<number>()
+  for (const ts of timestamps) {
+    const day = Math.floor(ts / DAY_MS)
+    if (!known.has(day)) days.add(day)
+  }
+  for (const day of days) {
+    const from = new Date(day * DAY_MS).toISOString()
+    const to = new Date((day + 1) * DAY_MS).toISOString()
+    try {
+      await db.query(`CREATE TABLE IF NOT EXISTS ${partitionName(day)} PARTITION OF sensor_readings FOR VALUES FROM ('${from}') TO ('${to}')`)
+    } catch (err) {
+      // Another worker created it between our IF NOT EXISTS check and the create.
+      const code = (err as { code?: string }).code
+      if (code !== '42P07' && code !== '23505') throw err
+    }
+    known.add(day)
+  }
+}
+
+/** Drops daily partitions that end at or before `beforeMs` (retention). Returns the dropped names. */
+export async function dropPartitionsBefore (db: Db, beforeMs: number): Promise<string[]> {
+  const rows = await db.query<{ name: string }>(`
+    SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+    JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'sensor_readings'`)
+  const dropped: string[] = []
+  for (const { name } of rows) {
+    const m = /^sensor_readings_(\d{4})(\d{2})(\d{2})$/.exec(name)
+    if (m === null) continue
+    const end = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) + DAY_MS
+    if (end <= beforeMs) {
+      await db.query(`DROP TABLE ${name}`)
+      createdPartitions.get(db)?.delete(Math.floor((end - DAY_MS) / DAY_MS))
+      dropped.push(name)
+    }
+  }
+  return dropped
+}
+
+/** Which of these (sensor, time) keys are already stored as readings. Returns keys `${sensorId}|${ts}`. */
+export async function findStoredKeys (tx: Queryable, keys: readonly { sensorId: string, ts: number }[]): Promise<Set<string>> {
+  if (keys.length === 0) return new Set()
+  const rows = await tx.query<{ s: string, ts: number }>(`
+    SELECT x.s, x.ts FROM unnest($1::text[], $2::float8[]) AS x(s, ts)
+    WHERE EXISTS (SELECT 1 FROM sensor_readings r WHERE r.sensor_id = x.s AND r.timestamp = ${msToTimestamp('x.ts')})`,
+  [textArray(keys.map(k => k.sensorId)), numberArray(keys.map(k => k.ts))])
+  return new Set(rows.map(r => `${r.s}|${r.ts}`))
+}
+
+/** Inserts readings with their verdicts; a key already stored is skipped. Returns rows inserted. */
+export async function insertReadings (tx: Queryable, rows: readonly ScoredReading[]): Promise<number> {
+  if (rows.length === 0) return 0
+  const n = rows.length
+  const s: string[] = new Array(n); const t: string[] = new Array(n); const l: string[] = new Array(n)
+  const v: number[] = new Array(n); const ts: number[] = new Array(n); const u: string[] = new Array(n)
+  const a: (boolean | null)[] = new Array(n); const ak: (string | null)[] = new Array(n); const sq: (number | null)[] = new Array(n)
+  const ra: boolean[] = new Array(n); const z: (number | null)[] = new Array(n); const za: boolean[] = new Array(n)
+  const ms: (number | null)[] = new Array(n); const ma: (boolean | null)[] = new Array(n); const mv: (string | null)[] = new Array(n)
+  for (let i = 0; i < n; i++) {
+    const { reading: r, verdict: d } = rows[i] as ScoredReading
+    s[i] = r.sensorId; t[i] = r.sensorType; l[i] = r.location; v[i] = r.value; ts[i] = r.ts; u[i] = r.unit
+    a[i] = r.anomaly; ak[i] = r.anomalyKind; sq[i] = r.seq
+    ra[i] = d.ruleAnomaly; z[i] = d.zScore; za[i] = d.zAnomaly; ms[i] = d.mlScore; ma[i] = d.mlAnomaly; mv[i] = d.modelVersion
+  }
+  const res = await tx.query<{ n: number }>(`
+    WITH ins AS (
+      INSERT INTO sensor_readings (sensor_id, sensor_type, location, value, timestamp, unit, anomaly, anomaly_type, seq,
+        rule_anomaly, z_score, z_anomaly, ml_score, ml_anomaly, model_version)
+      SELECT s, t, l, v, ${msToTimestamp('ts')}, u, a, ak, sq, ra, z, za, ms, ma, mv
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::float8[], $6::text[], $7::bool[], $8::text[],
+        $9::int8[], $10::bool[], $11::float8[], $12::bool[], $13::float8[], $14::bool[], $15::text[])
+        AS x(s, t, l, v, ts, u, a, ak, sq, ra, z, za, ms, ma, mv)
+      ON CONFLICT DO NOTHING RETURNING 1)
+    SELECT count(*)::int AS n FROM ins`,
+  [textArray(s), textArray(t), textArray(l), numberArray(v), numberArray(ts), textArray(u), boolArray(a), textArray(ak),
+    numberArray(sq), boolArray(ra), numberArray(z), boolArray(za), numberArray(ms), boolArray(ma), textArray(mv)])
+  return res[0]?.n ?? 0
+}
+
+/** Keeps late readings (a key already kept is skipped). Returns rows inserted. */
+export async function insertLateReadings (tx: Queryable, late: readonly LateReading[]): Promise<number> {
+  if (late.length === 0) return 0
+  const r = late.map(x => x.reading)
+  const res = await tx.query<{ n: number }>(`
+    WITH ins AS (
+      INSERT INTO late_readings (sensor_id, sensor_type, location, value, timestamp, unit, anomaly, anomaly_type, seq,
+        window_start, watermark, lateness_ms)
+      SELECT s, t, l, v, ${msToTimestamp('ts')}, u, a, ak, sq, ${msToTimestamp('ws')}, ${msToTimestamp('wm')}, lt
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::float8[], $6::text[], $7::bool[], $8::text[],
+        $9::int8[], $10::float8[], $11::float8[], $12::int8[]) AS x(s, t, l, v, ts, u, a, ak, sq, ws, wm, lt)
+      ON CONFLICT DO NOTHING RETURNING 1)
+    SELECT count(*)::int AS n FROM ins`,
+  [textArray(r.map(x => x.sensorId)), textArray(r.map(x => x.sensorType)), textArray(r.map(x => x.location)),
+    numberArray(r.map(x => x.value)), numberArray(r.map(x => x.ts)), textArray(r.map(x => x.unit)),
+    boolArray(r.map(x => x.anomaly)), textArray(r.map(x => x.anomalyKind)), numberArray(r.map(x => x.seq)),
+    numberArray(late.map(x => x.windowStart)), numberArray(late.map(x => x.watermark)), numberArray(late.map(x => x.latenessMs))])
+  return res[0]?.n ?? 0
+}
+
+export async function insertDeadLetters (tx: Queryable, letters: readonly DeadLetter[]): Promise<void> {
+  if (letters.length === 0) return
+  // NUL cannot be stored in PostgreSQL text: keep it visible as \u0000.
+  const clean = (s: string): string => s.includes('\u0000') ? s.replaceAll('\u0000', '\\u0000') : s
+  await tx.query(`
+    INSERT INTO dead_letters (received_at, source, reason, detail, raw)
+    SELECT ${msToTimestamp('at')}, src, reason, detail, raw
+    FROM unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::text[]) AS x(at, src, reason, detail, raw)`,
+  [numberArray(letters.map(d => d.receivedAt)), textArray(letters.map(d => d.source)), textArray(letters.map(d => d.reason)),
+    textArray(letters.map(d => clean(d.detail))), textArray(letters.map(d => clean(d.raw)))])
+}
+
+/**
+ * Merges window deltas into sensor_aggregates (Chan's formula, the same as the in-memory merge)
+ * and returns the revised windows.
+ */
+export async function mergeWindowDeltas (tx: Queryable, deltas: readonly WindowDelta[]): Promise<WindowAggregate[]> {
+  if (deltas.length === 0) return []
+  const n = 'a.count_readings::float8 + excluded.count_readings'
+  const d = '(excluded.avg_value - a.avg_value)'
+  const m2 = `a.m2 + excluded.m2 + ${d} * ${d} * (a.count_readings::float8 * excluded.count_readings / (${n}))`
+  return await tx.query<WindowAggregate>(`
+    INSERT INTO sensor_aggregates AS a (window_start, window_end, location, sensor_type, avg_value, min_value, max_value,
+      stddev_value, count_readings, anomaly_count, label_anomaly_count, z_score_anomalies, ml_anomaly_count, m2)
+    SELECT ${msToTimestamp('ws')}, ${msToTimestamp('we')}, l, t, mean, mn, mx, sqrt(greatest(m2, 0) / cnt), cnt, ra, la, za, ma, m2
+    FROM unnest($1::float8[], $2::float8[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::float8[], $8::int4[],
+      $9::int4[], $10::int4[], $11::int4[], $12::int4[], $13::float8[]) AS x(ws, we, l, t, mean, mn, mx, cnt, ra, la, za, ma, m2)
+    ON CONFLICT (location, sensor_type, window_start) DO UPDATE SET
+      count_readings = a.count_readings + excluded.count_readings,
+      avg_value = a.avg_value + ${d} * (excluded.count_readings / (${n})),
+      m2 = ${m2},
+      stddev_value = sqrt(greatest(0, ${m2}) / (${n})),
+      min_value = least(a.min_value, excluded.min_value),
+      max_value = greatest(a.max_value, excluded.max_value),
+      anomaly_count = a.anomaly_count + excluded.anomaly_count,
+      label_anomaly_count = a.label_anomaly_count + excluded.label_anomaly_count,
+      z_score_anomalies = a.z_score_anomalies + excluded.z_score_anomalies,
+      ml_anomaly_count = a.ml_anomaly_count + excluded.ml_anomaly_count,
+      revision = a.revision + 1,
+      updated_at = now()
+    RETURNING ${aggregateColumns}`,
+  [numberArray(deltas.map(x => x.start)), numberArray(deltas.map(x => x.end)), textArray(deltas.map(x => x.location)),
+    textArray(deltas.map(x => x.sensorType)), numberArray(deltas.map(x => x.acc.mean)), numberArray(deltas.map(x => x.acc.min)),
+    numberArray(deltas.map(x => x.acc.max)), numberArray(deltas.map(x => x.acc.count)), numberArray(deltas.map(x => x.acc.ruleAnomalies)),
+    numberArray(deltas.map(x => x.acc.labelAnomalies)), numberArray(deltas.map(x => x.acc.zAnomalies)),
+    numberArray(deltas.map(x => x.acc.mlAnomalies)), numberArray(deltas.map(x => x.acc.m2))])
+}
+
+/** Marks windows final whose end is at or before `endBoundary` (watermark − allowed lateness). */
+export async function finalizeWindows (tx: Queryable, endBoundary: number): Promise<WindowAggregate[]> {
+  if (!Number.isFinite(endBoundary)) {
+    if (endBoundary !== Infinity) return []
+    return await tx.query<WindowAggregate>(`UPDATE sensor_aggregates SET is_final = true, finalized_at = now()
+      WHERE NOT is_final RETURNING ${aggregateColumns}`)
+  }
+  return await tx.query<WindowAggregate>(`UPDATE sensor_aggregates SET is_final = true, finalized_at = now()
+    WHERE NOT is_final AND window_end <= ${msToTimestamp('$1::float8')} RETURNING ${aggregateColumns}`, [endBoundary])
+}
+
+export async function saveProgress (tx: Queryable, group: string, topic: string, progress: readonly PartitionProgress[], watermark: number): Promise<void> {
+  if (progress.length > 0) {
+    await tx.query(`
+      INSERT INTO stream_offsets (consumer_group, topic, partition, next_offset, max_event_ms)
+      SELECT $1, $2, p, o, m FROM unnest($3::int4[], $4::int8[], $5::int8[]) AS x(p, o, m)
+      ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = excluded.next_offset,
+        max_event_ms = greatest(stream_offsets.max_event_ms, excluded.max_event_ms), updated_at = now()`,
+    [group, topic, numberArray(progress.map(p => p.partition)), numberArray(progress.map(p => p.nextOffset)),
+      numberArray(progress.map(p => p.maxEventMs))])
+  }
+  if (Number.isFinite(watermark)) {
+    await tx.query(`
+      INSERT INTO stream_watermarks (consumer_group, topic, watermark_ms) VALUES ($1, $2, $3)
+      ON CONFLICT (consumer_group, topic) DO UPDATE SET watermark_ms = greatest(stream_watermarks.watermark_ms, excluded.watermark_ms),
+        updated_at = now()`, [group, topic, Math.floor(watermark)])
+  }
+}
+
+export interface StoredProgress {
+  partitions: Map<number, { nextOffset: number, maxEventMs: number | null }>
+  watermark: number
+}
+
+export async function loadProgress (db: Queryable, group: string, topic: string): Promise<StoredProgress> {
+  const rows = await db.query<{ partition: number, next_offset: number, max_event_ms: number | null }>(
+    'SELECT partition, next_offset, max_event_ms FROM stream_offsets WHERE consumer_group = $1 AND topic = $2', [group, topic])
+  const wm = await db.query<{ watermark_ms: number }>(
+    'SELECT watermark_ms FROM stream_watermarks WHERE consumer_group = $1 AND topic = $2', [group, topic])
+  return {
+    partitions: new Map(rows.map(r => [r.partition, { nextOffset: r.next_offset, maxEventMs: r.max_event_ms }])),
+    watermark: wm[0]?.watermark_ms ?? -Infinity
+  }
+}
