@@ -1,0 +1,1 @@
+export { buildApp, type ApiDeps } from './app.ts'

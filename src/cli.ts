@@ -1,0 +1,91 @@
+// The command line: the only place that listens on ports or exits the process.
+import { pino, type Logger } from 'pino'
+import { loadConfig, usage, type Config } from './config/index.ts'
+import { IotError } from './domain/index.ts'
+import { PipelineMetrics, startEmbedded, type EmbeddedSystem } from './pipeline/index.ts'
+import { migrate, openDb } from './storage/index.ts'
+
+const fmt = new Intl.NumberFormat('en-US')
+
+/** One status line every few seconds: readings/s, windows closed, anomalies, late, dead letters. */
+function startStatusLine (sys: EmbeddedSystem, intervalMs: number): () => Promise<void> {
+  const m = sys.metrics
+  let last = { t: Date.now(), received: 0 }
+  const line = async (): Promise<void> => {
+    const now = Date.now()
+    const [received, stored, finals, anomalies, late, dead, dups] = await Promise.all([
+      m.received, m.stored, m.windowsFinalized, m.anomalies, m.late, m.deadLetters, m.duplicates
+    ].map(async c => await PipelineMetrics.total(c)))
+    const rate = ((received ?? 0) - last.received) / Math.max(0.001, (now - last.t) / 1000)
+    last = { t: now, received: received ?? 0 }
+    const wm = sys.worker.watermark
+    process.stdout.write(`${new Date(now).toISOString().slice(11, 19)} | ${fmt.format(Math.round(rate))} readings/s` +
+      ` | stored ${fmt.format(stored ?? 0)} | windows closed ${fmt.format(finals ?? 0)} | anomalies ${fmt.format(anomalies ?? 0)}` +
+      ` | late ${fmt.format(late ?? 0)} | duplicates ${fmt.format(dups ?? 0)} | dead letters ${fmt.format(dead ?? 0)}` +
+      ` | event time ${Number.isFinite(wm) ? new Date(wm).toISOString().slice(0, 19) + 'Z' : '-'}\n`)
+  }
+  const timer = intervalMs > 0 ? setInterval(() => { line().catch(() => {}) }, intervalMs) : null
+  return async () => {
+    if (timer !== null) clearInterval(timer)
+    if (intervalMs > 0) await line()
+  }
+}
+
+async function start (config: Config, log: Logger): Promise<number> {
+  const sys = await startEmbedded(config, log)
+  const address = await sys.app.listen({ host: config.host, port: config.port })
+  process.stdout.write(`iot-monitor is running: ${address} (API: /api/readings, /api/aggregates, /api/anomalies, /health, /metrics)\n` +
+    `database: ${sys.db.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL'}; press Ctrl-C to stop.\n`)
+  const finalStatus = startStatusLine(sys, config.statusIntervalMs)
+
+  const stopped = new Promise<string>(resolve => {
+    let signals = 0
+    const onSignal = (sig: string): void => {
+      if (++signals > 1) {
+        process.stderr.write('Second signal: exiting without waiting.\n')
+        process.exit(130)
+      }
+      resolve(sig)
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+  })
+  const why = await Promise.race([stopped, sys.sourceDone.then(() => 'end of the simulated duration')])
+  process.stdout.write(`Stopping (${why}): storing everything accepted…\n`)
+  await sys.stop()
+  await finalStatus()
+  process.stdout.write('Stopped cleanly.\n')
+  return 0
+}
+
+async function main (argv: string[]): Promise<number> {
+  const { command, config, help } = loadConfig(argv)
+  if (help || command === 'help') {
+    process.stdout.write(usage)
+    return 0
+  }
+  const log = pino({ level: config.logLevel, base: { app: 'iot-monitor' } }, pino.destination(2))
+  switch (command) {
+    case 'start':
+      return await start(config, log)
+    case 'migrate': {
+      const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir })
+      const applied = await migrate(db)
+      await db.close()
+      process.stdout.write(applied.length > 0 ? `Applied: ${applied.join(', ')}\n` : 'Schema is up to date.\n')
+      return 0
+    }
+    default:
+      process.stderr.write(`Unknown command "${command}".\n\n${usage}`)
+      return 2
+  }
+}
+
+main(process.argv.slice(2)).then(code => process.exit(code), (err: unknown) => {
+  if (err instanceof IotError) {
+    process.stderr.write(`error ${err.code}: ${err.message}\n`)
+    process.exit(err.code === 'IOT_ERR_CONFIG' ? 2 : 1)
+  }
+  process.stderr.write(`fatal: ${(err as Error).stack ?? String(err)}\n`)
+  process.exit(1)
+})

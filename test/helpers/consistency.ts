@@ -1,0 +1,61 @@
+// The check every pipeline test ends with: each window in sensor_aggregates equals a batch
+// recomputation from the raw readings (count, min, max exactly; avg and stddev to 1e-9 relative;
+// for windows of identical values PostgreSQL's stddev_pop gives ~1e-15 × mean, we give exactly 0,
+// so a stddev is compared relative to at least 1e-6 × |mean|),
+// every raw reading is in a window, and no key is both stored and late.
+import { type Queryable } from '../../src/storage/index.ts'
+
+export interface ConsistencyReport {
+  windows: number
+  finalWindows: number
+  readings: number
+  lateReadings: number
+  /** Readings whose key is in both sensor_readings and late_readings (must be 0). */
+  storedAndLate: number
+  /** Sum of count_readings over all windows (must equal `readings`). */
+  countedInWindows: number
+  mismatches: string[]
+}
+
+export async function checkConsistency (db: Queryable, windowMs = 60_000): Promise<ConsistencyReport> {
+  const mismatches = await db.query<{ location: string, sensor_type: string, ws: string, problem: string }>(`
+    WITH r AS (
+      SELECT location, sensor_type,
+             to_timestamp(floor(extract(epoch FROM timestamp) * 1000 / $1) * $1 / 1000.0) AS ws,
+             count(*)::int AS n, min(value) AS mn, max(value) AS mx, avg(value) AS av, stddev_pop(value) AS sd,
+             count(*) FILTER (WHERE rule_anomaly)::int AS ra, count(*) FILTER (WHERE z_anomaly)::int AS za,
+             count(*) FILTER (WHERE anomaly)::int AS la, count(*) FILTER (WHERE ml_anomaly)::int AS ma
+      FROM sensor_readings GROUP BY 1, 2, 3)
+    SELECT coalesce(a.location, r.location) AS location, coalesce(a.sensor_type, r.sensor_type) AS sensor_type,
+           coalesce(a.window_start, r.ws)::text AS ws,
+           CASE WHEN a.window_start IS NULL THEN 'readings without a window'
+                WHEN r.ws IS NULL THEN 'window without readings'
+                ELSE format('count %s/%s min %s/%s max %s/%s avg %s/%s sd %s/%s anomalies %s/%s %s/%s %s/%s %s/%s',
+                  a.count_readings, r.n, a.min_value, r.mn, a.max_value, r.mx, a.avg_value, r.av, a.stddev_value, r.sd,
+                  a.anomaly_count, r.ra, a.z_score_anomalies, r.za, a.label_anomaly_count, r.la, a.ml_anomaly_count, r.ma)
+           END AS problem
+    FROM sensor_aggregates a
+    FULL OUTER JOIN r ON a.location = r.location AND a.sensor_type = r.sensor_type AND a.window_start = r.ws
+    WHERE a.window_start IS NULL OR r.ws IS NULL
+       OR a.count_readings <> r.n OR a.min_value <> r.mn OR a.max_value <> r.mx
+       OR abs(a.avg_value - r.av) > 1e-9 * greatest(abs(r.av), 1e-12)
+       OR abs(a.stddev_value - r.sd) > 1e-9 * greatest(r.sd, abs(r.av) * 1e-6)
+       OR a.anomaly_count <> r.ra OR a.z_score_anomalies <> r.za OR a.label_anomaly_count <> r.la OR a.ml_anomaly_count <> r.ma
+    LIMIT 20`, [windowMs])
+  const [c] = await db.query<{ windows: number, finals: number, readings: number, late: number, both: number, counted: number }>(`
+    SELECT (SELECT count(*)::int FROM sensor_aggregates) AS windows,
+           (SELECT count(*)::int FROM sensor_aggregates WHERE is_final) AS finals,
+           (SELECT count(*)::int FROM sensor_readings) AS readings,
+           (SELECT count(*)::int FROM late_readings) AS late,
+           (SELECT count(*)::int FROM late_readings l JOIN sensor_readings r USING (sensor_id, timestamp)) AS both,
+           (SELECT coalesce(sum(count_readings), 0)::int FROM sensor_aggregates) AS counted`)
+  return {
+    windows: c!.windows,
+    finalWindows: c!.finals,
+    readings: c!.readings,
+    lateReadings: c!.late,
+    storedAndLate: c!.both,
+    countedInWindows: c!.counted,
+    mismatches: mismatches.map(m => `${m.ws} ${m.location}/${m.sensor_type}: ${m.problem}`)
+  }
+}

@@ -1,0 +1,68 @@
+// The databases every storage and pipeline test runs on: embedded PGlite always, and a real
+// PostgreSQL server when DATABASE_URL is set. In CI (CI=true) the PostgreSQL suites are mandatory.
+import { randomBytes } from 'node:crypto'
+import postgres from 'postgres'
+import { type Db, migrate, openPglite, openPostgres } from '../../src/storage/index.ts'
+
+export interface TestDatabase {
+  name: 'pglite' | 'postgres'
+  /** A fresh, migrated database; `url` is set for PostgreSQL (to hand to child processes). */
+  create(): Promise<{ db: Db, url: string | null, drop(): Promise<void> }>
+}
+
+export const serverUrl = process.env.DATABASE_URL ?? null
+
+if (process.env.CI === 'true' && serverUrl === null) {
+  throw new Error('CI=true but DATABASE_URL is not set: the PostgreSQL suites may not be skipped in CI.')
+}
+
+/** Creates an empty database on the server and returns its URL. */
+export async function createServerDatabase (url: string): Promise<{ url: string, drop(): Promise<void> }> {
+  const name = `iot_test_${randomBytes(6).toString('hex')}`
+  const admin = postgres(url, { max: 1, onnotice: () => {} })
+  await admin.unsafe(`CREATE DATABASE ${name}`)
+  await admin.end()
+  const u = new URL(url)
+  u.pathname = `/${name}`
+  return {
+    url: u.toString(),
+    drop: async () => {
+      const a = postgres(url, { max: 1, onnotice: () => {} })
+      await a.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      await a.end()
+    }
+  }
+}
+
+export const testDatabases: TestDatabase[] = [
+  {
+    name: 'pglite',
+    create: async () => {
+      const db = await openPglite('memory://')
+      await migrate(db)
+      return { db, url: null, drop: async () => { await db.close() } }
+    }
+  }
+]
+
+if (serverUrl !== null) {
+  testDatabases.push({
+    name: 'postgres',
+    create: async () => {
+      const created = await createServerDatabase(serverUrl)
+      const db = await openPostgres(created.url)
+      await migrate(db)
+      return {
+        db,
+        url: created.url,
+        drop: async () => {
+          await db.close()
+          await created.drop()
+        }
+      }
+    }
+  })
+}
+
+/** Which databases run; printed so CI output shows the PostgreSQL suites ran. */
+export const databaseNames = testDatabases.map(d => d.name).join(', ')
