@@ -94,7 +94,8 @@ Flags (env in brackets; a JSON file given by --config may set any of them by nam
   --host HOST, --port N   API address [HOST, PORT] (default 127.0.0.1:8080)
   --sensors N             simulated sensors (default 25: 5 locations x 5 types)
   --rate R                readings per second of event time, per sensor (default 1)
-  --speedup X             event time runs X times faster than the wall clock (default 1)
+  --speedup X             event time runs X times faster than the wall clock (default 1;
+                          max: as fast as the pipeline takes it)
   --seed N                simulator seed (default 42)
   --duration D            simulate D of event time (e.g. 2h), flush, and exit
   --start TIME            first event time (ISO 8601; default now or where the last run stopped)
@@ -170,7 +171,7 @@ export function loadConfig (argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const s = c.simulator
   const sensors = get('sensors'); if (sensors !== undefined) s.sensors = int(sensors, 'sensors', 1)
   const rate = get('rate'); if (rate !== undefined) s.rate = positive(rate, 'rate')
-  const speedup = get('speedup'); if (speedup !== undefined) s.speedup = positive(speedup, 'speedup')
+  const speedup = get('speedup'); if (speedup !== undefined) s.speedup = speedup === 'max' ? Infinity : positive(speedup, 'speedup')
   const seed = get('seed'); if (seed !== undefined) s.seed = int(seed, 'seed', 0)
   const duration = get('duration'); if (duration !== undefined) s.durationMs = parseDuration(duration, '--duration')
   const start = get('start')

@@ -69,9 +69,10 @@ export class SimulatorSource {
   async #run (): Promise<void> {
     const { endTs, speedup } = this.#opts
     while (!this.#stopped && !this.finished) {
-      const now = this.now()
+      // As fast as possible: everything up to the end time, paced only by the bus.
+      const horizon = speedup === Infinity ? Infinity : this.now()
       let burst = 0
-      while (!this.#stopped && this.#sim.nextTs <= now && !this.finished) {
+      while (!this.#stopped && this.#sim.nextTs <= horizon && !this.finished) {
         const r = this.#sim.next()
         if (!this.#producer.tryProduce(r.sensorId, r)) {
           const t0 = this.#wall()
