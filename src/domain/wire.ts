@@ -2,18 +2,21 @@ import { Type, type Static } from '@sinclair/typebox'
 import { Ajv } from 'ajv'
 import { type Reading } from './reading.ts'
 
+/** Names and units are printable: no control characters (NUL cannot even be stored in PostgreSQL text). */
+const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f]*$'
+
 /**
  * The wire format on topic `iot_sensors`, compatible with the original producer:
  * {"sensor_id","sensor_type","location","value","timestamp","unit","anomaly"} plus optional
  * "anomaly_type" (ground-truth kind) and "seq". Unknown extra fields are ignored.
  */
 export const WireReadingSchema = Type.Object({
-  sensor_id: Type.String({ minLength: 1, maxLength: 128 }),
-  sensor_type: Type.String({ minLength: 1, maxLength: 64 }),
-  location: Type.String({ minLength: 1, maxLength: 128 }),
+  sensor_id: Type.String({ minLength: 1, maxLength: 128, pattern: NO_CONTROL }),
+  sensor_type: Type.String({ minLength: 1, maxLength: 64, pattern: NO_CONTROL }),
+  location: Type.String({ minLength: 1, maxLength: 128, pattern: NO_CONTROL }),
   value: Type.Number(),
   timestamp: Type.String({ minLength: 10, maxLength: 40 }),
-  unit: Type.Optional(Type.String({ maxLength: 32 })),
+  unit: Type.Optional(Type.String({ maxLength: 32, pattern: NO_CONTROL })),
   anomaly: Type.Optional(Type.Union([Type.Boolean(), Type.Null()])),
   anomaly_type: Type.Optional(Type.Union([Type.String({ maxLength: 32 }), Type.Null()])),
   seq: Type.Optional(Type.Integer({ minimum: 0 }))

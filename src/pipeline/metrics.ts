@@ -12,6 +12,7 @@ export class PipelineMetrics {
   readonly windowsUpdated: Counter
   readonly windowsFinalized: Counter
   readonly batchSeconds: Histogram
+  readonly batchFailures: Counter
   readonly watermark: Gauge
   readonly lag: Gauge
 
@@ -33,6 +34,7 @@ export class PipelineMetrics {
       registers: r,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
     })
+    this.batchFailures = new Counter({ name: 'iot_batch_failures_total', help: 'Batches that failed and were retried from the stored offsets.', registers: r })
     this.watermark = new Gauge({ name: 'iot_watermark_ms', help: 'Combined event-time watermark (epoch ms).', registers: r })
     this.lag = new Gauge({ name: 'iot_consumer_lag', help: 'Records produced and not yet consumed.', registers: r })
   }

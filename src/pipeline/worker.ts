@@ -7,10 +7,11 @@ import {
 } from '../domain/index.ts'
 import {
   type Db, type LateReading, type PartitionProgress, ensureDayPartitions, finalizeWindows, findStoredKeys,
-  insertDeadLetters, insertLateReadings, insertReadings, loadProgress, mergeWindowDeltas, saveProgress
+  insertDeadLetters, insertLateReadings, insertReadings, loadProgress, loadReadingKeysSince, mergeWindowDeltas, saveProgress
 } from '../storage/index.ts'
 import { ON_TIME, WindowDeltas, WindowOperator, type WindowingOptions, defaultWindowingOptions } from '../windowing/index.ts'
 import { type PipelineMetrics } from './metrics.ts'
+import { RecentKeys } from './recent-keys.ts'
 
 /** The detection seam: one verdict per reading, in arrival order, per sensor state inside. */
 export interface ReadingDetector {
@@ -58,11 +59,9 @@ export interface WorkerDeps {
   wallClock: () => number
   log: Logger
   metrics: PipelineMetrics
+  /** The partition of a sensor id, to rebuild state only for assigned partitions (all when absent). */
+  partitionOf?: (sensorId: string) => number
 }
-
-/** status of a reading in a batch: 0 = new (later than its sensor's stored maximum) */
-const CHECK = 1
-const DUPLICATE = 2
 
 /**
  * The stream worker: batch → validate → de-duplicate → window (event time) → detect → one
@@ -74,8 +73,8 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
   readonly options: WorkerOptions
   readonly #deps: WorkerDeps
   #op: WindowOperator
-  /** Highest stored event time per sensor: a later reading cannot be a duplicate. */
-  #sensorMaxTs = new Map<string, number>()
+  /** Event times stored per sensor in open windows: tells duplicates from out-of-order readings. */
+  readonly #recent = new RecentKeys()
   #assigned: number[] = []
   #running: Promise<void> | null = null
   #stopping: 'no' | 'drain' | 'now' = 'no'
@@ -133,6 +132,7 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
       this.#failures = 0
     } catch (err) {
       this.#failures++
+      this.#deps.metrics.batchFailures.inc()
       this.#deps.log.error({ err, failures: this.#failures }, 'Batch failed; going back to the stored offsets.')
       await this.#recover()
       await new Promise(resolve => setTimeout(resolve, Math.min(5000, 100 * 2 ** this.#failures)))
@@ -158,6 +158,12 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
       offsets.set(p, stored?.nextOffset ?? 0)
     }
     this.#op.watermarks.restoreFloor(progress.watermark)
+    // Readings stored in windows that are still open: a repeat of one of them is a duplicate.
+    const since = this.#op.finalEndBoundary - this.#op.options.sizeMs
+    this.#recent.clear()
+    for (const k of await loadReadingKeysSince(this.#deps.db, since)) {
+      if (this.#deps.partitionOf === undefined || partitions.includes(this.#deps.partitionOf(k.sensorId))) this.#recent.add(k.sensorId, k.ts)
+    }
     this.#assigned = [...new Set([...this.#assigned, ...partitions])]
     this.#deps.log.info({ partitions, watermark: progress.watermark }, 'Partitions assigned.')
     return offsets
@@ -166,8 +172,7 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
   #revoke (partitions: number[]): void {
     for (const p of partitions) this.#op.watermarks.removeChannel(p)
     this.#assigned = this.#assigned.filter(p => !partitions.includes(p))
-    // Sensor state is cheap to rebuild: unknown sensors take the checked (database) path once.
-    this.#sensorMaxTs.clear()
+    this.#recent.clear()
     this.#deps.detector.reset?.()
     if (this.#assigned.length === 0) this.#op = new WindowOperator(this.options.windowing)
   }
@@ -182,6 +187,7 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
       await saveProgress(tx, this.options.group, this.options.topic, [], after)
       return f
     })
+    this.#recent.pruneBefore(this.#op.finalEndBoundary - this.#op.options.sizeMs)
     this.#deps.metrics.windowsFinalized.inc(finalized.length)
     this.#deps.metrics.watermark.set(after)
     this.emit('batch', { stored: [], revised: [], finalized, late: [], deadLetters: [], duplicates: 0, watermark: after })
@@ -216,68 +222,55 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
       }
     }
 
-    // 2. De-duplicate: later than the sensor's stored maximum is new; anything else is looked up.
-    const n = readings.length
-    const status = new Uint8Array(n)
-    const keys: string[] = new Array<string>(n)
-    const seen = new Set<string>()
-    const checks: { sensorId: string, ts: number }[] = []
-    for (let i = 0; i < n; i++) {
+    // 2. In arrival order: watermark and lateness, de-duplication, detection, window deltas.
+    const op = this.#op
+    const scored: ScoredReading[] = []
+    const late: LateReading[] = []
+    const deltas = new WindowDeltas(op.options.sizeMs)
+    let duplicates = 0
+    for (let i = 0; i < readings.length; i++) {
       const r = readings[i]!
-      const key = keys[i] = `${r.sensorId}|${r.ts}`
-      if (seen.has(key)) { status[i] = DUPLICATE; continue }
-      seen.add(key)
-      const max = this.#sensorMaxTs.get(r.sensorId)
-      if (max === undefined || r.ts <= max) {
-        status[i] = CHECK
-        checks.push({ sensorId: r.sensorId, ts: r.ts })
+      const lateness = op.assign(channels[i]!, r.ts)
+      if (lateness !== ON_TIME) {
+        late.push({ reading: r, windowStart: op.windows.startOf(r.ts), watermark: op.watermark, latenessMs: lateness })
+        continue
       }
-      if (max === undefined || r.ts > max) this.#sensorMaxTs.set(r.sensorId, r.ts)
+      if (!this.#recent.add(r.sensorId, r.ts)) {
+        duplicates++
+        continue
+      }
+      const verdict = detector.detect(r)
+      scored.push({ reading: r, verdict })
+      deltas.add(r.location, r.sensorType, op.windows.startOf(r.ts), {
+        value: r.value,
+        ruleAnomaly: verdict.ruleAnomaly,
+        labelAnomaly: r.anomaly === true,
+        zAnomaly: verdict.zAnomaly,
+        mlAnomaly: verdict.mlAnomaly === true
+      })
     }
-    await ensureDayPartitions(db, readings.map(r => r.ts))
+    await ensureDayPartitions(db, scored.map(s => s.reading.ts))
 
+    // 3. One transaction: everything the batch changed, and the offsets it consumed.
     const outcome = await db.transaction(async tx => {
-      const stored = await findStoredKeys(tx, checks)
-      // 3. In arrival order: watermark and lateness, then detection and window deltas.
-      const scored: ScoredReading[] = []
-      const late: LateReading[] = []
-      const deltas = new WindowDeltas(this.#op.options.sizeMs)
-      let duplicates = 0
-      for (let i = 0; i < n; i++) {
-        const r = readings[i]!
-        if (status[i] === DUPLICATE || (status[i] === CHECK && stored.has(keys[i]!))) { duplicates++; continue }
-        const lateness = this.#op.assign(channels[i]!, r.ts)
-        if (lateness !== ON_TIME) {
-          late.push({ reading: r, windowStart: this.#op.windows.startOf(r.ts), watermark: this.#op.watermark, latenessMs: lateness })
-          continue
-        }
-        const verdict = detector.detect(r)
-        scored.push({ reading: r, verdict })
-        deltas.add(r.location, r.sensorType, this.#op.windows.startOf(r.ts), {
-          value: r.value,
-          ruleAnomaly: verdict.ruleAnomaly,
-          labelAnomaly: r.anomaly === true,
-          zAnomaly: verdict.zAnomaly,
-          mlAnomaly: verdict.mlAnomaly === true
-        })
-      }
-      const inserted = await insertReadings(tx, scored)
-      if (inserted !== scored.length) {
-        // The key is the last word on duplicates; counting must agree with it or the windows would be wrong.
-        throw new Error(`de-duplication disagreed with the table: ${scored.length - inserted} readings already stored`)
-      }
-      const lateKept = await insertLateReadings(tx, late)
-      duplicates += late.length - lateKept
+      // A late reading may repeat one stored while its window was open: in this batch or still
+      // remembered (recent keys), or before (look those up).
+      const unseen = late.filter(l => !this.#recent.has(l.reading.sensorId, l.reading.ts))
+      const stored = await findStoredKeys(tx, unseen.map(l => l.reading))
+      const lateNew = stored.size === 0 ? unseen : unseen.filter(l => !stored.has(`${l.reading.sensorId}|${l.reading.ts}`))
+      await insertReadings(tx, scored)
+      const lateKept = await insertLateReadings(tx, lateNew)
       await insertDeadLetters(tx, deadLetters)
       const revised = await mergeWindowDeltas(tx, deltas.drain())
-      const finalized = await finalizeWindows(tx, this.#op.finalEndBoundary)
+      const finalized = await finalizeWindows(tx, op.finalEndBoundary)
       const progress: PartitionProgress[] = [...next].map(([partition, nextOffset]) => {
-        const max = this.#op.watermarks.channelMaxTs(partition)
+        const max = op.watermarks.channelMaxTs(partition)
         return { partition, nextOffset, maxEventMs: Number.isFinite(max) ? max : null }
       })
-      await saveProgress(tx, this.options.group, this.options.topic, progress, this.#op.watermark)
-      return { stored: scored, revised, finalized, late, deadLetters, duplicates, watermark: this.#op.watermark }
+      await saveProgress(tx, this.options.group, this.options.topic, progress, op.watermark)
+      return { stored: scored, revised, finalized, late: lateNew, deadLetters, duplicates: duplicates + late.length - lateKept, watermark: op.watermark }
     })
+    this.#recent.pruneBefore(op.finalEndBoundary - op.options.sizeMs)
     await this.#deps.consumer.commit(next)
 
     metrics.received.inc(records.length)

@@ -8,6 +8,8 @@ export type Row = Record<string, unknown>
 /** Something SQL can be sent to: the database or an open transaction. */
 export interface Queryable {
   query<T extends object = Row>(text: string, params?: readonly unknown[]): Promise<T[]>
+  /** Bulk load with COPY … FROM STDIN (text format): `rows` is tab-separated lines, see copyText. */
+  copyFrom(table: string, columns: readonly string[], rows: string): Promise<void>
 }
 
 /** The storage port: PostgreSQL (postgres.js) or embedded PGlite, same SQL on both. */
@@ -53,11 +55,22 @@ export async function openPostgres (url: string, max = 4): Promise<Db> {
   const run = async <T extends object>(q: postgres.Sql | postgres.TransactionSql, text: string, params?: readonly unknown[]): Promise<T[]> =>
     // postgres.js types its parameters loosely; our callers pass strings, numbers, booleans and null.
     await q.unsafe(text, params as postgres.ParameterOrJSON<never>[] | undefined) as unknown as T[]
+  const copy = async (q: postgres.Sql | postgres.TransactionSql, table: string, columns: readonly string[], rows: string): Promise<void> => {
+    const stream = await q.unsafe(`COPY ${table} (${columns.join(', ')}) FROM STDIN`).writable()
+    await new Promise<void>((resolve, reject) => {
+      stream.on('error', reject)
+      stream.end(rows, () => resolve())
+    })
+  }
+  const queryable = (q: postgres.Sql | postgres.TransactionSql): Queryable => ({
+    query: async (text, params) => await run(q, text, params),
+    copyFrom: async (table, columns, rows) => { await copy(q, table, columns, rows) }
+  })
   return {
     kind: 'postgres',
-    query: async (text, params) => await run(sql, text, params),
+    ...queryable(sql),
     exec: async (script) => { await sql.unsafe(script) },
-    transaction: async (fn) => await sql.begin(async tx => await fn({ query: async (text, params) => await run(tx, text, params) })) as Awaited<ReturnType<typeof fn>>,
+    transaction: async (fn) => await sql.begin(async tx => await fn(queryable(tx))) as Awaited<ReturnType<typeof fn>>,
     close: async () => { await sql.end({ timeout: 5 }) }
   }
 }
@@ -72,11 +85,17 @@ export async function openPglite (dataDir: string): Promise<Db> {
   }
   const run = async <T extends object>(q: Pick<PGlite, 'query'>, text: string, params?: readonly unknown[]): Promise<T[]> =>
     (await q.query<T>(text, params === undefined ? undefined : [...params])).rows
+  const queryable = (q: Pick<PGlite, 'query'>): Queryable => ({
+    query: async (text, params) => await run(q, text, params),
+    copyFrom: async (table, columns, rows) => {
+      await q.query(`COPY ${table} (${columns.join(', ')}) FROM '/dev/blob'`, [], { blob: new Blob([rows]) })
+    }
+  })
   return {
     kind: 'pglite',
-    query: async (text, params) => await run(pg, text, params),
+    ...queryable(pg),
     exec: async (script) => { await pg.exec(script) },
-    transaction: async (fn) => await pg.transaction(async tx => await fn({ query: async (text, params) => await run(tx, text, params) })),
+    transaction: async (fn) => await pg.transaction(async tx => await fn(queryable(tx))),
     close: async () => { await pg.close() }
   }
 }

@@ -1,7 +1,9 @@
 // The worker's write path: everything of one batch goes through these, inside one transaction.
 import { type DeadLetter, type Reading, type ScoredReading, type WindowAggregate } from '../domain/index.ts'
 import { type WindowDelta } from '../windowing/index.ts'
-import { boolArray, msToTimestamp, numberArray, textArray, timestampToMs } from './arrays.ts'
+import {
+  boolArray, copyBool, copyNumber, copyText, copyTimestamp, msToTimestamp, numberArray, textArray, timestampToMs
+} from './arrays.ts'
 import { type Db, type Queryable } from './db.ts'
 
 const DAY_MS = 86_400_000
@@ -79,7 +81,7 @@ export async function dropPartitionsBefore (db: Db, beforeMs: number): Promise<s
   return dropped
 }
 
-/** Which of these (sensor, time) keys are already stored as readings. Returns keys `${sensorId}|${ts}`. */
+/** Which of these (sensor, time) keys are already stored as readings (primary-key probes). Returns `${sensorId}|${ts}`. */
 export async function findStoredKeys (tx: Queryable, keys: readonly { sensorId: string, ts: number }[]): Promise<Set<string>> {
   if (keys.length === 0) return new Set()
   const rows = await tx.query<{ s: string, ts: number }>(`
@@ -89,34 +91,31 @@ export async function findStoredKeys (tx: Queryable, keys: readonly { sensorId: 
   return new Set(rows.map(r => `${r.s}|${r.ts}`))
 }
 
-/** Inserts readings with their verdicts; a key already stored is skipped. Returns rows inserted. */
-export async function insertReadings (tx: Queryable, rows: readonly ScoredReading[]): Promise<number> {
-  if (rows.length === 0) return 0
-  const n = rows.length
-  const s: string[] = new Array(n); const t: string[] = new Array(n); const l: string[] = new Array(n)
-  const v: number[] = new Array(n); const ts: number[] = new Array(n); const u: string[] = new Array(n)
-  const a: (boolean | null)[] = new Array(n); const ak: (string | null)[] = new Array(n); const sq: (number | null)[] = new Array(n)
-  const ra: boolean[] = new Array(n); const z: (number | null)[] = new Array(n); const za: boolean[] = new Array(n)
-  const ms: (number | null)[] = new Array(n); const ma: (boolean | null)[] = new Array(n); const mv: (string | null)[] = new Array(n)
-  for (let i = 0; i < n; i++) {
-    const { reading: r, verdict: d } = rows[i] as ScoredReading
-    s[i] = r.sensorId; t[i] = r.sensorType; l[i] = r.location; v[i] = r.value; ts[i] = r.ts; u[i] = r.unit
-    a[i] = r.anomaly; ak[i] = r.anomalyKind; sq[i] = r.seq
-    ra[i] = d.ruleAnomaly; z[i] = d.zScore; za[i] = d.zAnomaly; ms[i] = d.mlScore; ma[i] = d.mlAnomaly; mv[i] = d.modelVersion
+/** (sensor, time) of every stored reading at or after `sinceMs`: rebuilds the de-duplication state. */
+export async function loadReadingKeysSince (db: Queryable, sinceMs: number): Promise<{ sensorId: string, ts: number }[]> {
+  const select = `SELECT sensor_id AS "sensorId", ${timestampToMs('timestamp')} AS ts FROM sensor_readings`
+  if (!Number.isFinite(sinceMs)) return await db.query(select)
+  return await db.query(`${select} WHERE timestamp >= ${msToTimestamp('$1::float8')}`, [sinceMs])
+}
+
+const readingColumns = ['sensor_id', 'sensor_type', 'location', 'value', 'timestamp', 'unit', 'anomaly', 'anomaly_type', 'seq',
+  'rule_anomaly', 'z_score', 'z_anomaly', 'ml_score', 'ml_anomaly', 'model_version']
+
+/**
+ * Bulk-loads readings with their verdicts (COPY). The caller has removed duplicates; if one slipped
+ * through, the primary key fails the whole batch (retried from the stored offsets) instead of
+ * counting it twice.
+ */
+export async function insertReadings (tx: Queryable, rows: readonly ScoredReading[]): Promise<void> {
+  if (rows.length === 0) return
+  const lines: string[] = new Array<string>(rows.length)
+  for (let i = 0; i < rows.length; i++) {
+    const { reading: r, verdict: d } = rows[i]!
+    lines[i] = `${copyText(r.sensorId)}\t${copyText(r.sensorType)}\t${copyText(r.location)}\t${r.value}\t${copyTimestamp(r.ts)}\t` +
+      `${copyText(r.unit)}\t${copyBool(r.anomaly)}\t${copyText(r.anomalyKind)}\t${copyNumber(r.seq)}\t${copyBool(d.ruleAnomaly)}\t` +
+      `${copyNumber(d.zScore)}\t${copyBool(d.zAnomaly)}\t${copyNumber(d.mlScore)}\t${copyBool(d.mlAnomaly)}\t${copyText(d.modelVersion)}\n`
   }
-  const res = await tx.query<{ n: number }>(`
-    WITH ins AS (
-      INSERT INTO sensor_readings (sensor_id, sensor_type, location, value, timestamp, unit, anomaly, anomaly_type, seq,
-        rule_anomaly, z_score, z_anomaly, ml_score, ml_anomaly, model_version)
-      SELECT s, t, l, v, ${msToTimestamp('ts')}, u, a, ak, sq, ra, z, za, ms, ma, mv
-      FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::float8[], $6::text[], $7::bool[], $8::text[],
-        $9::int8[], $10::bool[], $11::float8[], $12::bool[], $13::float8[], $14::bool[], $15::text[])
-        AS x(s, t, l, v, ts, u, a, ak, sq, ra, z, za, ms, ma, mv)
-      ON CONFLICT DO NOTHING RETURNING 1)
-    SELECT count(*)::int AS n FROM ins`,
-  [textArray(s), textArray(t), textArray(l), numberArray(v), numberArray(ts), textArray(u), boolArray(a), textArray(ak),
-    numberArray(sq), boolArray(ra), numberArray(z), boolArray(za), numberArray(ms), boolArray(ma), textArray(mv)])
-  return res[0]?.n ?? 0
+  await tx.copyFrom('sensor_readings', readingColumns, lines.join(''))
 }
 
 /** Keeps late readings (a key already kept is skipped). Returns rows inserted. */

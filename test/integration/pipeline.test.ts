@@ -89,6 +89,7 @@ for (const database of testDatabases) {
       await worker.start()
       await worker.stop({ drain: true, endOfInput: true })
 
+      assert.equal(await PipelineMetrics.total(metrics.batchFailures), 0, 'no batch failed (the primary key never caught a missed duplicate)')
       const report = await checkConsistency(db)
       assert.deepEqual(report.mismatches, [])
       assert.equal(report.storedAndLate, 0)

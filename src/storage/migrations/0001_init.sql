@@ -3,7 +3,9 @@
 -- so the original design's queries still work; what the semantics need stands beside them.
 
 -- Raw readings that count in windows, with their verdicts. Partitioned by day (UTC) so retention
--- drops whole partitions. The only index besides the key is BRIN on time: every index costs ingest.
+-- drops whole partitions. The worker de-duplicates in memory (per-sensor keys of open windows) and
+-- loads with COPY; the primary key is the safety net behind it and serves the rare look-ups of late
+-- readings. BRIN on time serves time-range scans. Every further index costs ingest.
 CREATE TABLE sensor_readings (
   sensor_id     text             NOT NULL,
   sensor_type   text             NOT NULL,

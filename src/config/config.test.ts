@@ -1,0 +1,437 @@
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { defaultValidationOptions } from '../domain/index.ts'
+import { defaultWindowingOptions } from '../windowing/index.ts'
+import { defaultConfig, loadConfig, parseDuration, type Config } from './index.ts'
+
+const CONFIG_ERROR = { name: 'IotError', code: 'IOT_ERR_CONFIG' }
+
+/** Exact defaults, written out so a change to any of them is a visible decision. */
+const DEFAULTS: Config = {
+  databaseUrl: null,
+  dataDir: './data',
+  host: '127.0.0.1',
+  port: 8080,
+  topic: 'iot_sensors',
+  partitions: 4,
+  group: 'iot-monitor',
+  logLevel: 'info',
+  statusIntervalMs: 5000,
+  simulator: { enabled: true, sensors: 25, rate: 1, speedup: 1, seed: 42, durationMs: null, startMs: null },
+  windowing: { sizeMs: 60_000, maxOutOfOrdernessMs: 10_000, allowedLatenessMs: 60_000, idleTimeoutMs: 30_000 },
+  validation: { maxBytes: 16_384, maxPastMs: 7 * 86_400_000, maxFutureMs: 300_000 },
+  busCapacity: 100_000,
+  maxBatch: 5000
+}
+
+let dir = ''
+before(() => { dir = mkdtempSync(join(tmpdir(), 'iot-config-test-')) })
+after(() => { rmSync(dir, { recursive: true, force: true }) })
+
+let files = 0
+/** Writes a config file (an object as JSON, or raw text) and returns its path. */
+function configFile (content: unknown): string {
+  const path = join(dir, `config-${files++}.json`)
+  writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content))
+  return path
+}
+
+/** loadConfig with an isolated (empty unless given) environment. */
+function load (argv: string[], env: NodeJS.ProcessEnv = {}): Config {
+  return loadConfig(argv, env).config
+}
+
+describe('parseDuration', () => {
+  test('units ms, s, m, h, d', () => {
+    assert.equal(parseDuration('500ms'), 500)
+    assert.equal(parseDuration('30s'), 30_000)
+    assert.equal(parseDuration('5m'), 300_000)
+    assert.equal(parseDuration('24h'), 86_400_000)
+    assert.equal(parseDuration('7d'), 604_800_000)
+    assert.equal(parseDuration('0s'), 0)
+    assert.equal(parseDuration('1ms'), 1)
+  })
+
+  test('compound durations add up', () => {
+    assert.equal(parseDuration('1h30m'), 5_400_000)
+    assert.equal(parseDuration('1d12h'), 129_600_000)
+    assert.equal(parseDuration('2m30s500ms'), 150_500)
+    assert.equal(parseDuration('1m1m'), 120_000)
+  })
+
+  test('a plain number is seconds', () => {
+    assert.equal(parseDuration('90'), 90_000)
+    assert.equal(parseDuration('0'), 0)
+    assert.equal(parseDuration('1.5'), 1500)
+    assert.equal(parseDuration('0.001'), 1)
+  })
+
+  test('decimal amounts, rounded to whole ms', () => {
+    assert.equal(parseDuration('1.5h'), 5_400_000)
+    assert.equal(parseDuration('0.5s'), 500)
+    assert.equal(parseDuration('2.5d'), 216_000_000)
+    assert.equal(parseDuration('1.5ms'), 2)
+    assert.equal(parseDuration('0.4ms'), 0)
+  })
+
+  test('surrounding whitespace is ignored', () => {
+    assert.equal(parseDuration('  30s '), 30_000)
+    assert.equal(parseDuration(' 90\n'), 90_000)
+  })
+
+  test('unreadable text throws IOT_ERR_CONFIG', () => {
+    for (const text of ['', ' ', '5x', 'm5', '1h 30m', '1h30', 'h', '-5s', '-5', '+5s', '1.s', '.5s', '5 s', '5S', '5min', '1e3', '1,5h', 'off', 'infinity', '1h-30m']) {
+      assert.throws(() => parseDuration(text), CONFIG_ERROR, JSON.stringify(text))
+    }
+  })
+
+  test('the error names what was being read', () => {
+    assert.throws(() => parseDuration('5x', '--window'), (err: Error) => err.message.includes('--window'))
+  })
+})
+
+describe('loadConfig - defaults', () => {
+  test('no flags, no environment: exact default values, command start, no help', () => {
+    const parsed = loadConfig([], {})
+    assert.equal(parsed.command, 'start')
+    assert.equal(parsed.help, false)
+    assert.deepEqual(parsed.config, DEFAULTS)
+    assert.deepEqual(defaultConfig, DEFAULTS)
+  })
+
+  test('defaults match the validation and windowing defaults of their modules', () => {
+    const c = load([])
+    assert.deepEqual(c.validation, defaultValidationOptions)
+    assert.deepEqual(c.windowing, defaultWindowingOptions)
+  })
+
+  test('every call returns a fresh copy: overriding never changes the shared defaults', () => {
+    const a = load(['--max-past', 'off', '--window', '10s', '--sensors', '3', '--no-simulator'])
+    assert.equal(a.validation.maxPastMs, null)
+    assert.equal(a.windowing.sizeMs, 10_000)
+    assert.deepEqual(defaultConfig, DEFAULTS)
+    assert.equal(defaultValidationOptions.maxPastMs, 7 * 86_400_000)
+    assert.equal(defaultWindowingOptions.sizeMs, 60_000)
+    const b = load([])
+    assert.deepEqual(b, DEFAULTS)
+    assert.notEqual(a.validation, b.validation)
+    b.simulator.sensors = 99
+    assert.equal(load([]).simulator.sensors, 25)
+  })
+})
+
+describe('loadConfig - command and help', () => {
+  test('the first positional is the command, default start', () => {
+    assert.equal(loadConfig([], {}).command, 'start')
+    assert.equal(loadConfig(['migrate'], {}).command, 'migrate')
+    assert.equal(loadConfig(['worker', 'extra'], {}).command, 'worker')
+    assert.equal(loadConfig(['--port', '9000', 'api'], {}).command, 'api')
+    assert.equal(loadConfig(['api', '--port', '9000'], {}).config.port, 9000)
+    assert.equal(loadConfig(['--', '--port'], {}).command, '--port', 'after --, everything is positional')
+  })
+
+  test('-h and --help', () => {
+    assert.equal(loadConfig(['-h'], {}).help, true)
+    assert.equal(loadConfig(['migrate', '--help'], {}).help, true)
+    assert.equal(loadConfig(['migrate', '--help'], {}).command, 'migrate')
+  })
+})
+
+describe('loadConfig - flags', () => {
+  test('every flag sets its field', () => {
+    const c = load([
+      '--database-url', 'postgres://u:p@db:5432/iot',
+      '--data-dir', '/var/lib/iot',
+      '--host', '0.0.0.0',
+      '--port', '9090',
+      '--topic', 'readings',
+      '--partitions', '12',
+      '--group', 'workers',
+      '--log-level', 'debug',
+      '--status', '10s',
+      '--sensors', '100',
+      '--rate', '2.5',
+      '--speedup', '60',
+      '--seed', '7',
+      '--duration', '2h',
+      '--start', '2025-01-01T00:00:00Z',
+      '--window', '5m',
+      '--out-of-orderness', '30s',
+      '--allowed-lateness', '2m',
+      '--idle-timeout', '1m',
+      '--max-past', '30d',
+      '--max-future', '1h',
+      '--bus-capacity', '5000',
+      '--max-batch', '250'
+    ])
+    assert.deepEqual(c, {
+      databaseUrl: 'postgres://u:p@db:5432/iot',
+      dataDir: '/var/lib/iot',
+      host: '0.0.0.0',
+      port: 9090,
+      topic: 'readings',
+      partitions: 12,
+      group: 'workers',
+      logLevel: 'debug',
+      statusIntervalMs: 10_000,
+      simulator: { enabled: true, sensors: 100, rate: 2.5, speedup: 60, seed: 7, durationMs: 7_200_000, startMs: Date.UTC(2025, 0, 1) },
+      windowing: { sizeMs: 300_000, maxOutOfOrdernessMs: 30_000, allowedLatenessMs: 120_000, idleTimeoutMs: 60_000 },
+      validation: { maxBytes: 16_384, maxPastMs: 30 * 86_400_000, maxFutureMs: 3_600_000 },
+      busCapacity: 5000,
+      maxBatch: 250
+    })
+  })
+
+  test('--flag=value form', () => {
+    const c = load(['--port=7000', '--speedup=0.5', '--window=30s'])
+    assert.equal(c.port, 7000)
+    assert.equal(c.simulator.speedup, 0.5)
+    assert.equal(c.windowing.sizeMs, 30_000)
+  })
+
+  test('--speedup max is Infinity', () => {
+    assert.equal(load(['--speedup', 'max']).simulator.speedup, Infinity)
+  })
+
+  test('--max-past off and --max-future off are null (limit disabled)', () => {
+    const c = load(['--max-past', 'off', '--max-future', 'off'])
+    assert.equal(c.validation.maxPastMs, null)
+    assert.equal(c.validation.maxFutureMs, null)
+    assert.equal(c.validation.maxBytes, 16_384)
+  })
+
+  test('--no-simulator turns the simulator off and leaves the rest', () => {
+    const c = load(['--no-simulator'])
+    assert.equal(c.simulator.enabled, false)
+    assert.deepEqual({ ...c.simulator, enabled: true }, DEFAULTS.simulator)
+  })
+
+  test('--status 0 turns the status line off; --port 0 asks for any free port', () => {
+    assert.equal(load(['--status', '0']).statusIntervalMs, 0)
+    assert.equal(load(['--port', '0']).port, 0)
+  })
+
+  test('a plain number for a duration flag is seconds', () => {
+    assert.equal(load(['--duration', '90']).simulator.durationMs, 90_000)
+  })
+
+  test('--start with an offset', () => {
+    assert.equal(load(['--start', '2025-06-01T02:00:00+02:00']).simulator.startMs, Date.UTC(2025, 5, 1))
+  })
+
+  test('the last occurrence of a repeated flag wins', () => {
+    assert.equal(load(['--port', '1', '--port', '2']).port, 2)
+  })
+})
+
+describe('loadConfig - environment', () => {
+  test('DATABASE_URL, IOT_DATA_DIR, HOST, PORT, LOG_LEVEL', () => {
+    const c = load([], {
+      DATABASE_URL: 'postgres://localhost/iot',
+      IOT_DATA_DIR: '/tmp/iot',
+      HOST: '::1',
+      PORT: '3000',
+      LOG_LEVEL: 'warn'
+    })
+    assert.equal(c.databaseUrl, 'postgres://localhost/iot')
+    assert.equal(c.dataDir, '/tmp/iot')
+    assert.equal(c.host, '::1')
+    assert.equal(c.port, 3000)
+    assert.equal(c.logLevel, 'warn')
+  })
+
+  test('an empty DATABASE_URL means embedded (null)', () => {
+    assert.equal(load([], { DATABASE_URL: '' }).databaseUrl, null)
+  })
+
+  test('flags override the environment', () => {
+    const c = load(['--database-url', 'postgres://flag/db', '--port', '4000', '--log-level', 'error', '--host', 'h', '--data-dir', 'd'], {
+      DATABASE_URL: 'postgres://env/db', PORT: '3000', LOG_LEVEL: 'warn', HOST: 'envhost', IOT_DATA_DIR: 'envdir'
+    })
+    assert.equal(c.databaseUrl, 'postgres://flag/db')
+    assert.equal(c.port, 4000)
+    assert.equal(c.logLevel, 'error')
+    assert.equal(c.host, 'h')
+    assert.equal(c.dataDir, 'd')
+  })
+
+  test('other environment variables are not read (only the documented ones)', () => {
+    const c = load([], { TOPIC: 'x', SENSORS: '3', SPEEDUP: '10', IOT_PORT: '1' })
+    assert.deepEqual(c, DEFAULTS)
+  })
+
+  test('a bad PORT in the environment is IOT_ERR_CONFIG', () => {
+    assert.throws(() => load([], { PORT: 'http' }), CONFIG_ERROR)
+  })
+})
+
+describe('loadConfig - config file', () => {
+  test('sets any flag by name, with JSON numbers, strings and booleans', () => {
+    const path = configFile({
+      port: 9000,
+      sensors: 10,
+      rate: 0.5,
+      speedup: 'max',
+      'max-past': 'off',
+      window: '30s',
+      'no-simulator': true,
+      'database-url': 'postgres://file/db',
+      'log-level': 'debug'
+    })
+    const c = load(['--config', path])
+    assert.equal(c.port, 9000)
+    assert.equal(c.simulator.sensors, 10)
+    assert.equal(c.simulator.rate, 0.5)
+    assert.equal(c.simulator.speedup, Infinity)
+    assert.equal(c.validation.maxPastMs, null)
+    assert.equal(c.windowing.sizeMs, 30_000)
+    assert.equal(c.simulator.enabled, false)
+    assert.equal(c.databaseUrl, 'postgres://file/db')
+    assert.equal(c.logLevel, 'debug')
+    assert.equal(c.partitions, 4, 'unset keys keep their defaults')
+  })
+
+  test('an empty object changes nothing', () => {
+    assert.deepEqual(load(['--config', configFile({})]), DEFAULTS)
+  })
+
+  test('flags override the file', () => {
+    const path = configFile({ port: 9000, sensors: 10, speedup: 'max' })
+    const c = load(['--port', '9100', '--config', path, '--speedup', '2'])
+    assert.equal(c.port, 9100)
+    assert.equal(c.simulator.speedup, 2)
+    assert.equal(c.simulator.sensors, 10)
+  })
+
+  test('the environment fills what the file leaves unset', () => {
+    const c = load(['--config', configFile({ sensors: 10 })], { PORT: '7000' })
+    assert.equal(c.port, 7000)
+    assert.equal(c.simulator.sensors, 10)
+  })
+
+  test('the environment overrides the file (flags > env > file > defaults)', { todo: 'bug: file values are merged into the flags, so a file setting beats the environment' }, () => {
+    const path = configFile({ port: 9000, 'log-level': 'debug', 'database-url': 'postgres://file/db' })
+    const env = { PORT: '7000', LOG_LEVEL: 'warn', DATABASE_URL: 'postgres://env/db' }
+    const c = load(['--config', path], env)
+    assert.equal(c.port, 7000)
+    assert.equal(c.logLevel, 'warn')
+    assert.equal(c.databaseUrl, 'postgres://env/db')
+    assert.equal(load(['--config', path, '--port', '1'], env).port, 1)
+  })
+
+  test('an unknown key is IOT_ERR_CONFIG', () => {
+    assert.throws(() => load(['--config', configFile({ prot: 8080 })]), CONFIG_ERROR)
+    assert.throws(() => load(['--config', configFile({ port: 8080, databaseUrl: 'x' })]), CONFIG_ERROR, 'camelCase is not a flag name')
+  })
+
+  test('an unknown key named like an Object.prototype member is IOT_ERR_CONFIG too', { todo: 'bug: `k in options` sees Object.prototype, so "constructor", "toString" and "__proto__" pass as known settings and are silently ignored' }, () => {
+    for (const key of ['constructor', 'toString', 'hasOwnProperty']) {
+      assert.throws(() => load(['--config', configFile({ [key]: 1 })]), CONFIG_ERROR, key)
+    }
+    assert.throws(() => load(['--config', configFile('{"__proto__": {"port": "1"}}')]), CONFIG_ERROR, '__proto__')
+  })
+
+  test('a bad value in the file is IOT_ERR_CONFIG', () => {
+    assert.throws(() => load(['--config', configFile({ port: 'http' })]), CONFIG_ERROR)
+    assert.throws(() => load(['--config', configFile({ window: '5x' })]), CONFIG_ERROR)
+    assert.throws(() => load(['--config', configFile({ sensors: 0 })]), CONFIG_ERROR)
+  })
+
+  test('a missing file, broken JSON or a JSON array is IOT_ERR_CONFIG', () => {
+    assert.throws(() => load(['--config', join(dir, 'does-not-exist.json')]), CONFIG_ERROR)
+    assert.throws(() => load(['--config', configFile('{"port": 8080,')]), CONFIG_ERROR)
+    assert.throws(() => load(['--config', configFile('port = 8080')]), CONFIG_ERROR)
+    assert.throws(() => load(['--config', configFile('[1, 2]')]), CONFIG_ERROR)
+    assert.throws(() => load(['--config', dir]), CONFIG_ERROR, 'a directory')
+  })
+
+  test('a file holding null (or another non-object) is IOT_ERR_CONFIG', { todo: 'bug: Object.entries(null) throws a TypeError, not an IotError' }, () => {
+    assert.throws(() => load(['--config', configFile('null')]), CONFIG_ERROR)
+    assert.throws(() => load(['--config', configFile('42')]), CONFIG_ERROR)
+  })
+})
+
+describe('loadConfig - errors', () => {
+  test('bad numbers are IOT_ERR_CONFIG', () => {
+    const cases: string[][] = [
+      ['--port', 'abc'],
+      ['--port=-1'],
+      ['--port', '80.5'],
+      ['--partitions', '0'],
+      ['--partitions', '1.5'],
+      ['--sensors', '0'],
+      ['--sensors', 'many'],
+      ['--rate', '0'],
+      ['--rate=-1'],
+      ['--rate', 'fast'],
+      ['--rate', 'Infinity'],
+      ['--speedup', '0'],
+      ['--speedup=-2'],
+      ['--speedup', 'fast'],
+      ['--speedup', 'NaN'],
+      ['--seed=-1'],
+      ['--seed', '4.2'],
+      ['--bus-capacity', '0'],
+      ['--bus-capacity', '1e400'],
+      ['--max-batch', '0'],
+      ['--max-batch', 'all']
+    ]
+    for (const argv of cases) assert.throws(() => load(argv), CONFIG_ERROR, argv.join(' '))
+  })
+
+  test('bad durations are IOT_ERR_CONFIG', () => {
+    const cases: string[][] = [
+      ['--window', '5x'],
+      ['--window', '0'],
+      ['--window', '0s'],
+      ['--duration', '1h 30m'],
+      ['--out-of-orderness', 'm5'],
+      ['--allowed-lateness', ''],
+      ['--idle-timeout', 'soon'],
+      ['--max-past', 'never'],
+      ['--max-future', 'OFF'],
+      ['--status', 'often']
+    ]
+    for (const argv of cases) assert.throws(() => load(argv), CONFIG_ERROR, argv.join(' '))
+  })
+
+  test('a bad --start is IOT_ERR_CONFIG', () => {
+    assert.throws(() => load(['--start', 'yesterday']), CONFIG_ERROR)
+    assert.throws(() => load(['--start', '']), CONFIG_ERROR)
+  })
+
+  test('unknown flags, missing values and values for boolean flags are IOT_ERR_CONFIG', () => {
+    for (const argv of [['--nope'], ['-x'], ['--Port', '1'], ['--port'], ['start', '--sensors'], ['--no-simulator=yes'], ['--help=1'], ['--simulator']]) {
+      assert.throws(() => loadConfig(argv, {}), CONFIG_ERROR, argv.join(' '))
+    }
+  })
+
+  test('empty numeric values are IOT_ERR_CONFIG, not 0', { todo: 'bug: Number("") is 0, so `--port=`, `--seed=` and PORT="" pass int() as 0 (port 0 = a random port)' }, () => {
+    assert.throws(() => load(['--port=']), CONFIG_ERROR)
+    assert.throws(() => load(['--seed=']), CONFIG_ERROR)
+    assert.throws(() => load(['--port', ' ']), CONFIG_ERROR)
+    assert.throws(() => load([], { PORT: '' }), CONFIG_ERROR)
+  })
+
+  test('a port above 65535 is IOT_ERR_CONFIG', { todo: 'bug: int(port, "port", 0) has no upper bound; --port 70000 is accepted and fails later in listen() with a non-IotError' }, () => {
+    assert.equal(load(['--port', '65535']).port, 65535)
+    assert.throws(() => load(['--port', '65536']), CONFIG_ERROR)
+    assert.throws(() => load(['--port', '70000']), CONFIG_ERROR)
+  })
+
+  test('--start reads ISO 8601 like the wire: naive is UTC, impossible dates are rejected', { todo: 'bug: --start uses Date.parse: a naive date-time is local time, "2025-02-30T00:00:00Z" rolls over to March 2, "1" is the year 2001' }, () => {
+    const tz = process.env.TZ
+    process.env.TZ = 'America/New_York'
+    try {
+      assert.equal(load(['--start', '2025-01-01T00:00:00']).simulator.startMs, Date.UTC(2025, 0, 1))
+    } finally {
+      if (tz === undefined) delete process.env.TZ
+      else process.env.TZ = tz
+    }
+    assert.throws(() => load(['--start', '2025-02-30T00:00:00Z']), CONFIG_ERROR)
+    assert.throws(() => load(['--start', '1']), CONFIG_ERROR)
+  })
+})
