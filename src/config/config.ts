@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { IotError, defaultValidationOptions, type ValidationOptions } from '../domain/index.ts'
+import { IotError, defaultValidationOptions, parseTimestamp, type ValidationOptions } from '../domain/index.ts'
 import { defaultWindowingOptions, type WindowingOptions } from '../windowing/index.ts'
 import { parseDuration } from './duration.ts'
 
@@ -110,14 +110,16 @@ Flags (env in brackets; a JSON file given by --config may set any of them by nam
   --log-level LEVEL       trace, debug, info, warn, error (default info) [LOG_LEVEL]
 `
 
-function int (v: string, name: string, min: number): number {
-  const n = Number(v)
-  if (!Number.isInteger(n) || n < min) throw new IotError('IOT_ERR_CONFIG', `--${name}: expected an integer >= ${min}, got "${v}"`)
+function int (v: string, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = v.trim() === '' ? Number.NaN : Number(v)
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new IotError('IOT_ERR_CONFIG', `--${name}: expected an integer from ${min} to ${max}, got "${v}"`)
+  }
   return n
 }
 
 function positive (v: string, name: string): number {
-  const n = Number(v)
+  const n = v.trim() === '' ? Number.NaN : Number(v)
   if (!Number.isFinite(n) || n <= 0) throw new IotError('IOT_ERR_CONFIG', `--${name}: expected a positive number, got "${v}"`)
   return n
 }
@@ -141,28 +143,36 @@ export function loadConfig (argv: readonly string[], env: NodeJS.ProcessEnv = pr
     throw new IotError('IOT_ERR_CONFIG', (err as Error).message)
   }
   const flags: Record<string, string | boolean | undefined> = { ...parsed.values }
+  const file: Record<string, string | boolean> = {}
   if (flags.config !== undefined) {
-    let file: Record<string, unknown>
+    let content: unknown
     try {
-      file = JSON.parse(readFileSync(String(flags.config), 'utf8')) as Record<string, unknown>
+      content = JSON.parse(readFileSync(String(flags.config), 'utf8'))
     } catch (err) {
       throw new IotError('IOT_ERR_CONFIG', `--config: ${(err as Error).message}`)
     }
-    for (const [k, v] of Object.entries(file)) {
-      if (!(k in options)) throw new IotError('IOT_ERR_CONFIG', `--config: unknown setting "${k}"`)
-      if (flags[k] === undefined) flags[k] = typeof v === 'boolean' ? v : String(v)
+    if (typeof content !== 'object' || content === null || Array.isArray(content)) {
+      throw new IotError('IOT_ERR_CONFIG', '--config: the file must hold a JSON object of settings')
+    }
+    for (const [k, v] of Object.entries(content)) {
+      if (!Object.hasOwn(options, k) || k === 'config') throw new IotError('IOT_ERR_CONFIG', `--config: unknown setting "${k}"`)
+      file[k] = typeof v === 'boolean' ? v : String(v)
     }
   }
+  // Flags, then the environment, then the file, then the defaults.
   const get = (name: string, envName?: string): string | undefined => {
     const f = flags[name]
     if (typeof f === 'string') return f
-    return envName === undefined ? undefined : env[envName]
+    const e = envName === undefined ? undefined : env[envName]
+    if (e !== undefined) return e
+    const v = file[name]
+    return typeof v === 'string' ? v : undefined
   }
   const c: Config = structuredClone(defaultConfig)
   const d = get('database-url', 'DATABASE_URL'); if (d !== undefined && d !== '') c.databaseUrl = d
   const dir = get('data-dir', 'IOT_DATA_DIR'); if (dir !== undefined) c.dataDir = dir
   const host = get('host', 'HOST'); if (host !== undefined) c.host = host
-  const port = get('port', 'PORT'); if (port !== undefined) c.port = int(port, 'port', 0)
+  const port = get('port', 'PORT'); if (port !== undefined) c.port = int(port, 'port', 0, 65_535)
   const topic = get('topic'); if (topic !== undefined) c.topic = topic
   const parts = get('partitions'); if (parts !== undefined) c.partitions = int(parts, 'partitions', 1)
   const group = get('group'); if (group !== undefined) c.group = group
@@ -176,11 +186,11 @@ export function loadConfig (argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const duration = get('duration'); if (duration !== undefined) s.durationMs = parseDuration(duration, '--duration')
   const start = get('start')
   if (start !== undefined) {
-    const t = Date.parse(start)
-    if (Number.isNaN(t)) throw new IotError('IOT_ERR_CONFIG', `--start: not a date-time: "${start}"`)
+    const t = parseTimestamp(start)
+    if (Number.isNaN(t)) throw new IotError('IOT_ERR_CONFIG', `--start: not an ISO 8601 date-time (no zone = UTC): "${start}"`)
     s.startMs = t
   }
-  if (flags['no-simulator'] === true) s.enabled = false
+  if (flags['no-simulator'] === true || file['no-simulator'] === true) s.enabled = false
   const w = c.windowing
   const size = get('window'); if (size !== undefined) w.sizeMs = parseDuration(size, '--window')
   const ooo = get('out-of-orderness'); if (ooo !== undefined) w.maxOutOfOrdernessMs = parseDuration(ooo, '--out-of-orderness')

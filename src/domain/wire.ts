@@ -15,10 +15,10 @@ export const WireReadingSchema = Type.Object({
   sensor_type: Type.String({ minLength: 1, maxLength: 64, pattern: NO_CONTROL }),
   location: Type.String({ minLength: 1, maxLength: 128, pattern: NO_CONTROL }),
   value: Type.Number(),
-  timestamp: Type.String({ minLength: 10, maxLength: 40 }),
+  timestamp: Type.String({ maxLength: 40 }),
   unit: Type.Optional(Type.String({ maxLength: 32, pattern: NO_CONTROL })),
   anomaly: Type.Optional(Type.Union([Type.Boolean(), Type.Null()])),
-  anomaly_type: Type.Optional(Type.Union([Type.String({ maxLength: 32 }), Type.Null()])),
+  anomaly_type: Type.Optional(Type.Union([Type.String({ maxLength: 32, pattern: NO_CONTROL }), Type.Null()])),
   seq: Type.Optional(Type.Integer({ minimum: 0 }))
 })
 export type WireReading = Static<typeof WireReadingSchema>
@@ -73,8 +73,11 @@ export function parseTimestamp (text: string): number {
   const second = s === undefined ? 0 : Number(s)
   if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return Number.NaN
   const ms = frac === undefined ? 0 : Number(frac.slice(0, 3).padEnd(3, '0'))
-  let t = Date.UTC(year, month - 1, day, hour, minute, second, ms)
-  if (new Date(t).getUTCDate() !== day) return Number.NaN // 2025-02-30 and the like
+  const date = new Date(0)
+  date.setUTCFullYear(year, month - 1, day) // not Date.UTC: it reads years 0-99 as 1900-1999
+  date.setUTCHours(hour, minute, second, ms)
+  if (date.getUTCDate() !== day) return Number.NaN // 2025-02-30 and the like
+  let t = date.getTime()
   if (zone !== undefined && zone !== 'Z' && zone !== 'z') {
     const sign = zone[0] === '-' ? -1 : 1
     const digits = zone.slice(1).replace(':', '')
@@ -126,6 +129,11 @@ export function validateMessage (raw: string, now: number, opts: ValidationOptio
   } catch (err) {
     if (NON_FINITE.test(raw)) return { ok: false, reason: 'non_finite_value', detail: 'value is NaN or Infinity' }
     return { ok: false, reason: 'invalid_json', detail: (err as Error).message }
+  }
+  // JSON.parse turns an overflowing literal such as 1e999 into Infinity.
+  if (typeof parsed === 'object' && parsed !== null && typeof (parsed as { value?: unknown }).value === 'number' &&
+    !Number.isFinite((parsed as { value: number }).value)) {
+    return { ok: false, reason: 'non_finite_value', detail: 'value is not finite' }
   }
   if (!checkWire(parsed)) {
     const e = checkWire.errors?.[0]

@@ -129,7 +129,7 @@ describe('MemoryBus - subscribe and start offsets', () => {
     assert.deepEqual((await consumer.poll(100, 0)).map(r => [r.partition, r.offset]), [[3, 0], [3, 1], [3, 2], [3, 3]])
   })
 
-  test('records produced before subscribe also continue from the start offsets', { todo: 'bug: #start shifts held records by (start - nextOffset), so 3 early records on a partition stored at 100 get 97..99 (below the stored offset, reusing the previous run\'s numbers); with start 2 and 5 early records nothing is shifted (0..4)' }, async () => {
+  test('records produced before subscribe also continue from the start offsets', async () => {
     const bus = new MemoryBus()
     const k0 = keysOn(0, 3)
     const k1 = keysOn(1, 5)
@@ -150,7 +150,7 @@ describe('MemoryBus - subscribe and start offsets', () => {
     assert.throws(() => bus.consumer(), { name: 'IotError', code: 'IOT_ERR_CONFIG' })
   })
 
-  test('a second consumer is refused even before the first subscribes', { todo: 'bug: only subscribe() sets #subscribed, so two consumers created first can both subscribe and split the one queue' }, async () => {
+  test('a second consumer is refused even before the first subscribes', async () => {
     const bus = new MemoryBus()
     const first = bus.consumer()
     let second: BusConsumer | null = null

@@ -27,7 +27,7 @@ export class MemoryBus implements Bus {
   #position = 0
   readonly #nextOffset: number[]
   #closed = false
-  #subscribed = false
+  #hasConsumer = false
   #dataWaiters: (() => void)[] = []
   #roomWaiters: (() => void)[] = []
 
@@ -58,10 +58,10 @@ export class MemoryBus implements Bus {
   }
 
   consumer (): BusConsumer {
-    if (this.#subscribed) throw new IotError('IOT_ERR_CONFIG', 'the memory bus has one consumer')
+    if (this.#hasConsumer) throw new IotError('IOT_ERR_CONFIG', 'the memory bus has one consumer')
+    this.#hasConsumer = true
     return {
       subscribe: async (handler: AssignmentHandler) => {
-        this.#subscribed = true
         const all = Array.from({ length: this.partitions }, (_, i) => i)
         this.#start(await handler.onAssigned(all))
       },
@@ -92,21 +92,27 @@ export class MemoryBus implements Bus {
   /** Offsets continue from those stored by the previous run. */
   #start (offsets: StartOffsets): void {
     for (const [p, start] of offsets) {
-      const delta = start - this.#nextOffset[p]!
-      if (delta <= 0) continue
+      if (start <= 0) continue
+      // Records produced before the subscription are numbered on from the stored offset.
+      let next = start
       for (let i = this.#head; i < this.#queue.length; i++) {
         const r = this.#queue[i]!
-        if (r.partition === p) r.offset += delta
+        if (r.partition === p) r.offset = next++
       }
-      this.#nextOffset[p] = start
+      this.#nextOffset[p] = next
     }
   }
 
   async #poll (max: number, waitMs: number): Promise<BusRecord[]> {
     if (this.#position >= this.#queue.length && !this.#closed && waitMs > 0) {
       await new Promise<void>(resolve => {
+        const done = (): void => {
+          clearTimeout(timer)
+          const i = this.#dataWaiters.indexOf(done)
+          if (i >= 0) this.#dataWaiters.splice(i, 1) // a timed-out poll leaves nothing behind
+          resolve()
+        }
         const timer = setTimeout(done, waitMs)
-        function done (): void { clearTimeout(timer); resolve() }
         this.#dataWaiters.push(done)
       })
     }

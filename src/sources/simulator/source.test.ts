@@ -286,7 +286,7 @@ describe('SimulatorSource - back-pressure', () => {
     await stopDraining(source, consumer)
   })
 
-  test('the virtual clock stands still while blocked', { todo: 'bug: #pausedMs is only added when the pause ends, so now() runs on with the wall while blocked and jumps back afterwards (here START + 360 s, then START + 60 s)' }, async () => {
+  test('the virtual clock stands still while blocked', async () => {
     const { consumer, source, wall } = await rig({ speedup: 60, capacity: 10 })
     source.start()
     wall.advance(1000)
@@ -347,7 +347,7 @@ describe('SimulatorSource - stop', () => {
     assert.equal(bus.held, 0)
   })
 
-  test('produced counts only readings the bus accepted, also when stopped while blocked', { todo: 'bug: after a stop while blocked the loop leaves the retry without producing the reading but still increments #produced (11 instead of 10)' }, async () => {
+  test('produced counts only readings the bus accepted, also when stopped while blocked', async () => {
     const { bus, consumer, source, wall } = await rig({ speedup: 60, capacity: 10 })
     source.start()
     wall.advance(1000)

@@ -23,6 +23,7 @@ export class SimulatorSource {
   #wallStart = 0
   #virtualStart = 0
   #pausedMs = 0
+  #blockedSince: number | null = null
   #stopped = false
   #produced = 0
   #done: Promise<void> | null = null
@@ -37,7 +38,9 @@ export class SimulatorSource {
   /** The ingest clock of simulated data: the virtual time the simulator has reached. */
   now (): number {
     if (this.#opts.speedup === Infinity) return this.#sim.nextTs
-    return this.#virtualStart + (this.#wall() - this.#wallStart - this.#pausedMs) * this.#opts.speedup
+    // While blocked on a full bus the clock stands still at the moment the block began.
+    const wall = this.#blockedSince ?? this.#wall()
+    return this.#virtualStart + (wall - this.#wallStart - this.#pausedMs) * this.#opts.speedup
   }
 
   get produced (): number {
@@ -74,12 +77,17 @@ export class SimulatorSource {
       let burst = 0
       while (!this.#stopped && this.#sim.nextTs <= horizon && !this.finished) {
         const r = this.#sim.next()
-        if (!this.#producer.tryProduce(r.sensorId, r)) {
-          const t0 = this.#wall()
-          do await this.#producer.writable()
-          while (!this.#stopped && !this.#producer.tryProduce(r.sensorId, r))
+        let accepted = this.#producer.tryProduce(r.sensorId, r)
+        if (!accepted) {
+          const t0 = this.#blockedSince = this.#wall()
+          while (!accepted && !this.#stopped) {
+            await this.#producer.writable()
+            if (!this.#stopped) accepted = this.#producer.tryProduce(r.sensorId, r)
+          }
+          this.#blockedSince = null
           this.#pausedMs += this.#wall() - t0
         }
+        if (!accepted) break
         this.#produced++
         // Yield now and then so the worker and the API get the event loop during catch-up bursts.
         if (++burst % 2000 === 0) await new Promise(resolve => setImmediate(resolve))
