@@ -17,7 +17,7 @@ import { RecentKeys } from './recent-keys.ts'
 export interface ReadingDetector {
   detect(reading: Reading): Verdict
   /** Forget all state (after a failed batch or a rebalance); rebuilt from the next readings. */
-  reset?(): void
+  clear?(): void
 }
 
 /** What one stored batch changed; emitted as the worker's `batch` event after commit. */
@@ -29,6 +29,21 @@ export interface BatchOutcome {
   deadLetters: DeadLetter[]
   duplicates: number
   watermark: number
+}
+
+/** A batch prepared in memory, waiting for its transaction. */
+interface PreparedBatch {
+  received: number
+  scored: ScoredReading[]
+  late: LateReading[]
+  deadLetters: DeadLetter[]
+  deltas: WindowDeltas
+  next: Map<number, number>
+  progress: PartitionProgress[]
+  duplicates: number
+  watermark: number
+  finalBoundary: number
+  started: number
 }
 
 export interface WorkerOptions {
@@ -113,30 +128,72 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     if (opts.endOfInput === true) await this.#finalizeAll()
   }
 
+  /**
+   * Poll, prepare, write. Preparing a batch (validation, windows, detection) needs only memory, so
+   * it runs while the previous batch's transaction is in flight; transactions stay in order.
+   */
   async #loop (): Promise<void> {
+    let inFlight: Promise<boolean> | null = null
     while (this.#stopping !== 'now') {
       const records = await this.#deps.consumer.poll(this.options.maxBatch, this.options.pollWaitMs)
       if (records.length > 0) {
-        await this.#processWithRecovery(records)
+        const prepared = this.#tryPrepare(records)
+        const previousOk = inFlight === null || await inFlight
+        inFlight = null
+        if (!previousOk || prepared === null) {
+          // Rebuild state from the database and rewind the bus: this batch (and any failed one) comes again.
+          await this.#recoverAfterFailure()
+          continue
+        }
+        inFlight = this.#tryWrite(prepared)
+        continue
+      }
+      if (inFlight !== null) {
+        if (!await inFlight) await this.#recoverAfterFailure()
+        inFlight = null
       } else if (this.#stopping === 'drain') {
         break
       } else {
-        await this.#idle()
+        await this.#idle().catch((err: unknown) => { this.#deps.log.error({ err }, 'Idle finalization failed.') })
       }
+    }
+    if (inFlight !== null && !await inFlight) await this.#recoverAfterFailure()
+  }
+
+  #tryPrepare (records: readonly BusRecord[]): PreparedBatch | null {
+    try {
+      return this.#prepare(records)
+    } catch (err) {
+      this.#deps.log.error({ err }, 'Preparing a batch failed.')
+      return null
     }
   }
 
-  async #processWithRecovery (records: BusRecord[]): Promise<void> {
+  /** Writes a prepared batch; false when it failed (the loop then recovers, never concurrently with a prepare). */
+  async #tryWrite (prepared: PreparedBatch): Promise<boolean> {
     try {
-      await this.processBatch(records)
+      await this.#write(prepared)
       this.#failures = 0
+      return true
     } catch (err) {
-      this.#failures++
-      this.#deps.metrics.batchFailures.inc()
-      this.#deps.log.error({ err, failures: this.#failures }, 'Batch failed; going back to the stored offsets.')
-      await this.#recover()
-      await new Promise(resolve => setTimeout(resolve, Math.min(5000, 100 * 2 ** this.#failures)))
+      this.#deps.log.error({ err, failures: this.#failures + 1 }, 'Batch failed; going back to the stored offsets.')
+      return false
     }
+  }
+
+  async #recoverAfterFailure (): Promise<void> {
+    this.#failures++
+    this.#deps.metrics.batchFailures.inc()
+    for (;;) {
+      try {
+        await this.#recover()
+        break
+      } catch (err) {
+        this.#deps.log.error({ err }, 'Recovery failed; retrying.')
+        await new Promise(resolve => setTimeout(resolve, 1000))
+      }
+    }
+    await new Promise(resolve => setTimeout(resolve, Math.min(5000, 100 * 2 ** this.#failures)))
   }
 
   /** Rebuilds state as after a restart and rewinds the consumer to the stored offsets. */
@@ -173,7 +230,7 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     for (const p of partitions) this.#op.watermarks.removeChannel(p)
     this.#assigned = this.#assigned.filter(p => !partitions.includes(p))
     this.#recent.clear()
-    this.#deps.detector.reset?.()
+    this.#deps.detector.clear?.()
     if (this.#assigned.length === 0) this.#op = new WindowOperator(this.options.windowing)
   }
 
@@ -195,44 +252,43 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
 
   /** Processes and stores one batch in one transaction. Exposed for tests and benchmarks. */
   async processBatch (records: readonly BusRecord[]): Promise<BatchOutcome> {
-    const { db, metrics, detector } = this.#deps
-    const endTimer = metrics.batchSeconds.startTimer()
+    return await this.#write(this.#prepare(records))
+  }
+
+  /** Everything a batch needs that is not I/O: validate, watermark, de-duplicate, detect, window. */
+  #prepare (records: readonly BusRecord[]): PreparedBatch {
+    const { detector } = this.#deps
+    const started = performance.now()
     const wall = this.#deps.wallClock()
-    this.#op.watermarks.tick(wall)
-    const ingestNow = this.#deps.ingestClock()
-
-    // 1. Validate. Raw text is checked against the wire format; in-process readings are trusted.
-    const readings: Reading[] = []
-    const channels: number[] = []
-    const deadLetters: DeadLetter[] = []
-    const next = new Map<number, number>()
-    for (const rec of records) {
-      next.set(rec.partition, rec.offset + 1)
-      if (typeof rec.value !== 'string') {
-        readings.push(rec.value)
-        channels.push(rec.partition)
-        continue
-      }
-      const v = validateMessage(rec.value, ingestNow, this.options.validation)
-      if (v.ok) {
-        readings.push(v.reading)
-        channels.push(rec.partition)
-      } else {
-        deadLetters.push({ raw: rec.value, reason: v.reason, detail: v.detail, source: `${this.options.topic}/${rec.partition}@${rec.offset}`, receivedAt: wall })
-      }
-    }
-
-    // 2. In arrival order: watermark and lateness, de-duplication, detection, window deltas.
     const op = this.#op
+    op.watermarks.tick(wall)
+    const ingestNow = this.#deps.ingestClock()
     const scored: ScoredReading[] = []
     const late: LateReading[] = []
+    const deadLetters: DeadLetter[] = []
     const deltas = new WindowDeltas(op.options.sizeMs)
+    const next = new Map<number, number>()
     let duplicates = 0
-    for (let i = 0; i < readings.length; i++) {
-      const r = readings[i]!
-      const lateness = op.assign(channels[i]!, r.ts)
+    // In arrival order: validate raw text (in-process readings are trusted), then watermark and
+    // lateness, de-duplication, detection and the window delta.
+    for (const rec of records) {
+      next.set(rec.partition, rec.offset + 1)
+      let r: Reading
+      if (typeof rec.value === 'string') {
+        const v = validateMessage(rec.value, ingestNow, this.options.validation)
+        if (!v.ok) {
+          deadLetters.push({ raw: rec.value, reason: v.reason, detail: v.detail, source: `${this.options.topic}/${rec.partition}@${rec.offset}`, receivedAt: wall })
+          continue
+        }
+        r = v.reading
+      } else {
+        r = rec.value
+      }
+      const lateness = op.assign(rec.partition, r.ts)
       if (lateness !== ON_TIME) {
-        late.push({ reading: r, windowStart: op.windows.startOf(r.ts), watermark: op.watermark, latenessMs: lateness })
+        // A late repeat of a reading stored while its window was open (still remembered) is a duplicate.
+        if (this.#recent.has(r.sensorId, r.ts)) duplicates++
+        else late.push({ reading: r, windowStart: op.windows.startOf(r.ts), watermark: op.watermark, latenessMs: lateness })
         continue
       }
       if (!this.#recent.add(r.sensorId, r.ts)) {
@@ -249,35 +305,46 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
         mlAnomaly: verdict.mlAnomaly === true
       })
     }
-    await ensureDayPartitions(db, scored.map(s => s.reading.ts))
-
-    // 3. One transaction: everything the batch changed, and the offsets it consumed.
-    const outcome = await db.transaction(async tx => {
-      // A late reading may repeat one stored while its window was open: in this batch or still
-      // remembered (recent keys), or before (look those up).
-      const unseen = late.filter(l => !this.#recent.has(l.reading.sensorId, l.reading.ts))
-      const stored = await findStoredKeys(tx, unseen.map(l => l.reading))
-      const lateNew = stored.size === 0 ? unseen : unseen.filter(l => !stored.has(`${l.reading.sensorId}|${l.reading.ts}`))
-      await insertReadings(tx, scored)
-      const lateKept = await insertLateReadings(tx, lateNew)
-      await insertDeadLetters(tx, deadLetters)
-      const revised = await mergeWindowDeltas(tx, deltas.drain())
-      const finalized = await finalizeWindows(tx, op.finalEndBoundary)
-      const progress: PartitionProgress[] = [...next].map(([partition, nextOffset]) => {
-        const max = op.watermarks.channelMaxTs(partition)
-        return { partition, nextOffset, maxEventMs: Number.isFinite(max) ? max : null }
-      })
-      await saveProgress(tx, this.options.group, this.options.topic, progress, op.watermark)
-      return { stored: scored, revised, finalized, late: lateNew, deadLetters, duplicates: duplicates + late.length - lateKept, watermark: op.watermark }
+    const progress: PartitionProgress[] = [...next].map(([partition, nextOffset]) => {
+      const max = op.watermarks.channelMaxTs(partition)
+      return { partition, nextOffset, maxEventMs: Number.isFinite(max) ? max : null }
     })
-    this.#recent.pruneBefore(op.finalEndBoundary - op.options.sizeMs)
-    await this.#deps.consumer.commit(next)
+    const finalBoundary = op.finalEndBoundary
+    this.#recent.pruneBefore(finalBoundary - op.options.sizeMs)
+    return { received: records.length, scored, late, deadLetters, deltas, next, progress, duplicates, watermark: op.watermark, finalBoundary, started }
+  }
 
-    metrics.received.inc(records.length)
+  /** One transaction: everything the batch changed, and the offsets it consumed. */
+  async #write (b: PreparedBatch): Promise<BatchOutcome> {
+    const { db, metrics } = this.#deps
+    await ensureDayPartitions(db, b.scored.map(s => s.reading.ts))
+    const outcome = await db.transaction(async tx => {
+      // A late reading may repeat one stored earlier, in a window final by now: look those up.
+      const stored = await findStoredKeys(tx, b.late.map(l => l.reading))
+      const late = stored.size === 0 ? b.late : b.late.filter(l => !stored.has(`${l.reading.sensorId}|${l.reading.ts}`))
+      await insertReadings(tx, b.scored)
+      const lateKept = await insertLateReadings(tx, late)
+      await insertDeadLetters(tx, b.deadLetters)
+      const revised = await mergeWindowDeltas(tx, b.deltas.drain())
+      const finalized = await finalizeWindows(tx, b.finalBoundary)
+      await saveProgress(tx, this.options.group, this.options.topic, b.progress, b.watermark)
+      return {
+        stored: b.scored,
+        revised,
+        finalized,
+        late,
+        deadLetters: b.deadLetters,
+        duplicates: b.duplicates + b.late.length - lateKept,
+        watermark: b.watermark
+      }
+    })
+    await this.#deps.consumer.commit(b.next)
+
+    metrics.received.inc(b.received)
     metrics.stored.inc(outcome.stored.length)
     metrics.duplicates.inc(outcome.duplicates)
     metrics.late.inc(outcome.late.length)
-    for (const d of deadLetters) metrics.deadLetters.inc({ reason: d.reason })
+    for (const d of outcome.deadLetters) metrics.deadLetters.inc({ reason: d.reason })
     let rule = 0; let z = 0; let ml = 0
     for (const { verdict } of outcome.stored) {
       if (verdict.ruleAnomaly) rule++
@@ -290,7 +357,7 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     metrics.windowsUpdated.inc(outcome.revised.length)
     metrics.windowsFinalized.inc(outcome.finalized.length)
     if (Number.isFinite(outcome.watermark)) metrics.watermark.set(outcome.watermark)
-    endTimer()
+    metrics.batchSeconds.observe((performance.now() - b.started) / 1000)
     this.emit('batch', outcome)
     return outcome
   }

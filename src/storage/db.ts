@@ -1,4 +1,6 @@
+import { once } from 'node:events'
 import { mkdirSync } from 'node:fs'
+import { connect } from 'node:net'
 import { PGlite } from '@electric-sql/pglite'
 import postgres from 'postgres'
 import { IotError } from '../domain/index.ts'
@@ -39,13 +41,25 @@ export async function openDb (opts: DbOptions = {}): Promise<Db> {
 }
 
 export async function openPostgres (url: string, max = 4): Promise<Db> {
-  const sql = postgres(url, {
+  const parsed = new URL(url)
+  const host = parsed.hostname === '' ? '127.0.0.1' : parsed.hostname.replace(/^\[|\]$/g, '')
+  const port = parsed.port === '' ? 5432 : Number(parsed.port)
+  // `socket` is a documented option of postgres.js that its type definitions lack.
+  const options = {
     max,
     onnotice: () => {},
     // int8 as JS number: our int8 values (offsets, epoch ms) stay far below 2^53.
     types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
-    connection: { application_name: 'iot-monitor' }
-  })
+    connection: { application_name: 'iot-monitor' },
+    // postgres.js leaves Nagle's algorithm on; a statement sent in several writes then waits for
+    // the server's delayed ACK (~40 ms). Connect ourselves with TCP_NODELAY.
+    socket: async (o: { path?: string | false }) => {
+      const s = typeof o.path === 'string' && o.path !== '' ? connect(o.path) : connect({ host, port, noDelay: true })
+      await once(s, 'connect')
+      return s
+    }
+  }
+  const sql = postgres(url, options)
   try {
     await sql`select 1`
   } catch (err) {
