@@ -1,7 +1,7 @@
 // Benchmarks: `npm run bench -- <name> [--readings N]`. Ratios within one run are what to compare:
 // this machine is shared and noisy, absolute figures move between runs.
 import { parseArgs } from 'node:util'
-import { runEmbedded } from './embedded.ts'
+import { measureEmbedded, runEmbedded } from './embedded.ts'
 
 const { positionals, values } = parseArgs({
   args: process.argv.slice(2),
@@ -10,7 +10,9 @@ const { positionals, values } = parseArgs({
 })
 const name = positionals[0] ?? 'embedded'
 const benches: Record<string, () => Promise<void>> = {
-  embedded: async () => { await runEmbedded({ readings: Number(values.readings ?? 600_000) }) }
+  embedded: async () => { await runEmbedded({ readings: Number(values.readings ?? 500_000) }) },
+  // internal: one measurement in a child process (so its peak RSS is its own)
+  'embedded-run': async () => { await measureEmbedded(Number(values.readings ?? 500_000)) }
 }
 const bench = benches[name]
 if (bench === undefined) {
