@@ -24,7 +24,8 @@ const DEFAULTS: Config = {
   windowing: { sizeMs: 60_000, maxOutOfOrdernessMs: 10_000, allowedLatenessMs: 60_000, idleTimeoutMs: 30_000 },
   validation: { maxBytes: 16_384, maxPastMs: 7 * 86_400_000, maxFutureMs: 300_000 },
   busCapacity: 100_000,
-  maxBatch: 5000
+  maxBatch: 5000,
+  retentionMs: null
 }
 
 let dir = ''
@@ -165,7 +166,8 @@ describe('loadConfig - flags', () => {
       '--max-past', '30d',
       '--max-future', '1h',
       '--bus-capacity', '5000',
-      '--max-batch', '250'
+      '--max-batch', '250',
+      '--retention', '30d'
     ])
     assert.deepEqual(c, {
       databaseUrl: 'postgres://u:p@db:5432/iot',
@@ -181,7 +183,8 @@ describe('loadConfig - flags', () => {
       windowing: { sizeMs: 300_000, maxOutOfOrdernessMs: 30_000, allowedLatenessMs: 120_000, idleTimeoutMs: 60_000 },
       validation: { maxBytes: 16_384, maxPastMs: 30 * 86_400_000, maxFutureMs: 3_600_000 },
       busCapacity: 5000,
-      maxBatch: 250
+      maxBatch: 250,
+      retentionMs: 30 * 86_400_000
     })
   })
 

@@ -34,6 +34,8 @@ export interface Config {
   validation: ValidationOptions
   busCapacity: number
   maxBatch: number
+  /** Drop daily partitions of raw readings older than this behind the watermark; null keeps all. */
+  retentionMs: number | null
 }
 
 export const defaultConfig: Config = {
@@ -50,7 +52,8 @@ export const defaultConfig: Config = {
   windowing: defaultWindowingOptions,
   validation: defaultValidationOptions,
   busCapacity: 100_000,
-  maxBatch: 5000
+  maxBatch: 5000,
+  retentionMs: null
 }
 
 const options = {
@@ -79,6 +82,7 @@ const options = {
   'max-future': { type: 'string' },
   'bus-capacity': { type: 'string' },
   'max-batch': { type: 'string' },
+  retention: { type: 'string' },
   help: { type: 'boolean', short: 'h' }
 } as const
 
@@ -106,6 +110,7 @@ Flags (env in brackets; a JSON file given by --config may set any of them by nam
   --allowed-lateness D    revisions accepted after a window's end (default 60s)
   --idle-timeout D        wall time after which a silent partition stops holding windows (default 30s)
   --max-past D, --max-future D   reject timestamps that far from the ingest clock (default 7d, 5m; "off")
+  --retention D           drop raw readings (whole days) older than D behind the watermark (default: keep)
   --status D              interval of the status line (default 5s; 0 = off)
   --log-level LEVEL       trace, debug, info, warn, error (default info) [LOG_LEVEL]
 `
@@ -200,6 +205,7 @@ export function loadConfig (argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const future = get('max-future'); if (future !== undefined) c.validation.maxFutureMs = limit(future, 'max-future')
   const cap = get('bus-capacity'); if (cap !== undefined) c.busCapacity = int(cap, 'bus-capacity', 1)
   const batch = get('max-batch'); if (batch !== undefined) c.maxBatch = int(batch, 'max-batch', 1)
+  const retention = get('retention'); if (retention !== undefined) c.retentionMs = limit(retention, 'retention')
   if (w.sizeMs <= 0) throw new IotError('IOT_ERR_CONFIG', '--window must be positive')
   return { command: parsed.positionals[0] ?? 'start', config: c, help: flags.help === true }
 }

@@ -5,7 +5,7 @@ import { Detector } from '../anomaly/index.ts'
 import { MemoryBus } from '../bus/index.ts'
 import { type Config } from '../config/index.ts'
 import { Simulator, SimulatorSource } from '../sources/simulator/index.ts'
-import { type Db, migrate, openDb } from '../storage/index.ts'
+import { type Db, dropPartitionsBefore, migrate, openDb } from '../storage/index.ts'
 import { PipelineMetrics } from './metrics.ts'
 import { Worker } from './worker.ts'
 
@@ -62,10 +62,18 @@ export async function startEmbedded (config: Config, log: Logger, wallClock: () 
   source?.start()
   const app = await buildApp({ db, registry: metrics.registry, status: () => ({ watermark: worker.watermark, lag: bus.lag }), logger: log })
   setInterval(() => metrics.lag.set(bus.lag), 1000).unref()
+  const retention = config.retentionMs === null ? null : setInterval(() => { dropOldReadings().catch(() => {}) }, 60_000)
+  retention?.unref()
+  const dropOldReadings = async (): Promise<void> => {
+    if (config.retentionMs === null || !Number.isFinite(worker.watermark)) return
+    const dropped = await dropPartitionsBefore(db, worker.watermark - config.retentionMs)
+    if (dropped.length > 0) log.info({ dropped }, 'Retention: dropped raw readings.')
+  }
 
   let stopping: Promise<void> | null = null
   const stop = async (): Promise<void> => {
     stopping ??= (async () => {
+      if (retention !== null) clearInterval(retention)
       await source?.stop()
       await worker.stop({ drain: true, endOfInput: source?.finished === true })
       await app.close()

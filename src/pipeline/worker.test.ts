@@ -1,0 +1,145 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { pino } from 'pino'
+import { Detector } from '../anomaly/index.ts'
+import { MemoryBus, partitionFor } from '../bus/index.ts'
+import { type Reading } from '../domain/index.ts'
+import { type Db, migrate, openPglite } from '../storage/index.ts'
+import { PipelineMetrics } from './metrics.ts'
+import { Worker, type WorkerDeps } from './worker.ts'
+
+const T0 = Date.UTC(2026, 0, 1)
+const log = pino({ level: 'silent' })
+
+function reading (sensorId: string, ts: number, value = 20): Reading {
+  return { sensorId, sensorType: 'temperature', location: 'Lab', value, ts, unit: '°C', anomaly: false, anomalyKind: null, seq: null }
+}
+
+/** A sensor id that the bus puts on `partition` (of `partitions`). */
+function sensorOn (partition: number, partitions: number, salt = ''): string {
+  for (let i = 0; ; i++) if (partitionFor(`s${salt}${i}`, partitions) === partition) return `s${salt}${i}`
+}
+
+async function freshDb (): Promise<Db> {
+  const db = await openPglite('memory://')
+  await migrate(db)
+  return db
+}
+
+function worker (db: Db, bus: MemoryBus, wall: { now: number }, metrics = new PipelineMetrics(undefined, false), overrides: Partial<WorkerDeps> = {}): Worker {
+  return new Worker({
+    db, consumer: bus.consumer(), detector: new Detector(), ingestClock: () => T0, wallClock: () => wall.now, log, metrics, ...overrides
+  }, { maxBatch: 50, pollWaitMs: 5, validation: { maxBytes: 16384, maxPastMs: null, maxFutureMs: null } })
+}
+
+async function until (what: string, probe: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 5000
+  while (!await probe()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
+
+const count = async (db: Db, sql: string): Promise<number> => (await db.query<{ n: number }>(sql))[0]!.n
+
+test('Worker - a silent partition holds windows open until the idle timeout of wall time, then they close', async () => {
+  const db = await freshDb()
+  const bus = new MemoryBus({ partitions: 2 })
+  const wall = { now: 0 }
+  const w = worker(db, bus, wall)
+  await w.start()
+  const busy = sensorOn(0, 2)
+  const p = bus.producer()
+  for (let s = 0; s < 300; s += 5) p.tryProduce(busy, reading(busy, T0 + s * 1000))
+  await until('readings stored', async () => await count(db, 'SELECT count(*)::int AS n FROM sensor_readings') === 60)
+  assert.equal(w.watermark, -Infinity, 'partition 1 has no data yet: no watermark')
+  assert.equal(await count(db, 'SELECT count(*)::int AS n FROM sensor_aggregates WHERE is_final'), 0)
+  wall.now = 29_999
+  await new Promise(resolve => setTimeout(resolve, 50))
+  assert.equal(await count(db, 'SELECT count(*)::int AS n FROM sensor_aggregates WHERE is_final'), 0, 'not idle yet')
+  wall.now = 30_000
+  // Watermark = 295 s − 10 s = 285 s: windows ending at or before 225 s are final (0–60 … 180–240 → 3 of them end ≤ 225 s).
+  await until('idle finalization', async () => await count(db, 'SELECT count(*)::int AS n FROM sensor_aggregates WHERE is_final') === 3)
+  assert.equal(w.watermark, T0 + 285_000)
+  await w.stop()
+  await db.close()
+})
+
+test('Worker - a failed transaction is retried from the stored offsets and counts nothing twice', async () => {
+  const db = await freshDb()
+  let failNext = true
+  const flaky: Db = {
+    ...db,
+    transaction: async (fn) => await db.transaction(async tx => {
+      const r = await fn(tx)
+      if (failNext) {
+        failNext = false
+        throw new Error('injected failure after the writes, before commit')
+      }
+      return r
+    })
+  }
+  const bus = new MemoryBus({ partitions: 1 })
+  const metrics = new PipelineMetrics(undefined, false)
+  const w = worker(flaky, bus, { now: 0 }, metrics)
+  await w.start()
+  const p = bus.producer()
+  for (let i = 0; i < 120; i++) p.tryProduce('a', reading('a', T0 + i * 1000, i))
+  p.tryProduce('a', reading('a', T0 + 5000, 5)) // a duplicate
+  await w.stop({ drain: true, endOfInput: true })
+  assert.equal(await PipelineMetrics.total(metrics.batchFailures), 1)
+  assert.equal(await count(db, 'SELECT count(*)::int AS n FROM sensor_readings'), 120)
+  assert.equal(await count(db, 'SELECT sum(count_readings)::int AS n FROM sensor_aggregates'), 120)
+  assert.equal(await PipelineMetrics.total(metrics.duplicates), 1)
+  const [row] = await db.query<{ avg: number, n: number }>(`SELECT avg_value AS avg, count_readings AS n FROM sensor_aggregates
+    WHERE window_start = to_timestamp(${T0 / 1000})`)
+  assert.deepEqual(row, { avg: 29.5, n: 60 })
+  await db.close()
+})
+
+test('Worker - after a restart, a repeat of a reading stored in a still-open window is a duplicate', async () => {
+  const db = await freshDb()
+  const first = new MemoryBus({ partitions: 1 })
+  const w1 = worker(db, first, { now: 0 })
+  await w1.start()
+  for (let i = 0; i < 30; i++) first.producer().tryProduce('a', reading('a', T0 + i * 1000, i))
+  await w1.stop({ drain: true })
+
+  const second = new MemoryBus({ partitions: 1 })
+  const metrics = new PipelineMetrics(undefined, false)
+  const w2 = worker(db, second, { now: 0 }, metrics)
+  await w2.start()
+  const p = second.producer()
+  p.tryProduce('a', reading('a', T0 + 10_000, 10)) // stored before the restart, window still open
+  p.tryProduce('a', reading('a', T0 + 10_500, 99)) // new, out of order
+  p.tryProduce('a', reading('a', T0 + 30_000, 30)) // new
+  await w2.stop({ drain: true, endOfInput: true })
+  assert.equal(await PipelineMetrics.total(metrics.duplicates), 1)
+  assert.equal(await count(db, 'SELECT count(*)::int AS n FROM sensor_readings'), 32)
+  assert.equal(await count(db, 'SELECT count_readings AS n FROM sensor_aggregates'), 32)
+  const [offsets] = await db.query<{ next_offset: number }>('SELECT next_offset FROM stream_offsets WHERE partition = 0')
+  assert.equal(offsets?.next_offset, 33, 'the second run continued the offsets of the first')
+  await db.close()
+})
+
+test('Worker - late readings are kept, a late repeat of a stored reading is a duplicate, malformed text is a dead letter', async () => {
+  const db = await freshDb()
+  const bus = new MemoryBus({ partitions: 1 })
+  const metrics = new PipelineMetrics(undefined, false)
+  const w = worker(db, bus, { now: 0 }, metrics)
+  await w.start()
+  const p = bus.producer()
+  for (let s = 0; s <= 200; s += 10) p.tryProduce('a', reading('a', T0 + s * 1000))
+  // watermark now 190 s: window [0, 60 s) is final (60 + 60 ≤ 190)
+  p.tryProduce('a', reading('a', T0 + 15_000, 7)) // new but late
+  p.tryProduce('a', reading('a', T0 + 20_000)) // repeat of a stored reading, late
+  p.tryProduce('a', '{"sensor_id": "a", "value": ')
+  await w.stop({ drain: true })
+  const late = await db.query<{ lateness_ms: number, value: number }>('SELECT lateness_ms, value FROM late_readings')
+  assert.deepEqual(late, [{ lateness_ms: 175_000, value: 7 }])
+  assert.equal(await PipelineMetrics.total(metrics.duplicates), 1)
+  const dead = await db.query<{ reason: string, source: string }>('SELECT reason, source FROM dead_letters')
+  assert.deepEqual(dead, [{ reason: 'invalid_json', source: 'iot_sensors/0@23' }])
+  assert.equal(await count(db, 'SELECT count_readings AS n FROM sensor_aggregates WHERE is_final'), 6)
+  await db.close()
+})
