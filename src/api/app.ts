@@ -25,12 +25,16 @@ const FilterSchema = Type.Object({
 }, { additionalProperties: false })
 type Filter = Static<typeof FilterSchema>
 
+const MIN_TIME = -62_135_596_800_000 // 0001-01-01
+const MAX_TIME = 253_402_300_799_999 // 9999-12-31
+
 /** from/to: ISO 8601 (no zone = UTC) or epoch milliseconds. */
 function toTime (v: string | number | undefined, name: string): number | undefined {
   if (v === undefined) return undefined
-  if (typeof v === 'number') return v
-  const t = /^\d+$/.test(v) ? Number(v) : parseTimestamp(v)
-  if (Number.isNaN(t)) throw new IotError('IOT_ERR_VALIDATION', `${name}: not an ISO 8601 date-time or epoch ms: ${v}`)
+  const t = typeof v === 'number' ? v : /^\d+$/.test(v) ? Number(v) : parseTimestamp(v)
+  if (Number.isNaN(t) || t < MIN_TIME || t > MAX_TIME) {
+    throw new IotError('IOT_ERR_VALIDATION', `${name}: not an ISO 8601 date-time or epoch ms in years 1-9999: ${v}`)
+  }
   return t
 }
 
@@ -46,14 +50,16 @@ const num = (x: number | null): number | string | null => x === null || Number.i
 export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
   // Requests are logged at info: the API's logger starts at warn, so only problems are logged, never each request.
   const logger: FastifyBaseLogger = deps.logger?.child({ component: 'api' }, { level: 'warn' }) ?? pino({ level: 'silent' })
-  const app = Fastify({ loggerInstance: logger })
+  // Unknown query parameters are errors (Fastify's default would silently drop them: a typo would filter nothing).
+  const app = Fastify({ loggerInstance: logger, ajv: { customOptions: { removeAdditional: false } } })
 
   app.setErrorHandler((err: { code?: string, statusCode?: number, message: string, validation?: unknown }, _req, reply) => {
     if (err.validation !== undefined || err.code === 'IOT_ERR_VALIDATION') {
       return reply.code(400).send({ error: 'bad_request', code: 'IOT_ERR_VALIDATION', message: err.message })
     }
     app.log.error({ err }, 'Request failed.')
-    return reply.code(err.statusCode ?? 500).send({ error: 'internal', code: err.code ?? 'IOT_ERR_INTERNAL', message: err.message })
+    // Internals (database messages and codes) stay in the log.
+    return reply.code(500).send({ error: 'internal', code: 'IOT_ERR_INTERNAL', message: 'internal error; see the server log' })
   })
 
   app.get('/health', async (_req, reply) => {
@@ -138,7 +144,7 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
     }
   })
 
-  const Limit = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })) }, { additionalProperties: false })
+  const Limit = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 5000, default: 100 })) }, { additionalProperties: false })
   app.get<{ Querystring: Static<typeof Limit> }>('/api/dead-letters', { schema: { querystring: Limit } }, async (req) => {
     const rows = await recentDeadLetters(deps.db, req.query.limit ?? 100)
     return {

@@ -44,7 +44,7 @@ export function copyText (v: string | null): string {
   if (v === null) return '\\N'
   return COPY_SPECIAL.test(v) ? v.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r') : v
 }
-export const copyNumber = (v: number | null): string => v === null ? '\\N' : String(v)
+export const copyNumber = (v: number | null): string => v === null ? '\\N' : Object.is(v, -0) ? '-0' : String(v)
 export const copyBool = (v: boolean | null): string => v === null ? '\\N' : v ? 't' : 'f'
 /** Epoch ms as a timestamptz literal (UTC). */
 export const copyTimestamp = (ms: number): string => new Date(ms).toISOString()

@@ -12,9 +12,10 @@ const LOCK_KEY = 727_001
 export async function migrate (db: Db): Promise<string[]> {
   const files = readdirSync(dir).filter(f => f.endsWith('.sql')).sort()
   const applied: string[] = []
-  await db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())')
   await db.transaction(async tx => {
+    // The lock first: two migrators on a fresh database would otherwise race to create the table.
     await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY])
+    await tx.query('CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())')
     const done = new Set((await tx.query<{ name: string }>('SELECT name FROM schema_migrations')).map(r => r.name))
     for (const f of files) {
       if (done.has(f)) continue
@@ -34,6 +35,6 @@ export async function migrate (db: Db): Promise<string[]> {
 /** Splits a migration script on semicolons at line ends, dropping comments (our files keep no ';' inside strings). */
 export function splitSql (script: string): string[] {
   return script
-    .split('\n').map(l => l.replace(/--.*$/, '')).join('\n')
+    .split(/\r?\n/).map(l => l.replace(/--.*$/, '')).join('\n')
     .split(/;\s*(?:\n|$)/).map(s => s.trim()).filter(s => s.length > 0)
 }

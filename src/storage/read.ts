@@ -80,7 +80,7 @@ export async function recentLateReadings (db: Queryable, f: QueryFilter): Promis
   const w = where(f, 'timestamp')
   return await db.query<LateReadingRow>(`SELECT sensor_id AS "sensorId", location, sensor_type AS "sensorType", value,
     ${timestampToMs('timestamp')} AS timestamp, ${timestampToMs('window_start')} AS "windowStart", lateness_ms AS "latenessMs"
-    FROM late_readings ${w.sql} ORDER BY received_at DESC LIMIT $${w.params.length}`, w.params)
+    FROM late_readings ${w.sql} ORDER BY received_at DESC, timestamp DESC LIMIT $${w.params.length}`, w.params)
 }
 
 export interface DeadLetterRow {

@@ -111,7 +111,7 @@ export async function insertReadings (tx: Queryable, rows: readonly ScoredReadin
   const lines: string[] = new Array<string>(rows.length)
   for (let i = 0; i < rows.length; i++) {
     const { reading: r, verdict: d } = rows[i]!
-    lines[i] = `${copyText(r.sensorId)}\t${copyText(r.sensorType)}\t${copyText(r.location)}\t${r.value}\t${copyTimestamp(r.ts)}\t` +
+    lines[i] = `${copyText(r.sensorId)}\t${copyText(r.sensorType)}\t${copyText(r.location)}\t${copyNumber(r.value)}\t${copyTimestamp(r.ts)}\t` +
       `${copyText(r.unit)}\t${copyBool(r.anomaly)}\t${copyText(r.anomalyKind)}\t${copyNumber(r.seq)}\t${copyBool(d.ruleAnomaly)}\t` +
       `${copyNumber(d.zScore)}\t${copyBool(d.zAnomaly)}\t${copyNumber(d.mlScore)}\t${copyBool(d.mlAnomaly)}\t${copyText(d.modelVersion)}\n`
   }
