@@ -39,13 +39,17 @@ async function start (config: Config, log: Logger): Promise<number> {
   const finalStatus = startStatusLine(sys, config.statusIntervalMs)
 
   const stopped = new Promise<string>(resolve => {
-    let signals = 0
+    let first = 0
     const onSignal = (sig: string): void => {
-      if (++signals > 1) {
+      // Ctrl-C under `npm start` reaches us twice at once (from the terminal and relayed by tsx):
+      // only a second press, a moment later, means "exit now".
+      if (first === 0) {
+        first = Date.now()
+        resolve(sig)
+      } else if (Date.now() - first > 1000) {
         process.stderr.write('Second signal: exiting without waiting.\n')
         process.exit(130)
       }
-      resolve(sig)
     }
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)

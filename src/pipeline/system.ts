@@ -61,19 +61,24 @@ export async function startEmbedded (config: Config, log: Logger, wallClock: () 
   await worker.start()
   source?.start()
   const app = await buildApp({ db, registry: metrics.registry, status: () => ({ watermark: worker.watermark, lag: bus.lag }), logger: log })
-  setInterval(() => metrics.lag.set(bus.lag), 1000).unref()
-  const retention = config.retentionMs === null ? null : setInterval(() => { dropOldReadings().catch(() => {}) }, 60_000)
-  retention?.unref()
-  const dropOldReadings = async (): Promise<void> => {
-    if (config.retentionMs === null || !Number.isFinite(worker.watermark)) return
-    const dropped = await dropPartitionsBefore(db, worker.watermark - config.retentionMs)
+  const dropOldReadings = async (retentionMs: number): Promise<void> => {
+    if (!Number.isFinite(worker.watermark)) return
+    const dropped = await dropPartitionsBefore(db, worker.watermark - retentionMs)
     if (dropped.length > 0) log.info({ dropped }, 'Retention: dropped raw readings.')
   }
+  const timers = [setInterval(() => metrics.lag.set(bus.lag), 1000)]
+  const { retentionMs } = config
+  if (retentionMs !== null) {
+    timers.push(setInterval(() => {
+      dropOldReadings(retentionMs).catch((err: unknown) => { log.error({ err }, 'Retention failed.') })
+    }, 60_000))
+  }
+  for (const t of timers) t.unref()
 
   let stopping: Promise<void> | null = null
   const stop = async (): Promise<void> => {
     stopping ??= (async () => {
-      if (retention !== null) clearInterval(retention)
+      for (const t of timers) clearInterval(t)
       await source?.stop()
       await worker.stop({ drain: true, endOfInput: source?.finished === true })
       await app.close()

@@ -79,9 +79,9 @@ export interface WorkerDeps {
 }
 
 /**
- * The stream worker: batch → validate → de-duplicate → window (event time) → detect → one
- * transaction holding readings, verdicts, late readings, dead letters, window deltas and the
- * consumed offsets. It resumes from the offsets stored with the data, so a crash at any moment
+ * The stream worker: batch → validate → watermark and lateness (event time) → de-duplicate →
+ * detect → window deltas → one transaction holding readings, verdicts, late readings, dead
+ * letters, window deltas and the consumed offsets. It resumes from the offsets stored with the data, so a crash at any moment
  * neither loses nor double-counts a reading.
  */
 export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
@@ -189,6 +189,7 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
         await this.#recover()
         break
       } catch (err) {
+        if (this.#stopping === 'now') return
         this.#deps.log.error({ err }, 'Recovery failed; retrying.')
         await new Promise(resolve => setTimeout(resolve, 1000))
       }
