@@ -24,7 +24,7 @@ const DEFAULTS: Config = {
   windowing: { sizeMs: 60_000, maxOutOfOrdernessMs: 10_000, allowedLatenessMs: 60_000, idleTimeoutMs: 30_000 },
   validation: { maxBytes: 16_384, maxPastMs: 7 * 86_400_000, maxFutureMs: 300_000 },
   busCapacity: 100_000,
-  maxBatch: 5000,
+  maxBatch: 10_000,
   retentionMs: null
 }
 

@@ -52,7 +52,7 @@ export const defaultConfig: Config = {
   windowing: defaultWindowingOptions,
   validation: defaultValidationOptions,
   busCapacity: 100_000,
-  maxBatch: 5000,
+  maxBatch: 10_000,
   retentionMs: null
 }
 
@@ -111,6 +111,8 @@ Flags (env in brackets; a JSON file given by --config may set any of them by nam
   --idle-timeout D        wall time after which a silent partition stops holding windows (default 30s)
   --max-past D, --max-future D   reject timestamps that far from the ingest clock (default 7d, 5m; "off")
   --retention D           drop raw readings (whole days) older than D behind the watermark (default: keep)
+  --max-batch N           records per batch and transaction (default 10000)
+  --bus-capacity N        records the embedded bus holds before producers wait (default 100000)
   --status D              interval of the status line (default 5s; 0 = off)
   --log-level LEVEL       trace, debug, info, warn, error (default info) [LOG_LEVEL]
 `

@@ -60,7 +60,7 @@ export const defaultWorkerOptions: WorkerOptions = {
   topic: 'iot_sensors',
   windowing: defaultWindowingOptions,
   validation: defaultValidationOptions,
-  maxBatch: 5000,
+  maxBatch: 10_000,
   pollWaitMs: 50
 }
 

@@ -90,7 +90,7 @@ export class SimulatorSource {
         if (!accepted) break
         this.#produced++
         // Yield now and then so the worker and the API get the event loop during catch-up bursts.
-        if (++burst % 5000 === 0) await new Promise(resolve => setImmediate(resolve))
+        if (++burst % 10000 === 0) await new Promise(resolve => setImmediate(resolve))
       }
       if (this.#stopped || this.finished) break
       const waitMs = speedup === Infinity ? 0 : Math.min(100, Math.max(1, (this.#sim.nextTs - this.now()) / speedup))
