@@ -12,7 +12,8 @@ import postgres from 'postgres'
 import { defaultConfig, type Config } from '../src/config/index.ts'
 import { startEmbedded } from '../src/pipeline/index.ts'
 import { Simulator } from '../src/sources/simulator/index.ts'
-import { ensureDayPartitions, insertReadings, migrate, openPglite, openPostgres } from '../src/storage/index.ts'
+import { type ScoredReading } from '../src/domain/index.ts'
+import { ensureDayPartitions, insertReadings, migrate, openPglite, openPostgres, readingColumns, readingsCopyText } from '../src/storage/index.ts'
 import { createServerDatabase } from '../test/helpers/databases.ts'
 
 const START = Date.UTC(2026, 0, 1)
@@ -63,33 +64,16 @@ export async function measureEmbedded (readings: number): Promise<void> {
   }
 }
 
-/** The same rows the pipeline stores, as column arrays. */
-function rows (readings: number): { cols: string[][], n: number } {
+/** The rows the pipeline stores: simulated readings with a verdict. */
+function scoredRows (readings: number): ScoredReading[] {
   const sim = new Simulator({ sensors: SENSORS, ratePerSensor: 1, seed: 42, startTs: START })
-  const cols: string[][] = Array.from({ length: 8 }, () => [])
-  for (let i = 0; i < readings; i++) {
-    const r = sim.next()
-    cols[0]!.push(r.sensorId); cols[1]!.push(r.sensorType); cols[2]!.push(r.location); cols[3]!.push(String(r.value))
-    cols[4]!.push(new Date(r.ts).toISOString()); cols[5]!.push(r.unit); cols[6]!.push(r.anomaly === true ? 't' : 'f')
-    cols[7]!.push(String(r.ts))
-  }
-  return { cols, n: readings }
-}
-
-async function ensurePartitions (db: postgres.Sql, days: number): Promise<void> {
-  for (let d = 0; d < days; d++) {
-    const from = new Date(START + d * 86_400_000).toISOString()
-    const to = new Date(START + (d + 1) * 86_400_000).toISOString()
-    const q = `CREATE TABLE IF NOT EXISTS bench_p${d} PARTITION OF sensor_readings FOR VALUES FROM ('${from}') TO ('${to}')`
-    await db.unsafe(q)
-  }
+  const verdict = { ruleAnomaly: false, zScore: 0.5, zAnomaly: false, mlScore: null, mlAnomaly: null, modelVersion: null }
+  return Array.from({ length: readings }, () => ({ reading: sim.next(), verdict }))
 }
 
 /** Bare COPY into PGlite of the same rows (all columns, 5000 per transaction), no pipeline. */
 async function barePglite (readings: number): Promise<Result> {
-  const sim = new Simulator({ sensors: SENSORS, ratePerSensor: 1, seed: 42, startTs: START })
-  const verdict = { ruleAnomaly: false, zScore: 0.5, zAnomaly: false, mlScore: null, mlAnomaly: null, modelVersion: null }
-  const rows = Array.from({ length: readings }, () => ({ reading: sim.next(), verdict }))
+  const rows = scoredRows(readings)
   const dir = mkdtempSync(join(tmpdir(), 'iot-bench-'))
   const db = await openPglite(dir)
   try {
@@ -106,25 +90,23 @@ async function barePglite (readings: number): Promise<Result> {
   }
 }
 
-/** Bare COPY into PostgreSQL, the physical limit DESIGN.md compares against. */
+/** Bare COPY into PostgreSQL of the same rows in one stream: the physical limit DESIGN.md compares against. */
 async function barePostgresCopy (url: string, readings: number): Promise<Result> {
-  const { cols, n } = rows(readings)
+  const rows = scoredRows(readings)
+  const db = await openPostgres(url)
+  await migrate(db)
+  await ensureDayPartitions(db, rows.map(r => r.reading.ts))
+  await db.close()
   const sql = postgres(url, { max: 1, onnotice: () => {} })
-  await ensurePartitions(sql, Math.ceil(readings / SENSORS / 86_400) + 1)
   const t0 = performance.now()
-  const stream = await sql`COPY sensor_readings (sensor_id, sensor_type, location, value, timestamp, unit, anomaly, rule_anomaly, z_anomaly) FROM STDIN`.writable()
-  const chunk = 10_000
-  for (let i = 0; i < n; i += chunk) {
-    let text = ''
-    for (let j = i; j < Math.min(n, i + chunk); j++) {
-      text += `${cols[0]![j]}\t${cols[1]![j]}\t${cols[2]![j]}\t${cols[3]![j]}\t${cols[4]![j]}\t${cols[5]![j]}\t${cols[6]![j]}\tf\tf\n`
-    }
-    if (!stream.write(text)) await new Promise(resolve => stream.once('drain', resolve))
+  const stream = await sql.unsafe(`COPY sensor_readings (${readingColumns.join(', ')}) FROM STDIN`).writable()
+  for (let i = 0; i < rows.length; i += 10_000) {
+    if (!stream.write(readingsCopyText(rows.slice(i, i + 10_000)))) await new Promise(resolve => stream.once('drain', resolve))
   }
   await new Promise<void>((resolve, reject) => { stream.on('error', reject); stream.end(resolve) })
   const seconds = (performance.now() - t0) / 1000
   await sql.end()
-  return { label: 'bare COPY into PostgreSQL (no pipeline)', readings: n, seconds, peakRssMb: NaN }
+  return { label: 'bare COPY into PostgreSQL (no pipeline)', readings, seconds, peakRssMb: NaN }
 }
 
 function print (results: Result[]): void {
@@ -146,9 +128,6 @@ export async function runEmbedded ({ readings }: { readings: number }): Promise<
     results.push(await pipeline('pipeline on PostgreSQL', readings, url))
     const b = await createServerDatabase(url)
     try {
-      const db = await openPostgres(b.url)
-      await migrate(db)
-      await db.close()
       results.push(await barePostgresCopy(b.url, readings))
     } finally { await b.drop() }
   } else {

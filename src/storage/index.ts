@@ -2,4 +2,3 @@ export { openDb, openPglite, openPostgres, type Db, type DbOptions, type Queryab
 export { migrate } from './migrate.ts'
 export * from './write.ts'
 export * from './read.ts'
-export { boolArray, numberArray, textArray } from './arrays.ts'

@@ -98,8 +98,21 @@ export async function loadReadingKeysSince (db: Queryable, sinceMs: number): Pro
   return await db.query(`${select} WHERE timestamp >= ${msToTimestamp('$1::float8')}`, [sinceMs])
 }
 
-const readingColumns = ['sensor_id', 'sensor_type', 'location', 'value', 'timestamp', 'unit', 'anomaly', 'anomaly_type', 'seq',
-  'rule_anomaly', 'z_score', 'z_anomaly', 'ml_score', 'ml_anomaly', 'model_version']
+/** The columns of sensor_readings that a reading fills, in COPY order. */
+export const readingColumns = ['sensor_id', 'sensor_type', 'location', 'value', 'timestamp', 'unit', 'anomaly', 'anomaly_type', 'seq',
+  'rule_anomaly', 'z_score', 'z_anomaly', 'ml_score', 'ml_anomaly', 'model_version'] as const
+
+/** Readings with their verdicts as COPY text rows (`readingColumns` order). */
+export function readingsCopyText (rows: readonly ScoredReading[]): string {
+  const lines: string[] = new Array<string>(rows.length)
+  for (let i = 0; i < rows.length; i++) {
+    const { reading: r, verdict: d } = rows[i]!
+    lines[i] = `${copyText(r.sensorId)}\t${copyText(r.sensorType)}\t${copyText(r.location)}\t${copyNumber(r.value)}\t${copyTimestamp(r.ts)}\t` +
+      `${copyText(r.unit)}\t${copyBool(r.anomaly)}\t${copyText(r.anomalyKind)}\t${copyNumber(r.seq)}\t${copyBool(d.ruleAnomaly)}\t` +
+      `${copyNumber(d.zScore)}\t${copyBool(d.zAnomaly)}\t${copyNumber(d.mlScore)}\t${copyBool(d.mlAnomaly)}\t${copyText(d.modelVersion)}\n`
+  }
+  return lines.join('')
+}
 
 /**
  * Bulk-loads readings with their verdicts (COPY). The caller has removed duplicates; if one slipped
@@ -108,14 +121,7 @@ const readingColumns = ['sensor_id', 'sensor_type', 'location', 'value', 'timest
  */
 export async function insertReadings (tx: Queryable, rows: readonly ScoredReading[]): Promise<void> {
   if (rows.length === 0) return
-  const lines: string[] = new Array<string>(rows.length)
-  for (let i = 0; i < rows.length; i++) {
-    const { reading: r, verdict: d } = rows[i]!
-    lines[i] = `${copyText(r.sensorId)}\t${copyText(r.sensorType)}\t${copyText(r.location)}\t${copyNumber(r.value)}\t${copyTimestamp(r.ts)}\t` +
-      `${copyText(r.unit)}\t${copyBool(r.anomaly)}\t${copyText(r.anomalyKind)}\t${copyNumber(r.seq)}\t${copyBool(d.ruleAnomaly)}\t` +
-      `${copyNumber(d.zScore)}\t${copyBool(d.zAnomaly)}\t${copyNumber(d.mlScore)}\t${copyBool(d.mlAnomaly)}\t${copyText(d.modelVersion)}\n`
-  }
-  await tx.copyFrom('sensor_readings', readingColumns, lines.join(''))
+  await tx.copyFrom('sensor_readings', readingColumns, readingsCopyText(rows))
 }
 
 /** Keeps late readings (a key already kept is skipped). Returns rows inserted. */
