@@ -5,7 +5,7 @@ import { Detector } from '../anomaly/index.ts'
 import { MemoryBus } from '../bus/index.ts'
 import { type Config } from '../config/index.ts'
 import { Simulator, SimulatorSource } from '../sources/simulator/index.ts'
-import { type Db, dropPartitionsBefore, migrate, openDb } from '../storage/index.ts'
+import { type Db, dropPartitionsBefore, migrate, openDb, summarizeTimeIndex } from '../storage/index.ts'
 import { PipelineMetrics } from './metrics.ts'
 import { Worker } from './worker.ts'
 
@@ -66,7 +66,10 @@ export async function startEmbedded (config: Config, log: Logger, wallClock: () 
     const dropped = await dropPartitionsBefore(db, worker.watermark - retentionMs)
     if (dropped.length > 0) log.info({ dropped }, 'Retention: dropped raw readings.')
   }
-  const timers = [setInterval(() => metrics.lag.set(bus.lag), 1000)]
+  const timers = [
+    setInterval(() => metrics.lag.set(bus.lag), 1000),
+    setInterval(() => { summarizeTimeIndex(db).catch((err: unknown) => { log.warn({ err }, 'BRIN summarization failed.') }) }, 30_000)
+  ]
   const { retentionMs } = config
   if (retentionMs !== null) {
     timers.push(setInterval(() => {

@@ -47,17 +47,44 @@ const readingColumns = `sensor_id AS "sensorId", sensor_type AS "sensorType", lo
   rule_anomaly AS "ruleAnomaly", z_score AS "zScore", z_anomaly AS "zAnomaly", ml_score AS "mlScore",
   ml_anomaly AS "mlAnomaly", model_version AS "modelVersion"`
 
+/** Newest event time stored (from the offsets table, without touching the raw readings). */
+async function newestEventTime (db: Queryable): Promise<number | null> {
+  const rows = await db.query<{ m: number | null }>('SELECT max(max_event_ms)::float8 AS m FROM stream_offsets')
+  return rows[0]?.m ?? null
+}
+
+/**
+ * "The newest N raw rows" without sorting the whole table: without `from`, look back from the
+ * newest event time over growing spans (the BRIN index on time keeps each look cheap) and only
+ * read everything when the recent past does not hold N rows.
+ */
+async function newestFirst<T> (db: Queryable, f: QueryFilter, query: (f: QueryFilter) => Promise<T[]>): Promise<T[]> {
+  if (f.from !== undefined) return await query(f)
+  const newest = await newestEventTime(db)
+  if (newest === null) return await query(f)
+  const upper = Math.min(f.to ?? Infinity, newest + 1)
+  for (const span of [60_000, 3_600_000, 86_400_000]) {
+    const rows = await query({ ...f, from: upper - span })
+    if (rows.length >= f.limit) return rows
+  }
+  return await query(f)
+}
+
 export async function recentReadings (db: Queryable, f: QueryFilter): Promise<StoredReading[]> {
-  const w = where(f, 'timestamp')
-  return await db.query<StoredReading>(
-    `SELECT ${readingColumns} FROM sensor_readings ${w.sql} ORDER BY timestamp DESC LIMIT $${w.params.length}`, w.params)
+  return await newestFirst(db, f, async f => {
+    const w = where(f, 'timestamp')
+    return await db.query<StoredReading>(
+      `SELECT ${readingColumns} FROM sensor_readings ${w.sql} ORDER BY timestamp DESC LIMIT $${w.params.length}`, w.params)
+  })
 }
 
 /** Readings flagged by any detector (rule, z-score, ML), newest first. */
 export async function recentAnomalies (db: Queryable, f: QueryFilter): Promise<StoredReading[]> {
-  const w = where(f, 'timestamp', ['(rule_anomaly OR z_anomaly OR coalesce(ml_anomaly, false))'])
-  return await db.query<StoredReading>(
-    `SELECT ${readingColumns} FROM sensor_readings ${w.sql} ORDER BY timestamp DESC LIMIT $${w.params.length}`, w.params)
+  return await newestFirst(db, f, async f => {
+    const w = where(f, 'timestamp', ['(rule_anomaly OR z_anomaly OR coalesce(ml_anomaly, false))'])
+    return await db.query<StoredReading>(
+      `SELECT ${readingColumns} FROM sensor_readings ${w.sql} ORDER BY timestamp DESC LIMIT $${w.params.length}`, w.params)
+  })
 }
 
 export async function recentAggregates (db: Queryable, f: QueryFilter): Promise<WindowAggregate[]> {

@@ -62,6 +62,21 @@ export async function ensureDayPartitions (db: Db, timestamps: Iterable<number>)
   }
 }
 
+/**
+ * Summarizes new block ranges of the BRIN index on time in every daily partition, so time-range
+ * queries (the newest readings) skip everything older. Cheap when there is nothing new.
+ */
+export async function summarizeTimeIndex (db: Queryable): Promise<number> {
+  const rows = await db.query<{ n: number }>(`
+    SELECT coalesce(sum(brin_summarize_new_values(i.indexrelid)), 0)::int AS n
+    FROM pg_inherits h
+    JOIN pg_class parent ON parent.oid = h.inhparent AND parent.relname = 'sensor_readings'
+    JOIN pg_index i ON i.indrelid = h.inhrelid
+    JOIN pg_class ic ON ic.oid = i.indexrelid
+    JOIN pg_am am ON am.oid = ic.relam AND am.amname = 'brin'`)
+  return rows[0]?.n ?? 0
+}
+
 /** Drops daily partitions that end at or before `beforeMs` (retention). Returns the dropped names. */
 export async function dropPartitionsBefore (db: Db, beforeMs: number): Promise<string[]> {
   const rows = await db.query<{ name: string }>(`
