@@ -1,6 +1,9 @@
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import { connect } from 'node:net'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { PGlite } from '@electric-sql/pglite'
 import postgres from 'postgres'
 import { IotError } from '../domain/index.ts'
@@ -110,10 +113,22 @@ export async function openPostgres (url: string, max = 4): Promise<Db> {
   }
 }
 
+/** Runs initdb for a new PGlite data folder in a child process: the memory it leaves behind goes with it. */
+async function initPgliteDataDir (dataDir: string): Promise<void> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./pglite-init.mjs', import.meta.url)), dataDir], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  const [code] = await Promise.race([once(child, 'exit'), once(child, 'error').then(([err]) => { throw err })]) as [number | null]
+  if (code !== 0) throw new Error(`initdb exited with code ${code}: ${stderr.slice(-500)}`)
+}
+
 export async function openPglite (dataDir: string): Promise<Db> {
-  if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true })
   let pg: PGlite
   try {
+    if (!dataDir.startsWith('memory://')) {
+      mkdirSync(dataDir, { recursive: true })
+      if (!existsSync(join(dataDir, 'PG_VERSION'))) await initPgliteDataDir(dataDir)
+    }
     pg = await PGlite.create(dataDir, { parsers: { 20: (x: string) => Number(x) } })
   } catch (err) {
     throw storageError(err, `cannot open the embedded database in ${dataDir}`)
