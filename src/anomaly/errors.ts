@@ -1,9 +1,5 @@
 import { IotError } from '../domain/index.ts'
 
-/** Stable, machine-readable codes of the errors thrown by `src/anomaly`. */
-export const anomalyErrorCodes = ['IOT_ERR_ANOMALY_CONFIG', 'IOT_ERR_ANOMALY_STATE'] as const
-export type AnomalyErrorCode = (typeof anomalyErrorCodes)[number]
-
 /** A detector configuration (rule thresholds, z-score options) is invalid. Thrown at construction. */
 export class AnomalyConfigError extends IotError {
   static readonly code = 'IOT_ERR_ANOMALY_CONFIG'

@@ -1,4 +1,4 @@
-export { AnomalyConfigError, AnomalyStateError, anomalyErrorCodes, type AnomalyErrorCode } from './errors.ts'
+export { AnomalyConfigError, AnomalyStateError } from './errors.ts'
 export {
   RuleEngine,
   defaultRuleConfig,

@@ -5,7 +5,7 @@ import { Detector } from '../anomaly/index.ts'
 import { MemoryBus } from '../bus/index.ts'
 import { type Config } from '../config/index.ts'
 import { Simulator, SimulatorSource } from '../sources/simulator/index.ts'
-import { type Db, dropPartitionsBefore, migrate, openDb, summarizeTimeIndex } from '../storage/index.ts'
+import { type Db, dropPartitionsBefore, migrate, newestEventTime, openDb, summarizeTimeIndex } from '../storage/index.ts'
 import { PipelineMetrics } from './metrics.ts'
 import { Worker } from './worker.ts'
 
@@ -23,13 +23,6 @@ export interface EmbeddedSystem {
   stop(): Promise<void>
 }
 
-/** Where the previous run's event time stopped, so a restarted simulator continues after it. */
-async function lastEventTime (db: Db, group: string, topic: string): Promise<number | null> {
-  const rows = await db.query<{ m: number | null }>(
-    'SELECT max(max_event_ms) AS m FROM stream_offsets WHERE consumer_group = $1 AND topic = $2', [group, topic])
-  return rows[0]?.m ?? null
-}
-
 export async function startEmbedded (config: Config, log: Logger, wallClock: () => number = Date.now): Promise<EmbeddedSystem> {
   const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir })
   const applied = await migrate(db)
@@ -40,7 +33,8 @@ export async function startEmbedded (config: Config, log: Logger, wallClock: () 
   let source: SimulatorSource | null = null
   const sim = config.simulator
   if (sim.enabled) {
-    const last = await lastEventTime(db, config.group, config.topic)
+    // Continue after where the previous run's event time stopped.
+    const last = await newestEventTime(db, { group: config.group, topic: config.topic })
     const start = Math.max(sim.startMs ?? wallClock(), last === null ? -Infinity : last + 1)
     const simulator = new Simulator({ sensors: sim.sensors, ratePerSensor: sim.rate, seed: sim.seed, startTs: start })
     source = new SimulatorSource(simulator, bus.producer(), {

@@ -239,16 +239,20 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
   async #idle (): Promise<void> {
     const before = this.#op.watermark
     const after = this.#op.watermarks.tick(this.#deps.wallClock())
-    if (after <= before) return
+    if (after > before) await this.#closeWindows(this.#op.finalEndBoundary, after)
+  }
+
+  /** Marks windows ending at or before `endBoundary` final and stores `watermark`, in one transaction. */
+  async #closeWindows (endBoundary: number, watermark: number): Promise<void> {
     const finalized = await this.#deps.db.transaction(async tx => {
-      const f = await finalizeWindows(tx, this.#op.finalEndBoundary)
-      await saveProgress(tx, this.options.group, this.options.topic, [], after)
+      const f = await finalizeWindows(tx, endBoundary)
+      await saveProgress(tx, this.options.group, this.options.topic, [], watermark)
       return f
     })
     this.#recent.pruneBefore(this.#op.finalEndBoundary - this.#op.options.sizeMs)
     this.#deps.metrics.windowsFinalized.inc(finalized.length)
-    this.#deps.metrics.watermark.set(after)
-    this.emit('batch', { stored: [], revised: [], finalized, late: [], deadLetters: [], duplicates: 0, watermark: after })
+    this.#deps.metrics.watermark.set(watermark)
+    this.emit('batch', { stored: [], revised: [], finalized, late: [], deadLetters: [], duplicates: 0, watermark })
   }
 
   /** Processes and stores one batch in one transaction. Exposed for tests and benchmarks. */
@@ -370,13 +374,7 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     for (const p of this.#assigned) maxTs = Math.max(maxTs, this.#op.watermarks.channelMaxTs(p))
     // What a later run must treat as final: every window up to the last one seen.
     const floor = Number.isFinite(maxTs) ? this.#op.windows.startOf(maxTs) + sizeMs + allowedLatenessMs : this.#op.watermark
-    const finalized = await this.#deps.db.transaction(async tx => {
-      const f = await finalizeWindows(tx, Infinity)
-      await saveProgress(tx, this.options.group, this.options.topic, [], floor)
-      return f
-    })
     this.#op.watermarks.restoreFloor(floor)
-    this.#deps.metrics.windowsFinalized.inc(finalized.length)
-    this.emit('batch', { stored: [], revised: [], finalized, late: [], deadLetters: [], duplicates: 0, watermark: floor })
+    await this.#closeWindows(Infinity, floor)
   }
 }

@@ -47,9 +47,15 @@ const readingColumns = `sensor_id AS "sensorId", sensor_type AS "sensorType", lo
   rule_anomaly AS "ruleAnomaly", z_score AS "zScore", z_anomaly AS "zAnomaly", ml_score AS "mlScore",
   ml_anomaly AS "mlAnomaly", model_version AS "modelVersion"`
 
-/** Newest event time stored (from the offsets table, without touching the raw readings). */
-async function newestEventTime (db: Queryable): Promise<number | null> {
-  const rows = await db.query<{ m: number | null }>('SELECT max(max_event_ms)::float8 AS m FROM stream_offsets')
+/**
+ * Newest event time seen (from the offsets table, without touching the raw readings), over all
+ * consumers or for one consumer group and topic.
+ */
+export async function newestEventTime (db: Queryable, of?: { group: string, topic: string }): Promise<number | null> {
+  const rows = of === undefined
+    ? await db.query<{ m: number | null }>('SELECT max(max_event_ms)::float8 AS m FROM stream_offsets')
+    : await db.query<{ m: number | null }>(
+      'SELECT max(max_event_ms)::float8 AS m FROM stream_offsets WHERE consumer_group = $1 AND topic = $2', [of.group, of.topic])
   return rows[0]?.m ?? null
 }
 
