@@ -7,17 +7,18 @@
 #   scripts/services.sh status [service...]          show what is running
 #
 # Typical use:  eval "$(bash scripts/services.sh up)"   or   eval "$(bash scripts/services.sh env)"
-# Services: $IOT_SERVICES (space-separated, default "postgres"), or the names given.
+# Services: $IOT_SERVICES (space-separated, default "postgres kafka"), or the names given.
 # Settings: IOT_SERVICES_DIR (state folder, default $HOME/.cache/iot-monitor/services),
-#           PGPORT (default 55432). Progress goes to stderr; stdout carries only export lines.
+#           PGPORT (default 55432), KAFKA_PORT (default 59092; controller KAFKA_PORT + 1).
+#           Progress goes to stderr; stdout carries only export lines.
 #
 # Adding a service NAME: write NAME_up, NAME_down (gets --purge or nothing), NAME_env (prints
 # export lines; returns non-zero when not running) and NAME_status, and add NAME to KNOWN.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-KNOWN="postgres"      # later: kafka mosquitto chromium
-DEFAULT_SERVICES="${IOT_SERVICES:-postgres}"
+KNOWN="postgres kafka"      # later: mosquitto chromium
+DEFAULT_SERVICES="${IOT_SERVICES:-postgres kafka}"
 
 say () { printf '[services] %s\n' "$*" >&2; }
 die () { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -43,15 +44,33 @@ postgres_status () {
   fi
 }
 
-# --- Kafka / Mosquitto / Chromium: not yet ------------------------------------------------------
-# kafka_up ()     { bash "$ROOT/deploy/kafka/up.sh" >/dev/null; }     # KRaft node on 127.0.0.1
-# kafka_down ()   { bash "$ROOT/deploy/kafka/down.sh" "$@"; }
-# kafka_env ()    { echo "export KAFKA_BROKERS=127.0.0.1:9092"; }
+# --- Kafka (deploy/kafka: single KRaft node on 127.0.0.1) ---------------------------------------
+kafka_up () {
+  bash "$ROOT/deploy/kafka/up.sh" >/dev/null
+}
+kafka_down () {
+  bash "$ROOT/deploy/kafka/down.sh" "$@"
+}
+kafka_env () {
+  local addr
+  addr=$(bash "$ROOT/deploy/kafka/status.sh") || return 1
+  printf 'export KAFKA_BROKERS=%q\n' "$addr"
+}
+kafka_status () {
+  local addr
+  if addr=$(bash "$ROOT/deploy/kafka/status.sh"); then
+    echo "kafka: running  $addr"
+  else
+    echo "kafka: stopped"
+  fi
+}
+
+# --- Mosquitto / Chromium: not yet --------------------------------------------------------------
 # mosquitto_up () { command -v mosquitto || apt-get install -y mosquitto; mosquitto -d ...; }
 # chromium_env () { echo "export CHROME_PATH=$(command -v chromium)"; }
 
 # --- dispatch -------------------------------------------------------------------------------------
-usage () { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit "${1:-2}"; }
+usage () { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit "${1:-2}"; }
 
 cmd=${1:-}
 [ -n "$cmd" ] || usage 2
