@@ -12,6 +12,8 @@ export interface BusRecord {
   offset: number
   key: string
   value: BusValue
+  /** When the record entered the bus (Kafka's record timestamp): the ingest clock for validation. */
+  timestamp?: number
 }
 
 /** Where a consumer starts on each partition it is given. */

@@ -5,6 +5,8 @@ export const errorCodes = [
   'IOT_ERR_STORAGE',
   'IOT_ERR_MIGRATION',
   'IOT_ERR_BUS_CLOSED',
+  'IOT_ERR_BUS',
+  'IOT_ERR_FENCED',
   'IOT_ERR_ANOMALY_CONFIG',
   'IOT_ERR_ANOMALY_STATE'
 ] as const

@@ -9,7 +9,7 @@ import { PipelineMetrics } from './metrics.ts'
 import { Worker, type WorkerDeps } from './worker.ts'
 
 const T0 = Date.UTC(2026, 0, 1)
-const log = pino({ level: 'silent' })
+const log = pino({ level: process.env.TEST_LOG ?? 'silent' })
 
 function reading (sensorId: string, ts: number, value = 20): Reading {
   return { sensorId, sensorType: 'temperature', location: 'Lab', value, ts, unit: '°C', anomaly: false, anomalyKind: null, seq: null }
@@ -54,13 +54,17 @@ test('Worker - a silent partition holds windows open until the idle timeout of w
   await until('readings stored', async () => await count(db, 'SELECT count(*)::int AS n FROM sensor_readings') === 60)
   assert.equal(w.watermark, -Infinity, 'partition 1 has no data yet: no watermark')
   assert.equal(await count(db, 'SELECT count(*)::int AS n FROM sensor_aggregates WHERE is_final'), 0)
+  // The busy partition keeps delivering; the silent one is idle once 30 s of wall time passed since it was assigned.
   wall.now = 29_999
+  p.tryProduce(busy, reading(busy, T0 + 300_000))
+  await until('the next reading stored', async () => await count(db, 'SELECT count(*)::int AS n FROM sensor_readings') === 61)
   await new Promise(resolve => setTimeout(resolve, 50))
   assert.equal(await count(db, 'SELECT count(*)::int AS n FROM sensor_aggregates WHERE is_final'), 0, 'not idle yet')
   wall.now = 30_000
-  // Watermark = 295 s − 10 s = 285 s: windows ending at or before 225 s are final (0–60 … 180–240 → 3 of them end ≤ 225 s).
+  // Watermark = 300 s − 10 s = 290 s: windows ending at or before 230 s are final (0–60 … 180–240 → 3 of them end ≤ 230 s).
   await until('idle finalization', async () => await count(db, 'SELECT count(*)::int AS n FROM sensor_aggregates WHERE is_final') === 3)
-  assert.equal(w.watermark, T0 + 285_000)
+  assert.equal(w.watermark, T0 + 290_000)
+  assert.deepEqual(await db.query('SELECT partition, idle FROM stream_offsets ORDER BY partition'), [{ partition: 0, idle: false }, { partition: 1, idle: true }])
   await w.stop()
   await db.close()
 })

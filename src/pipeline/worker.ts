@@ -6,21 +6,24 @@ import {
   defaultValidationOptions, validateMessage
 } from '../domain/index.ts'
 import {
-  type Db, type LateReading, type PartitionProgress, ensureDayPartitions, finalizeWindows, findStoredKeys,
-  insertDeadLetters, insertLateReadings, insertReadings, loadProgress, loadReadingKeysSince, mergeWindowDeltas, saveProgress
+  type Db, type LateReading, type PartitionProgress, type PartitionState, advanceWatermark, claimPartitions, ensureDayPartitions,
+  finalizeWindows, findStoredKeys, insertDeadLetters, insertLateReadings, insertReadings, loadPartitions, loadReadingKeysSince,
+  loadRecentReadings, loadWatermark, lockFinality, markIdle, mergeWindowDeltas, saveProgress
 } from '../storage/index.ts'
-import { ON_TIME, WindowDeltas, WindowOperator, type WindowingOptions, defaultWindowingOptions } from '../windowing/index.ts'
+import {
+  ON_TIME, WindowDeltas, WindowOperator, type WindowingOptions, combinedWatermark, defaultWindowingOptions
+} from '../windowing/index.ts'
 import { type PipelineMetrics } from './metrics.ts'
 import { RecentKeys } from './recent-keys.ts'
 
 /** The detection seam: one verdict per reading, in arrival order, per sensor state inside. */
 export interface ReadingDetector {
   detect(reading: Reading): Verdict
-  /** Forget all state (after a failed batch or a rebalance); rebuilt from the next readings. */
+  /** Forget all state (after a failed batch or a rebalance); rebuilt from stored readings. */
   clear?(): void
 }
 
-/** What one stored batch changed; emitted as the worker's `batch` event after commit. */
+/** What one stored batch (or one finalization) changed; emitted as the worker's `batch` event after commit. */
 export interface BatchOutcome {
   stored: ScoredReading[]
   revised: WindowAggregate[]
@@ -29,6 +32,15 @@ export interface BatchOutcome {
   deadLetters: DeadLetter[]
   duplicates: number
   watermark: number
+}
+
+/**
+ * Receives each outcome inside its transaction, before the commit (events for other systems): a
+ * failure rolls the batch back, so every stored change is published at least once. Consumers
+ * de-duplicate by key and `revision`.
+ */
+export interface OutcomeSink {
+  publish(outcome: BatchOutcome): Promise<void>
 }
 
 /** A batch prepared in memory, waiting for its transaction. */
@@ -53,6 +65,12 @@ export interface WorkerOptions {
   validation: ValidationOptions
   maxBatch: number
   pollWaitMs: number
+  /** Readings per sensor replayed through the detectors when a worker takes over partitions. */
+  warmupReadings: number
+  /** Event time before the newest stored reading that the warm-up looks back over. */
+  warmupSpanMs: number
+  /** Wall time between reads of the other workers' progress while idle. */
+  idleRefreshMs: number
 }
 
 export const defaultWorkerOptions: WorkerOptions = {
@@ -61,14 +79,17 @@ export const defaultWorkerOptions: WorkerOptions = {
   windowing: defaultWindowingOptions,
   validation: defaultValidationOptions,
   maxBatch: 10_000,
-  pollWaitMs: 50
+  pollWaitMs: 50,
+  warmupReadings: 100,
+  warmupSpanMs: 3_600_000,
+  idleRefreshMs: 1000
 }
 
 export interface WorkerDeps {
   db: Db
   consumer: BusConsumer
   detector: ReadingDetector
-  /** Ingest clock for the far-off timestamp check: wall time live, the virtual clock when simulated. */
+  /** Ingest clock for the far-off timestamp check when a record carries no time of its own. */
   ingestClock: () => number
   /** Wall clock, only for idle timeouts. */
   wallClock: () => number
@@ -76,13 +97,18 @@ export interface WorkerDeps {
   metrics: PipelineMetrics
   /** The partition of a sensor id, to rebuild state only for assigned partitions (all when absent). */
   partitionOf?: (sensorId: string) => number
+  /** Published inside each transaction (Kafka topics for other systems). */
+  sink?: OutcomeSink
 }
 
 /**
  * The stream worker: batch → validate → watermark and lateness (event time) → de-duplicate →
  * detect → window deltas → one transaction holding readings, verdicts, late readings, dead
- * letters, window deltas and the consumed offsets. It resumes from the offsets stored with the data, so a crash at any moment
- * neither loses nor double-counts a reading.
+ * letters, window deltas and the consumed offsets. It resumes from the offsets stored with the
+ * data, so a crash at any moment neither loses nor double-counts a reading. Several workers may
+ * share a topic (a Kafka consumer group): windows merge in the database, finality follows the
+ * watermark combined over every worker's partitions, and stored offsets fence off a worker that
+ * lost its partitions.
  */
 export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
   readonly options: WorkerOptions
@@ -91,9 +117,16 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
   /** Event times stored per sensor in open windows: tells duplicates from out-of-order readings. */
   readonly #recent = new RecentKeys()
   #assigned: number[] = []
+  /** Per owned partition, the next offset once every prepared batch is stored (the fence for the next one). */
+  readonly #expected = new Map<number, number>()
+  /** The stored watermark as last read: windows ending at or before its final boundary are final. */
+  #storedWatermark = -Infinity
   #running: Promise<void> | null = null
+  /** The batch whose transaction is running (false once it failed). */
+  #inFlight: Promise<boolean> | null = null
   #stopping: 'no' | 'drain' | 'now' = 'no'
   #failures = 0
+  #lastRefresh = -Infinity
 
   constructor (deps: WorkerDeps, options: Partial<WorkerOptions> = {}) {
     super()
@@ -106,11 +139,23 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     return this.#op.watermark
   }
 
+  /** Partitions this worker owns now. */
+  get assigned (): readonly number[] {
+    return this.#assigned
+  }
+
   /** Joins the group and starts consuming in the background. */
   async start (): Promise<void> {
     const handler: AssignmentHandler = {
-      onAssigned: async (partitions) => await this.#assign(partitions),
-      onRevoked: async (partitions) => { this.#revoke(partitions) }
+      // A rebalance arrives between polls; the batch still being written finishes first.
+      onAssigned: async (partitions) => {
+        await this.#settleInFlight()
+        return await this.#assign(partitions)
+      },
+      onRevoked: async (partitions) => {
+        await this.#settleInFlight()
+        this.#revoke(partitions)
+      }
     }
     await this.#deps.consumer.subscribe(handler)
     this.#running = this.#loop()
@@ -133,31 +178,37 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
    * it runs while the previous batch's transaction is in flight; transactions stay in order.
    */
   async #loop (): Promise<void> {
-    let inFlight: Promise<boolean> | null = null
     while (this.#stopping !== 'now') {
       const records = await this.#deps.consumer.poll(this.options.maxBatch, this.options.pollWaitMs)
       if (records.length > 0) {
         const prepared = this.#tryPrepare(records)
-        const previousOk = inFlight === null || await inFlight
-        inFlight = null
+        const previousOk = await this.#settleInFlight()
         if (!previousOk || prepared === null) {
           // Rebuild state from the database and rewind the bus: this batch (and any failed one) comes again.
           await this.#recoverAfterFailure()
           continue
         }
-        inFlight = this.#tryWrite(prepared)
+        if (prepared.received > 0) this.#inFlight = this.#tryWrite(prepared)
         continue
       }
-      if (inFlight !== null) {
-        if (!await inFlight) await this.#recoverAfterFailure()
-        inFlight = null
+      if (this.#inFlight !== null) {
+        if (!await this.#settleInFlight()) await this.#recoverAfterFailure()
       } else if (this.#stopping === 'drain') {
         break
       } else {
         await this.#idle().catch((err: unknown) => { this.#deps.log.error({ err }, 'Idle finalization failed.') })
       }
     }
-    if (inFlight !== null && !await inFlight) await this.#recoverAfterFailure()
+    if (!await this.#settleInFlight()) await this.#recoverAfterFailure()
+  }
+
+  /** Waits for the batch in flight; false if it failed. */
+  async #settleInFlight (): Promise<boolean> {
+    const f = this.#inFlight
+    if (f === null) return true
+    const ok = await f
+    if (this.#inFlight === f) this.#inFlight = null
+    return ok
   }
 
   #tryPrepare (records: readonly BusRecord[]): PreparedBatch | null {
@@ -176,7 +227,9 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
       this.#failures = 0
       return true
     } catch (err) {
-      this.#deps.log.error({ err, failures: this.#failures + 1 }, 'Batch failed; going back to the stored offsets.')
+      const fenced = (err as { code?: string }).code === 'IOT_ERR_FENCED'
+      this.#deps.log[fenced ? 'warn' : 'error']({ err, failures: this.#failures + 1 },
+        fenced ? 'Another worker stored these partitions (rebalance); going back to the stored offsets.' : 'Batch failed; going back to the stored offsets.')
       return false
     }
   }
@@ -205,54 +258,134 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     this.#deps.consumer.seek(offsets)
   }
 
+  /**
+   * Takes partitions: claims them in the database, restores their event-time progress, the
+   * de-duplication keys of open windows and the detectors' baselines, and returns the stored
+   * offsets to resume from.
+   */
   async #assign (partitions: number[]): Promise<StartOffsets> {
     const { options: o } = this
-    const progress = await loadProgress(this.#deps.db, o.group, o.topic)
+    const { db, partitionOf } = this.#deps
+    const all = await claimPartitions(db, o.group, o.topic, partitions)
+    const storedWatermark = await loadWatermark(db, o.group, o.topic)
     const now = this.#deps.wallClock()
     const offsets: StartOffsets = new Map()
-    for (const p of partitions) {
-      const stored = progress.partitions.get(p)
-      this.#op.watermarks.addChannel(p, now, stored?.maxEventMs ?? -Infinity)
-      offsets.set(p, stored?.nextOffset ?? 0)
+    const mine = new Set([...this.#assigned, ...partitions])
+    for (const s of all) {
+      if (!partitions.includes(s.partition)) continue
+      this.#op.watermarks.addChannel(s.partition, now, s.maxEventMs ?? -Infinity)
+      offsets.set(s.partition, s.nextOffset)
+      this.#expected.set(s.partition, s.nextOffset)
     }
-    this.#op.watermarks.restoreFloor(progress.watermark)
+    this.#assigned = [...mine].sort((a, b) => a - b)
+    this.#applyStored(all, storedWatermark)
+    const owns = (sensorId: string): boolean => partitionOf === undefined || mine.has(partitionOf(sensorId))
     // Readings stored in windows that are still open: a repeat of one of them is a duplicate.
     const since = this.#op.finalEndBoundary - this.#op.options.sizeMs
-    this.#recent.clear()
-    for (const k of await loadReadingKeysSince(this.#deps.db, since)) {
-      if (this.#deps.partitionOf === undefined || partitions.includes(this.#deps.partitionOf(k.sensorId))) this.#recent.add(k.sensorId, k.ts)
+    for (const k of await loadReadingKeysSince(db, since)) {
+      if (owns(k.sensorId)) this.#recent.add(k.sensorId, k.ts)
     }
-    this.#assigned = [...new Set([...this.#assigned, ...partitions])]
-    this.#deps.log.info({ partitions, watermark: progress.watermark }, 'Partitions assigned.')
+    // The detectors' baselines: the newest stored readings of each sensor, replayed in order.
+    const newest = all.reduce((m, s) => Math.max(m, s.maxEventMs ?? -Infinity), -Infinity)
+    let warmed = 0
+    if (Number.isFinite(newest) && this.#deps.detector.clear !== undefined) {
+      for (const r of await loadRecentReadings(db, newest - o.warmupSpanMs, o.warmupReadings)) {
+        if (!owns(r.sensorId)) continue
+        this.#deps.detector.detect(r)
+        warmed++
+      }
+    }
+    this.#deps.log.info({ partitions, watermark: this.#op.watermark, warmed }, 'Partitions assigned.')
     return offsets
   }
 
   #revoke (partitions: number[]): void {
-    for (const p of partitions) this.#op.watermarks.removeChannel(p)
+    for (const p of partitions) {
+      this.#op.watermarks.removeChannel(p)
+      this.#expected.delete(p)
+    }
     this.#assigned = this.#assigned.filter(p => !partitions.includes(p))
+    // Per-sensor state is rebuilt from the database for whatever stays assigned.
     this.#recent.clear()
     this.#deps.detector.clear?.()
     if (this.#assigned.length === 0) this.#op = new WindowOperator(this.options.windowing)
   }
 
-  /** No records: let idle partitions stop holding the watermark back, and close what that finalizes. */
-  async #idle (): Promise<void> {
-    const before = this.#op.watermark
-    const after = this.#op.watermarks.tick(this.#deps.wallClock())
-    if (after > before) await this.#closeWindows(this.#op.finalEndBoundary, after)
+  /**
+   * Takes in the stored state of every partition: others' progress joins the watermark as
+   * external channels, and the stored watermark is a floor (windows final there are final here).
+   */
+  #applyStored (all: readonly PartitionState[], storedWatermark: number): void {
+    const w = this.#op.watermarks
+    const ooo = this.#op.options.maxOutOfOrdernessMs
+    for (const s of all) {
+      if (this.#assigned.includes(s.partition)) continue
+      w.setExternal(s.partition, s.idle ? null : s.maxEventMs === null ? -Infinity : s.maxEventMs - ooo)
+    }
+    if (storedWatermark > this.#storedWatermark) this.#storedWatermark = storedWatermark
+    w.restoreFloor(this.#storedWatermark)
+    this.#lastRefresh = this.#deps.wallClock()
   }
 
-  /** Marks windows ending at or before `endBoundary` final and stores `watermark`, in one transaction. */
-  async #closeWindows (endBoundary: number, watermark: number): Promise<void> {
-    const finalized = await this.#deps.db.transaction(async tx => {
-      const f = await finalizeWindows(tx, endBoundary)
-      await saveProgress(tx, this.options.group, this.options.topic, [], watermark)
-      return f
+  /**
+   * No records: mark partitions that went quiet idle, read the other workers' progress now and
+   * then, and finalize what the combined watermark allows.
+   */
+  async #idle (): Promise<void> {
+    const w = this.#op.watermarks
+    const wasIdle = new Set(this.#assigned.filter(p => w.isIdle(p)))
+    w.tick(this.#deps.wallClock())
+    const changed = this.#assigned.filter(p => w.isIdle(p) && !wasIdle.has(p))
+    const { group, topic } = this.options
+    if (changed.length > 0) {
+      await markIdle(this.#deps.db, group, topic, changed.map(p => ({ partition: p, expectedOffset: this.#expected.get(p) ?? 0, idle: true })))
+    }
+    if (changed.length === 0 && this.#deps.wallClock() - this.#lastRefresh < this.options.idleRefreshMs) return
+    const all = await loadPartitions(this.#deps.db, group, topic)
+    this.#applyStored(all, this.#storedWatermark)
+    await this.#maybeFinalize(all)
+  }
+
+  /** Windows ending at or before this are final under `watermark`. */
+  #finalEnd (watermark: number): number {
+    return watermark - this.#op.options.allowedLatenessMs
+  }
+
+  /** Finalizes when the watermark combined over every stored partition makes another window final. */
+  async #maybeFinalize (all: readonly PartitionState[]): Promise<void> {
+    const combined = combinedWatermark(all, this.#op.options.maxOutOfOrdernessMs, this.#storedWatermark)
+    if (!Number.isFinite(combined) || combined <= this.#storedWatermark) return
+    const { windows } = this.#op
+    const before = this.#finalEnd(this.#storedWatermark)
+    // Each window end is a window start: the last final end moves when the start containing the boundary does.
+    if (!Number.isFinite(before) || windows.startOf(this.#finalEnd(combined)) > windows.startOf(before)) await this.#closeWindows(null)
+  }
+
+  /**
+   * Under the exclusive finality lock, in one transaction: computes the watermark over every
+   * stored partition (or takes the end of input's), marks the windows it makes final, stores it.
+   */
+  async #closeWindows (endOfInput: number | null): Promise<void> {
+    const { group, topic } = this.options
+    const ooo = this.#op.options.maxOutOfOrdernessMs
+    const result = await this.#deps.db.transaction(async tx => {
+      const stored = await lockFinality(tx, group, topic, 'exclusive')
+      const all = await loadPartitions(tx, group, topic)
+      const watermark = endOfInput ?? combinedWatermark(all, ooo, stored)
+      if (endOfInput === null && watermark <= stored) return { all, watermark: stored, outcome: null }
+      const finalized = await finalizeWindows(tx, endOfInput === null ? this.#finalEnd(watermark) : Infinity)
+      await advanceWatermark(tx, group, topic, watermark)
+      const outcome: BatchOutcome = { stored: [], revised: [], finalized, late: [], deadLetters: [], duplicates: 0, watermark }
+      if (finalized.length > 0) await this.#deps.sink?.publish(outcome)
+      return { all, watermark: Math.max(stored, watermark), outcome }
     })
+    this.#applyStored(result.all, result.watermark)
+    const { outcome } = result
+    if (outcome === null) return
     this.#recent.pruneBefore(this.#op.finalEndBoundary - this.#op.options.sizeMs)
-    this.#deps.metrics.windowsFinalized.inc(finalized.length)
-    this.#deps.metrics.watermark.set(watermark)
-    this.emit('batch', { stored: [], revised: [], finalized, late: [], deadLetters: [], duplicates: 0, watermark })
+    this.#deps.metrics.windowsFinalized.inc(outcome.finalized.length)
+    if (Number.isFinite(outcome.watermark)) this.#deps.metrics.watermark.set(outcome.watermark)
+    this.emit('batch', outcome)
   }
 
   /** Processes and stores one batch in one transaction. Exposed for tests and benchmarks. */
@@ -267,20 +400,27 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     const wall = this.#deps.wallClock()
     const op = this.#op
     op.watermarks.tick(wall)
-    const ingestNow = this.#deps.ingestClock()
+    const fallbackIngest = this.#deps.ingestClock()
     const scored: ScoredReading[] = []
     const late: LateReading[] = []
     const deadLetters: DeadLetter[] = []
     const deltas = new WindowDeltas(op.options.sizeMs)
-    const next = new Map<number, number>()
+    const expected = this.#expected
+    const first = new Map<number, number>()
+    let received = 0
     let duplicates = 0
     // In arrival order: validate raw text (in-process readings are trusted), then watermark and
     // lateness, de-duplication, detection and the window delta.
     for (const rec of records) {
-      next.set(rec.partition, rec.offset + 1)
+      const stored = expected.get(rec.partition)
+      // Not ours (any more), or already stored (a fetch that started behind the stored offset).
+      if (stored === undefined || rec.offset < stored) continue
+      if (!first.has(rec.partition)) first.set(rec.partition, stored)
+      expected.set(rec.partition, rec.offset + 1)
+      received++
       let r: Reading
       if (typeof rec.value === 'string') {
-        const v = validateMessage(rec.value, ingestNow, this.options.validation)
+        const v = validateMessage(rec.value, rec.timestamp ?? fallbackIngest, this.options.validation)
         if (!v.ok) {
           deadLetters.push({ raw: rec.value, reason: v.reason, detail: v.detail, source: `${this.options.topic}/${rec.partition}@${rec.offset}`, receivedAt: wall })
           continue
@@ -302,28 +442,55 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
       }
       const verdict = detector.detect(r)
       scored.push({ reading: r, verdict })
-      deltas.add(r.location, r.sensorType, op.windows.startOf(r.ts), {
-        value: r.value,
-        ruleAnomaly: verdict.ruleAnomaly,
-        labelAnomaly: r.anomaly === true,
-        zAnomaly: verdict.zAnomaly,
-        mlAnomaly: verdict.mlAnomaly === true
-      })
+      addDelta(deltas, op.windows.startOf(r.ts), r, verdict)
     }
-    const progress: PartitionProgress[] = [...next].map(([partition, nextOffset]) => {
+    const next = new Map<number, number>()
+    const progress: PartitionProgress[] = []
+    for (const [partition, expectedOffset] of first) {
+      const nextOffset = expected.get(partition)!
+      next.set(partition, nextOffset)
       const max = op.watermarks.channelMaxTs(partition)
-      return { partition, nextOffset, maxEventMs: Number.isFinite(max) ? max : null }
-    })
+      progress.push({ partition, expectedOffset, nextOffset, maxEventMs: Number.isFinite(max) ? max : null })
+    }
     const finalBoundary = op.finalEndBoundary
     this.#recent.pruneBefore(finalBoundary - op.options.sizeMs)
-    return { received: records.length, scored, late, deadLetters, deltas, next, progress, duplicates, watermark: op.watermark, finalBoundary, started }
+    return { received, scored, late, deadLetters, deltas, next, progress, duplicates, watermark: op.watermark, finalBoundary, started }
+  }
+
+  /**
+   * Another worker finalized windows after this batch was prepared (its view of their partitions
+   * was older): readings for those windows are late now, as if they had arrived after the
+   * finalization, and the deltas are rebuilt without them.
+   */
+  #reclassify (b: PreparedBatch, storedWatermark: number): void {
+    const { windows } = this.#op
+    const boundary = this.#finalEnd(storedWatermark)
+    const keep: ScoredReading[] = []
+    const deltas = new WindowDeltas(this.#op.options.sizeMs)
+    for (const s of b.scored) {
+      const start = windows.startOf(s.reading.ts)
+      if (start + windows.sizeMs <= boundary) {
+        b.late.push({ reading: s.reading, windowStart: start, watermark: storedWatermark, latenessMs: storedWatermark - s.reading.ts })
+      } else {
+        keep.push(s)
+        addDelta(deltas, start, s.reading, s.verdict)
+      }
+    }
+    b.scored = keep
+    b.deltas = deltas
   }
 
   /** One transaction: everything the batch changed, and the offsets it consumed. */
   async #write (b: PreparedBatch): Promise<BatchOutcome> {
     const { db, metrics } = this.#deps
+    const { group, topic } = this.options
     await ensureDayPartitions(db, b.scored.map(s => s.reading.ts))
+    let all: PartitionState[] = []
+    let storedWatermark = -Infinity
     const outcome = await db.transaction(async tx => {
+      // No window becomes final while this transaction merges into it.
+      storedWatermark = await lockFinality(tx, group, topic, 'shared')
+      if (this.#finalEnd(storedWatermark) > b.finalBoundary) this.#reclassify(b, storedWatermark)
       // A late reading may repeat one stored earlier, in a window final by now: look those up.
       const stored = await findStoredKeys(tx, b.late.map(l => l.reading))
       const late = stored.size === 0 ? b.late : b.late.filter(l => !stored.has(`${l.reading.sensorId}|${l.reading.ts}`))
@@ -331,19 +498,21 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
       const lateKept = await insertLateReadings(tx, late)
       await insertDeadLetters(tx, b.deadLetters)
       const revised = await mergeWindowDeltas(tx, b.deltas.drain())
-      const finalized = await finalizeWindows(tx, b.finalBoundary)
-      await saveProgress(tx, this.options.group, this.options.topic, b.progress, b.watermark)
-      return {
+      all = await saveProgress(tx, group, topic, b.progress)
+      const out: BatchOutcome = {
         stored: b.scored,
         revised,
-        finalized,
+        finalized: [],
         late,
         deadLetters: b.deadLetters,
         duplicates: b.duplicates + b.late.length - lateKept,
-        watermark: b.watermark
+        watermark: Math.max(b.watermark, storedWatermark)
       }
+      await this.#deps.sink?.publish(out)
+      return out
     })
     await this.#deps.consumer.commit(b.next)
+    this.#applyStored(all, storedWatermark)
 
     metrics.received.inc(b.received)
     metrics.stored.inc(outcome.stored.length)
@@ -360,10 +529,9 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     metrics.anomalies.inc({ detector: 'zscore' }, z)
     metrics.anomalies.inc({ detector: 'ml' }, ml)
     metrics.windowsUpdated.inc(outcome.revised.length)
-    metrics.windowsFinalized.inc(outcome.finalized.length)
-    if (Number.isFinite(outcome.watermark)) metrics.watermark.set(outcome.watermark)
     metrics.batchSeconds.observe((performance.now() - b.started) / 1000)
     this.emit('batch', outcome)
+    await this.#maybeFinalize(all)
     return outcome
   }
 
@@ -375,6 +543,16 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     // What a later run must treat as final: every window up to the last one seen.
     const floor = Number.isFinite(maxTs) ? this.#op.windows.startOf(maxTs) + sizeMs + allowedLatenessMs : this.#op.watermark
     this.#op.watermarks.restoreFloor(floor)
-    await this.#closeWindows(Infinity, floor)
+    await this.#closeWindows(floor)
   }
+}
+
+function addDelta (deltas: WindowDeltas, start: number, r: Reading, verdict: Verdict): void {
+  deltas.add(r.location, r.sensorType, start, {
+    value: r.value,
+    ruleAnomaly: verdict.ruleAnomaly,
+    labelAnomaly: r.anomaly === true,
+    zAnomaly: verdict.zAnomaly,
+    mlAnomaly: verdict.mlAnomaly === true
+  })
 }

@@ -2,3 +2,4 @@ export { openDb, openPglite, openPostgres, type Db, type DbOptions, type Queryab
 export { migrate } from './migrate.ts'
 export * from './write.ts'
 export * from './read.ts'
+export * from './progress.ts'

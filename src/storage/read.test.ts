@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { type ScoredReading } from '../domain/index.ts'
 import { testDatabases } from '../../test/helpers/databases.ts'
-import { ensureDayPartitions, insertReadings, recentReadings, saveProgress, summarizeTimeIndex } from './index.ts'
+import { claimPartitions, ensureDayPartitions, insertReadings, recentReadings, saveProgress, summarizeTimeIndex } from './index.ts'
 
 const T0 = Date.UTC(2026, 4, 1)
 const verdict = { ruleAnomaly: false, zScore: null, zAnomaly: false, mlScore: null, mlAnomaly: null, modelVersion: null }
@@ -23,7 +23,8 @@ for (const database of testDatabases) {
       await ensureDayPartitions(db, rows.map(r => r.reading.ts))
       await db.transaction(async tx => {
         await insertReadings(tx, rows)
-        await saveProgress(tx, 'g', 'iot_sensors', [{ partition: 0, nextOffset: rows.length, maxEventMs: last + 4000 }], last)
+        await claimPartitions(tx, 'g', 'iot_sensors', [0])
+        await saveProgress(tx, 'g', 'iot_sensors', [{ partition: 0, expectedOffset: 0, nextOffset: rows.length, maxEventMs: last + 4000 }])
       })
       assert.ok(await summarizeTimeIndex(db) >= 0)
       const expected = rows.map(r => r.reading.ts).sort((x, y) => y - x)

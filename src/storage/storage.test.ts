@@ -7,15 +7,16 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { type DeadLetter, type Reading, type ScoredReading, type Verdict } from '../domain/index.ts'
+import { type DeadLetter, type IotError, type Reading, type ScoredReading, type Verdict } from '../domain/index.ts'
 import {
   addToStats, createStatsAccumulator, statsResult, type StatsAccumulator, type StatsInput, type WindowDelta
 } from '../windowing/index.ts'
 import { createServerDatabase, serverUrl, testDatabases, type TestDatabase } from '../../test/helpers/databases.ts'
 import {
   type Db, type Queryable, dropPartitionsBefore, ensureDayPartitions, finalizeWindows, findStoredKeys, insertDeadLetters,
-  insertLateReadings, insertReadings, loadProgress, loadReadingKeysSince, mergeWindowDeltas, migrate, openPostgres,
-  recentAggregates, recentAnomalies, recentDeadLetters, recentLateReadings, recentReadings, saveProgress, type LateReading
+  insertLateReadings, insertReadings, loadReadingKeysSince, mergeWindowDeltas, migrate, openPostgres,
+  recentAggregates, recentAnomalies, recentDeadLetters, recentLateReadings, recentReadings, type LateReading,
+  advanceWatermark, claimPartitions, loadPartitions, loadWatermark, lockFinality, markIdle, saveProgress
 } from './index.ts'
 import { splitSql } from './migrate.ts'
 
@@ -225,12 +226,13 @@ for (const tdb of testDatabases) {
     })
 
     const admin = serverUrl
+    const allMigrations = readdirSync(fileURLToPath(new URL('./migrations/', import.meta.url))).filter(f => f.endsWith('.sql')).sort()
     if (name === 'postgres' && admin !== null) {
-      test(`${name}: migrate on a fresh database applies 0001_init.sql once`, async () => {
+      test(`${name}: migrate on a fresh database applies every migration once, in order`, async () => {
         const created = await createServerDatabase(admin)
         const a = await openPostgres(created.url)
         try {
-          deepEqual(await migrate(a), ['0001_init.sql'])
+          deepEqual(await migrate(a), allMigrations)
           deepEqual(await migrate(a), [])
         } finally {
           await a.close()
@@ -246,7 +248,7 @@ for (const tdb of testDatabases) {
           const [ra, rb] = await Promise.allSettled([migrate(a), migrate(b)])
           assert.equal(ra.status, 'fulfilled', ra.status === 'rejected' ? String(ra.reason) : '')
           assert.equal(rb.status, 'fulfilled', rb.status === 'rejected' ? String(rb.reason) : '')
-          deepEqual([...ra.value, ...rb.value], ['0001_init.sql'], 'exactly one of them applied it')
+          deepEqual([...ra.value, ...rb.value], allMigrations, 'exactly one of them applied them')
         } finally {
           await a.close()
           await b.close()
@@ -539,42 +541,95 @@ for (const tdb of testDatabases) {
       })
     })
 
-    test(`${name}: saveProgress/loadProgress round trip; the watermark never decreases, max_event_ms keeps the greatest`, async () => {
+    test(`${name}: progress: claim, fenced save, idle marks, the stored watermark never decreases`, async () => {
       const g = 'group-1'
       const topic = 'iot_sensors'
-      deepEqual(await loadProgress(db, g, topic), { partitions: new Map(), watermark: -Infinity })
-      await db.transaction(async tx => {
+      deepEqual(await loadPartitions(db, g, topic), [])
+      assert.equal(await loadWatermark(db, g, topic), -Infinity)
+      // Claiming creates rows at offset 0 (and is idempotent).
+      deepEqual(await claimPartitions(db, g, topic, [1, 0, 7]), [
+        { partition: 0, nextOffset: 0, maxEventMs: null, idle: false },
+        { partition: 1, nextOffset: 0, maxEventMs: null, idle: false },
+        { partition: 7, nextOffset: 0, maxEventMs: null, idle: false }])
+      let all = await db.transaction(async tx => await saveProgress(tx, g, topic, [
+        { partition: 0, expectedOffset: 0, nextOffset: 10, maxEventMs: T0 },
+        { partition: 1, expectedOffset: 0, nextOffset: 2 ** 40, maxEventMs: null }]))
+      deepEqual(all, [
+        { partition: 0, nextOffset: 10, maxEventMs: T0, idle: false },
+        { partition: 1, nextOffset: 2 ** 40, maxEventMs: null, idle: false },
+        { partition: 7, nextOffset: 0, maxEventMs: null, idle: false }], 'every partition comes back, the others too')
+      all = await saveProgress(db, g, topic, [
+        { partition: 0, expectedOffset: 10, nextOffset: 25, maxEventMs: T0 - 1000 }, // older event time: the greatest stays
+        { partition: 7, expectedOffset: 0, nextOffset: 3, maxEventMs: null }]) // null keeps what was known
+      deepEqual(all.map(p => [p.partition, p.nextOffset, p.maxEventMs]), [[0, 25, T0], [1, 2 ** 40, null], [7, 3, null]])
+      // A worker that expected another offset lost the partition: the whole transaction fails, nothing changes.
+      await assert.rejects(db.transaction(async tx => {
         await saveProgress(tx, g, topic, [
-          { partition: 0, nextOffset: 10, maxEventMs: T0 },
-          { partition: 1, nextOffset: 2 ** 40, maxEventMs: null },
-          { partition: 7, nextOffset: 0, maxEventMs: T0 + 5 }
-        ], T0 - 10_000.7)
+          { partition: 1, expectedOffset: 2 ** 40, nextOffset: 2 ** 40 + 5, maxEventMs: T0 },
+          { partition: 0, expectedOffset: 10, nextOffset: 30, maxEventMs: T0 + 9 }])
+      }), (err: unknown) => (err as IotError).code === 'IOT_ERR_FENCED')
+      deepEqual((await loadPartitions(db, g, topic)).map(p => p.nextOffset), [25, 2 ** 40, 3])
+      // Idle marks are fenced too; the next save clears the mark.
+      await markIdle(db, g, topic, [{ partition: 7, expectedOffset: 3, idle: true }, { partition: 0, expectedOffset: 99, idle: true }])
+      deepEqual((await loadPartitions(db, g, topic)).map(p => p.idle), [false, false, true])
+      await saveProgress(db, g, topic, [{ partition: 7, expectedOffset: 3, nextOffset: 4, maxEventMs: T0 + 5 }])
+      deepEqual((await loadPartitions(db, g, topic)).map(p => p.idle), [false, false, false])
+      // A new owner claims an idle partition: active again until it says otherwise.
+      await markIdle(db, g, topic, [{ partition: 7, expectedOffset: 4, idle: true }])
+      deepEqual((await claimPartitions(db, g, topic, [7])).map(p => [p.partition, p.nextOffset, p.idle]), [[0, 25, false], [1, 2 ** 40, false], [7, 4, false]])
+      // The stored watermark: only raised, under the lock.
+      await db.transaction(async tx => {
+        assert.equal(await lockFinality(tx, g, topic, 'exclusive'), -Infinity)
+        await advanceWatermark(tx, g, topic, T0 - 10_000.7)
       })
-      deepEqual(await loadProgress(db, g, topic), {
-        partitions: new Map([[0, { nextOffset: 10, maxEventMs: T0 }], [1, { nextOffset: 2 ** 40, maxEventMs: null }], [7, { nextOffset: 0, maxEventMs: T0 + 5 }]]),
-        watermark: T0 - 10_001
+      await db.transaction(async tx => {
+        assert.equal(await lockFinality(tx, g, topic, 'shared'), T0 - 10_001)
+        await advanceWatermark(tx, g, topic, T0 - 20_000)
+        await advanceWatermark(tx, g, topic, Number.NaN)
       })
-      await saveProgress(db, g, topic, [
-        { partition: 0, nextOffset: 25, maxEventMs: T0 - 1000 }, // older event time: the greatest stays
-        { partition: 1, nextOffset: 2 ** 40 + 1, maxEventMs: T0 + 50 },
-        { partition: 7, nextOffset: 3, maxEventMs: null } // null keeps what was known
-      ], T0 - 20_000) // lower watermark: ignored
-      let p = await loadProgress(db, g, topic)
-      deepEqual(p.partitions, new Map([[0, { nextOffset: 25, maxEventMs: T0 }], [1, { nextOffset: 2 ** 40 + 1, maxEventMs: T0 + 50 }], [7, { nextOffset: 3, maxEventMs: T0 + 5 }]]))
-      assert.equal(p.watermark, T0 - 10_001)
-      await saveProgress(db, g, topic, [], -Infinity)
-      await saveProgress(db, g, topic, [], NaN)
-      assert.equal((await loadProgress(db, g, topic)).watermark, T0 - 10_001, 'a non-finite watermark writes nothing')
-      await saveProgress(db, g, topic, [], T0 + 1)
-      p = await loadProgress(db, g, topic)
-      assert.equal(p.watermark, T0 + 1)
-      assert.equal(p.partitions.size, 3)
+      assert.equal(await loadWatermark(db, g, topic), T0 - 10_001)
       // Other groups and topics are separate.
-      await saveProgress(db, 'group-2', topic, [{ partition: 0, nextOffset: 1, maxEventMs: 1 }], 5)
-      deepEqual(await loadProgress(db, g, 'other-topic'), { partitions: new Map(), watermark: -Infinity })
-      deepEqual((await loadProgress(db, 'group-2', topic)).watermark, 5)
-      assert.equal((await loadProgress(db, g, topic)).partitions.get(0)?.nextOffset, 25)
+      await claimPartitions(db, 'group-2', topic, [0])
+      deepEqual(await loadPartitions(db, g, 'other-topic'), [])
+      assert.equal(await loadWatermark(db, 'group-2', topic), -Infinity)
+      assert.equal((await loadPartitions(db, g, topic)).length, 3)
     })
+
+    // PGlite has one connection: its transactions never overlap.
+    if (name === 'postgres') {
+      test(`${name}: a batch holding the finality lock shared delays a finalization until it commits`, async () => {
+        const g = 'lock-group'
+        const topic = 'iot_sensors'
+        const other = await openPostgres(ctx.url ?? '', 2)
+        try {
+          const order: string[] = []
+          let release!: () => void
+          const held = new Promise<void>(resolve => { release = resolve })
+          let locked!: () => void
+          const isLocked = new Promise<void>(resolve => { locked = resolve })
+          const batch = db.transaction(async tx => {
+            await lockFinality(tx, g, topic, 'shared')
+            locked()
+            await held
+            order.push('batch committed')
+          })
+          await isLocked
+          // A second batch shares the lock at once.
+          await other.transaction(async tx => { await lockFinality(tx, g, topic, 'shared'); order.push('second batch') })
+          const finalize = other.transaction(async tx => {
+            await lockFinality(tx, g, topic, 'exclusive')
+            order.push('finalization')
+          })
+          await new Promise(resolve => setTimeout(resolve, 200))
+          order.push('released')
+          release()
+          await Promise.all([batch, finalize])
+          deepEqual(order, ['second batch', 'released', 'batch committed', 'finalization'])
+        } finally {
+          await other.close()
+        }
+      })
+    }
 
     test(`${name}: the ml_anomaly_predictions view exposes the original columns from sensor_readings`, async () => {
       const loc = 'ml-view'

@@ -16,13 +16,6 @@ export interface LateReading {
   latenessMs: number
 }
 
-export interface PartitionProgress {
-  partition: number
-  nextOffset: number
-  /** Highest event time seen on the partition, or null if none yet. */
-  maxEventMs: number | null
-}
-
 export const aggregateColumns = `
   ${timestampToMs('window_start')} AS "windowStart", ${timestampToMs('window_end')} AS "windowEnd",
   location, sensor_type AS "sensorType", avg_value AS avg, min_value AS min, max_value AS max,
@@ -218,36 +211,16 @@ export async function finalizeWindows (tx: Queryable, endBoundary: number): Prom
     WHERE NOT is_final AND window_end <= ${msToTimestamp('$1::float8')} RETURNING ${aggregateColumns}`, [endBoundary])
 }
 
-export async function saveProgress (tx: Queryable, group: string, topic: string, progress: readonly PartitionProgress[], watermark: number): Promise<void> {
-  if (progress.length > 0) {
-    await tx.query(`
-      INSERT INTO stream_offsets (consumer_group, topic, partition, next_offset, max_event_ms)
-      SELECT $1, $2, p, o, m FROM unnest($3::int4[], $4::int8[], $5::int8[]) AS x(p, o, m)
-      ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = excluded.next_offset,
-        max_event_ms = greatest(stream_offsets.max_event_ms, excluded.max_event_ms), updated_at = now()`,
-    [group, topic, numberArray(progress.map(p => p.partition)), numberArray(progress.map(p => p.nextOffset)),
-      numberArray(progress.map(p => p.maxEventMs))])
-  }
-  if (Number.isFinite(watermark)) {
-    await tx.query(`
-      INSERT INTO stream_watermarks (consumer_group, topic, watermark_ms) VALUES ($1, $2, $3)
-      ON CONFLICT (consumer_group, topic) DO UPDATE SET watermark_ms = greatest(stream_watermarks.watermark_ms, excluded.watermark_ms),
-        updated_at = now()`, [group, topic, Math.floor(watermark)])
-  }
-}
-
-export interface StoredProgress {
-  partitions: Map<number, { nextOffset: number, maxEventMs: number | null }>
-  watermark: number
-}
-
-export async function loadProgress (db: Queryable, group: string, topic: string): Promise<StoredProgress> {
-  const rows = await db.query<{ partition: number, next_offset: number, max_event_ms: number | null }>(
-    'SELECT partition, next_offset, max_event_ms FROM stream_offsets WHERE consumer_group = $1 AND topic = $2', [group, topic])
-  const wm = await db.query<{ watermark_ms: number }>(
-    'SELECT watermark_ms FROM stream_watermarks WHERE consumer_group = $1 AND topic = $2', [group, topic])
-  return {
-    partitions: new Map(rows.map(r => [r.partition, { nextOffset: r.next_offset, maxEventMs: r.max_event_ms }])),
-    watermark: wm[0]?.watermark_ms ?? -Infinity
-  }
+/**
+ * The last `perSensor` stored readings of each sensor since `sinceMs`, oldest first per sensor:
+ * replayed through the detectors to rebuild their baselines when a worker takes over partitions.
+ */
+export async function loadRecentReadings (db: Queryable, sinceMs: number, perSensor: number): Promise<Reading[]> {
+  return await db.query<Reading>(`
+    SELECT "sensorId", "sensorType", location, value, ts, unit, anomaly, "anomalyKind", seq FROM (
+      SELECT sensor_id AS "sensorId", sensor_type AS "sensorType", location, value, ${timestampToMs('timestamp')} AS ts, unit,
+        anomaly, anomaly_type AS "anomalyKind", seq::float8 AS seq,
+        row_number() OVER (PARTITION BY sensor_id ORDER BY timestamp DESC) AS n
+      FROM sensor_readings WHERE timestamp >= ${msToTimestamp('$1::float8')}) r
+    WHERE n <= $2 ORDER BY "sensorId", ts`, [sinceMs, perSensor])
 }

@@ -99,8 +99,13 @@ export class WindowDeltas {
     return this.#deltas.size
   }
 
+  /**
+   * Hands the deltas over in one fixed order (location, sensor type, start): workers merging into
+   * the same windows concurrently then lock their rows in the same order and cannot deadlock.
+   */
   drain (): WindowDelta[] {
-    const out = [...this.#deltas.values()]
+    const out = [...this.#deltas.values()].sort((a, b) =>
+      a.location < b.location ? -1 : a.location > b.location ? 1 : a.sensorType < b.sensorType ? -1 : a.sensorType > b.sensorType ? 1 : a.start - b.start)
     this.#deltas = new Map()
     return out
   }

@@ -121,3 +121,25 @@ export class ChannelWatermarks {
     if (min !== Infinity && min > this.#combined) this.#combined = min
   }
 }
+
+/** A partition's stored progress, as far as the combined watermark is concerned. */
+export interface ChannelProgress {
+  maxEventMs: number | null
+  idle: boolean
+}
+
+/**
+ * The combined watermark over stored partitions (those of every worker in the group): the minimum
+ * over partitions not marked idle of (highest event time − out-of-orderness), never below `floor`
+ * (the stored watermark). A partition with no data yet holds it back until its owner marks it
+ * idle; if every partition is idle the watermark stays at `floor`.
+ */
+export function combinedWatermark (parts: Iterable<ChannelProgress>, maxOutOfOrdernessMs: number, floor: number): number {
+  let min = Infinity
+  for (const p of parts) {
+    if (p.idle) continue
+    const w = p.maxEventMs === null ? -Infinity : p.maxEventMs - maxOutOfOrdernessMs
+    if (w < min) min = w
+  }
+  return min === Infinity ? floor : Math.max(floor, min)
+}
