@@ -1,0 +1,1 @@
+export { KafkaBus, JsonPublisher, ensureTopics, type KafkaBusOptions } from './kafka-bus.ts'

@@ -1,0 +1,139 @@
+// The Kafka bus against a real broker (KAFKA_BROKERS): keys and partitions, offsets from the
+// handler, seek, and a consumer group of two sharing the partitions.
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { pino } from 'pino'
+import { type Reading } from '../../domain/index.ts'
+import { kafkaBrokers, kafkaSkip, uniqueTopic } from '../../../test/helpers/kafka.ts'
+import { partitionFor } from '../partitioner.ts'
+import { type AssignmentHandler, type BusConsumer, type BusRecord, type StartOffsets } from '../port.ts'
+import { KafkaBus, ensureTopics } from './kafka-bus.ts'
+
+const log = pino({ level: process.env.TEST_LOG ?? 'silent' })
+const T0 = Date.UTC(2026, 0, 1)
+
+function reading (sensorId: string, i: number): Reading {
+  return { sensorId, sensorType: 'temperature', location: 'Lab', value: 20 + i / 10, ts: T0 + i * 1000, unit: '°C', anomaly: false, anomalyKind: null, seq: i }
+}
+
+/** A handler that resumes from a shared "store" of next offsets, like the worker's database. */
+function storeHandler (store: Map<number, number>, calls: string[]): AssignmentHandler {
+  return {
+    onAssigned: async (ps) => {
+      calls.push(`assigned ${ps.join(',')}`)
+      return new Map(ps.map(p => [p, store.get(p) ?? 0])) as StartOffsets
+    },
+    onRevoked: async (ps) => { calls.push(`revoked ${ps.join(',')}`) }
+  }
+}
+
+async function pollUntil (consumer: BusConsumer, want: number, into: BusRecord[], store?: Map<number, number>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (into.length < want) {
+    if (Date.now() > deadline) throw new Error(`got ${into.length} of ${want} records`)
+    const got = await consumer.poll(1000, 100)
+    into.push(...got)
+    if (store !== undefined) for (const r of got) store.set(r.partition, r.offset + 1)
+  }
+}
+
+describe('KafkaBus (real broker)', { skip: kafkaSkip }, () => {
+  const brokers = kafkaBrokers ?? []
+
+  test('creates the topic once, keeps an existing one as it is', async () => {
+    const topic = uniqueTopic('bus_create')
+    const bus = await KafkaBus.connect({ brokers, topic, partitions: 3, log })
+    assert.equal(bus.partitions, 3)
+    await bus.close()
+    const again = await KafkaBus.connect({ brokers, topic, partitions: 8, log })
+    assert.equal(again.partitions, 3, 'an existing topic keeps its partitions')
+    await again.close()
+    assert.deepEqual(await ensureTopics(brokers, [{ name: topic, partitions: 5 }]), new Map([[topic, 3]]))
+  })
+
+  test('records are keyed by sensor id onto murmur2 partitions, in order, with their ingest time; seek rewinds', async () => {
+    const topic = uniqueTopic('bus_roundtrip')
+    const bus = await KafkaBus.connect({ brokers, topic, partitions: 4, log, ingestClock: () => T0 + 42 })
+    const producer = bus.producer()
+    const sensors = ['s-1', 's-2', 's-3', 's-4', 's-5', 's-6', 's-7']
+    const n = 700
+    for (let i = 0; i < n; i++) {
+      const id = sensors[i % sensors.length]!
+      // Half as in-process readings, half as raw text (what other producers send).
+      const value = i % 2 === 0 ? reading(id, i) : `{"sensor_id":"${id}","i":${i}}`
+      while (!producer.tryProduce(id, value)) await producer.writable()
+    }
+    await producer.flush()
+    const consumer = bus.consumer(uniqueTopic('group'))
+    const calls: string[] = []
+    await consumer.subscribe(storeHandler(new Map(), calls))
+    const got: BusRecord[] = []
+    await pollUntil(consumer, n, got)
+    assert.deepEqual(calls, ['assigned 0,1,2,3'])
+    assert.equal(got.length, n)
+    for (const r of got) {
+      assert.equal(r.partition, partitionFor(r.key, 4), `key ${r.key} on its murmur2 partition`)
+      assert.equal(r.timestamp, T0 + 42)
+      assert.equal(typeof r.value, 'string')
+    }
+    // Per partition: offsets 0, 1, 2, … and each sensor's records in the order produced.
+    for (let p = 0; p < 4; p++) {
+      const offsets = got.filter(r => r.partition === p).map(r => r.offset)
+      assert.deepEqual(offsets, offsets.map((_, i) => i))
+    }
+    const first = JSON.parse(got.find(r => r.key === 's-1')!.value as string) as Record<string, unknown>
+    assert.deepEqual(first, { sensor_id: 's-1', sensor_type: 'temperature', location: 'Lab', value: 20, timestamp: '2026-01-01T00:00:00.000Z', unit: '°C', anomaly: false, seq: 0 })
+    // Seek back on one partition: its records come again from there, the others do not.
+    const p0 = got.filter(r => r.partition === 0)
+    consumer.seek(new Map([[0, p0[p0.length - 3]!.offset]]))
+    const again: BusRecord[] = []
+    await pollUntil(consumer, 3, again)
+    await new Promise(resolve => setTimeout(resolve, 300))
+    again.push(...await consumer.poll(1000, 200))
+    assert.deepEqual(again.map(r => [r.partition, r.offset]), p0.slice(-3).map(r => [r.partition, r.offset]))
+    await bus.close()
+  })
+
+  test('two members of a group share the partitions and, resuming from stored offsets, read every record once', async () => {
+    const topic = uniqueTopic('bus_group')
+    const group = uniqueTopic('group')
+    const bus = await KafkaBus.connect({ brokers, topic, partitions: 6, log, sessionTimeoutMs: 6000 })
+    const producer = bus.producer()
+    const produceRange = async (from: number, to: number): Promise<void> => {
+      for (let i = from; i < to; i++) producer.tryProduce(`sensor-${i % 50}`, `{"i":${i}}`)
+      await producer.flush()
+    }
+    await produceRange(0, 3000)
+    const store = new Map<number, number>()
+    const callsA: string[] = []
+    const a = bus.consumer(group)
+    await a.subscribe(storeHandler(store, callsA))
+    const got: BusRecord[] = []
+    await pollUntil(a, 3000, got, store)
+    // A second member joins: the group rebalances and each gets some of the six partitions.
+    const b = bus.consumer(group)
+    const callsB: string[] = []
+    const joined = b.subscribe(storeHandler(store, callsB))
+    // A keeps polling so it takes part in the rebalance.
+    while (callsB.length === 0) got.push(...await a.poll(1000, 100))
+    await joined
+    await produceRange(3000, 6000)
+    const deadline = Date.now() + 30_000
+    while (got.length < 6000 && Date.now() < deadline) {
+      for (const c of [a, b]) {
+        const recs = await c.poll(1000, 50)
+        got.push(...recs)
+        for (const r of recs) store.set(r.partition, r.offset + 1)
+      }
+    }
+    const ids = got.map(r => JSON.parse(r.value as string).i as number).sort((x, y) => x - y)
+    assert.equal(ids.length, 6000, 'each record once')
+    assert.deepEqual(ids, Array.from({ length: 6000 }, (_, i) => i))
+    const lastA = callsA.filter(c => c.startsWith('assigned')).at(-1)!.slice(9).split(',').map(Number)
+    const lastB = callsB.filter(c => c.startsWith('assigned')).at(-1)!.slice(9).split(',').map(Number)
+    assert.equal(lastA.length + lastB.length, 6)
+    assert.ok(lastA.length > 0 && lastB.length > 0, `both got partitions: ${JSON.stringify({ callsA, callsB })}`)
+    assert.deepEqual([...lastA, ...lastB].sort(), [0, 1, 2, 3, 4, 5])
+    await bus.close()
+  })
+})

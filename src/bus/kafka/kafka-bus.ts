@@ -1,0 +1,446 @@
+// The Kafka bus: the same port as the memory bus, on Apache Kafka through @platformatic/kafka.
+// Offsets live in the database (written with each batch); Kafka's group only assigns partitions.
+import {
+  Admin, Consumer, MessagesStreamModes, Producer, ProduceAcks, stringDeserializers, stringSerializers,
+  type Message, type MessagesStream
+} from '@platformatic/kafka'
+import { type Logger } from 'pino'
+import { IotError, toWire } from '../../domain/index.ts'
+import { partitionFor } from '../partitioner.ts'
+import {
+  type AssignmentHandler, type Bus, type BusConsumer, type BusProducer, type BusRecord, type BusValue, type StartOffsets
+} from '../port.ts'
+
+export interface KafkaBusOptions {
+  /** host:port of one or more brokers. */
+  brokers: string[]
+  topic: string
+  /** Partitions of the readings topic when this creates it (an existing topic keeps its own). */
+  partitions: number
+  clientId?: string
+  log: Logger
+  /** A member silent this long is dropped from the group and its partitions move (default 10 s). */
+  sessionTimeoutMs?: number
+  /** Records per produce request (default 5000). */
+  batchSize?: number
+  /** Longest wait for a batch to fill (default 5 ms). */
+  lingerMs?: number
+  /** Records a producer holds (queued and in flight) before `tryProduce` says wait (default 100,000). */
+  capacity?: number
+  /** Records a consumer buffers ahead of `poll` (default 20,000). */
+  bufferRecords?: number
+  /** The ingest clock stamped on records built in process (the simulator's virtual clock); default wall time. */
+  ingestClock?: () => number
+}
+
+type StringProducer = Producer<string, string, string, string>
+type StringConsumer = Consumer<string, string, string, string>
+type StringMessage = Message<string, string, string, string>
+
+const clientDefaults = { retries: 30, retryDelay: 500, timeout: 10_000 }
+
+/** Creates the topics that do not exist yet; returns the partition count of each. */
+export async function ensureTopics (brokers: string[], topics: readonly { name: string, partitions: number }[], clientId = 'iot-monitor-admin'): Promise<Map<string, number>> {
+  const admin = new Admin({ clientId, bootstrapBrokers: brokers, ...clientDefaults })
+  try {
+    const names = topics.map(t => t.name)
+    const known = new Set(await admin.listTopics())
+    for (const t of topics) {
+      if (known.has(t.name)) continue
+      try {
+        await admin.createTopics({ topics: [t.name], partitions: t.partitions, replicas: 1 })
+      } catch (err) {
+        // Another process created it meanwhile: fine, the metadata below tells.
+        if (!JSON.stringify(err).includes('TOPIC_ALREADY_EXISTS')) throw err
+      }
+    }
+    const meta = await admin.metadata({ topics: names })
+    return new Map(names.map(n => [n, meta.topics.get(n)?.partitionsCount ?? 0]))
+  } catch (err) {
+    throw new IotError('IOT_ERR_BUS', `Kafka at ${brokers.join(',')}: cannot create or read topics ${topics.map(t => t.name).join(', ')}: ${(err as Error).message}`, { cause: err })
+  } finally {
+    await admin.close()
+  }
+}
+
+export class KafkaBus implements Bus {
+  readonly topic: string
+  readonly partitions: number
+  readonly #opts: KafkaBusOptions
+  readonly #open = new Set<{ close(): Promise<void> }>()
+
+  private constructor (opts: KafkaBusOptions, partitions: number) {
+    this.#opts = opts
+    this.topic = opts.topic
+    this.partitions = partitions
+  }
+
+  /** Connects, creating the readings topic (with `partitions`) if it does not exist. */
+  static async connect (opts: KafkaBusOptions): Promise<KafkaBus> {
+    const counts = await ensureTopics(opts.brokers, [{ name: opts.topic, partitions: opts.partitions }], opts.clientId)
+    const n = counts.get(opts.topic) ?? 0
+    if (n < 1) throw new IotError('IOT_ERR_BUS', `Kafka topic ${opts.topic} has no partitions`)
+    return new KafkaBus(opts, n)
+  }
+
+  producer (): BusProducer {
+    const p = new KafkaBusProducer(this.#opts, this.partitions)
+    this.#open.add(p)
+    return p
+  }
+
+  consumer (group: string): BusConsumer {
+    const c = new KafkaBusConsumer(this.#opts, group)
+    this.#open.add(c)
+    return c
+  }
+
+  /** A producer of JSON events to other topics (dead letters, window results, anomalies). */
+  publisher (): JsonPublisher {
+    const p = new JsonPublisher(this.#opts)
+    this.#open.add(p)
+    return p
+  }
+
+  async close (): Promise<void> {
+    await Promise.all([...this.#open].map(async c => { await c.close() }))
+    this.#open.clear()
+  }
+}
+
+function newProducer (opts: KafkaBusOptions, role: string): StringProducer {
+  return new Producer({
+    clientId: `${opts.clientId ?? 'iot-monitor'}-${role}`,
+    bootstrapBrokers: opts.brokers,
+    serializers: stringSerializers,
+    idempotent: true,
+    acks: ProduceAcks.ALL,
+    compression: 'lz4',
+    ...clientDefaults
+  })
+}
+
+interface Outgoing { topic: string, key: string, value: string, partition?: number, timestamp?: bigint }
+
+/**
+ * Batches records into produce requests, one request in flight at a time so the idempotent
+ * producer keeps each partition's order. A request that fails after the client's own retries is
+ * tried again (the broker restarting): nothing accepted by `tryProduce` is dropped.
+ */
+class Batcher {
+  readonly #producer: StringProducer
+  readonly #log: Logger
+  readonly #batchSize: number
+  readonly #lingerMs: number
+  #queue: Outgoing[] = []
+  #inFlight = 0
+  #sending: Promise<void> | null = null
+  #timer: NodeJS.Timeout | null = null
+  #closed = false
+  #idleWaiters: (() => void)[] = []
+  #roomWaiters: (() => void)[] = []
+  readonly capacity: number
+
+  constructor (producer: StringProducer, log: Logger, batchSize: number, lingerMs: number, capacity: number) {
+    this.#producer = producer
+    this.#log = log
+    this.#batchSize = batchSize
+    this.#lingerMs = lingerMs
+    this.capacity = capacity
+  }
+
+  get held (): number {
+    return this.#queue.length + this.#inFlight
+  }
+
+  push (m: Outgoing): void {
+    if (this.#closed) throw new IotError('IOT_ERR_BUS_CLOSED', 'the Kafka producer is closed')
+    this.#queue.push(m)
+    if (this.#queue.length >= this.#batchSize) this.#pump()
+    else this.#timer ??= setTimeout(() => { this.#timer = null; this.#pump() }, this.#lingerMs)
+  }
+
+  async room (): Promise<void> {
+    if (this.held < this.capacity || this.#closed) return
+    await new Promise<void>(resolve => this.#roomWaiters.push(resolve))
+  }
+
+  async flush (): Promise<void> {
+    this.#pump()
+    while (this.held > 0) await new Promise<void>(resolve => this.#idleWaiters.push(resolve))
+  }
+
+  async close (): Promise<void> {
+    await this.flush()
+    this.#closed = true
+    for (const w of this.#roomWaiters.splice(0)) w()
+    await this.#producer.close()
+  }
+
+  #pump (): void {
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer)
+      this.#timer = null
+    }
+    if (this.#sending !== null || this.#queue.length === 0) return
+    const batch = this.#queue.splice(0, this.#batchSize)
+    this.#inFlight = batch.length
+    this.#sending = this.#send(batch).finally(() => {
+      this.#inFlight = 0
+      this.#sending = null
+      if (this.held < this.capacity) for (const w of this.#roomWaiters.splice(0)) w()
+      if (this.#queue.length >= this.#batchSize) this.#pump()
+      else if (this.#queue.length > 0) this.#timer ??= setTimeout(() => { this.#timer = null; this.#pump() }, this.#lingerMs)
+      if (this.held === 0) for (const w of this.#idleWaiters.splice(0)) w()
+    })
+  }
+
+  async #send (batch: Outgoing[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#producer.send({ messages: batch })
+        return
+      } catch (err) {
+        this.#log.warn({ err, attempt, records: batch.length }, 'Kafka produce failed; retrying.')
+        await new Promise(resolve => setTimeout(resolve, Math.min(5000, 250 * attempt)))
+      }
+    }
+  }
+}
+
+class KafkaBusProducer implements BusProducer {
+  readonly #batcher: Batcher
+  readonly #topic: string
+  readonly #partitions: number
+  readonly #clock: () => number
+
+  constructor (opts: KafkaBusOptions, partitions: number) {
+    this.#batcher = new Batcher(newProducer(opts, 'ingest'), opts.log, opts.batchSize ?? 5000, opts.lingerMs ?? 5, opts.capacity ?? 100_000)
+    this.#topic = opts.topic
+    this.#partitions = partitions
+    this.#clock = opts.ingestClock ?? Date.now
+  }
+
+  tryProduce (key: string, value: BusValue): boolean {
+    if (this.#batcher.held >= this.#batcher.capacity) return false
+    this.#batcher.push({
+      topic: this.#topic,
+      key,
+      value: typeof value === 'string' ? value : toWire(value),
+      // Our own murmur2 partitioner: the Java client's choice, and what the worker assumes.
+      partition: partitionFor(key, this.#partitions),
+      timestamp: BigInt(Math.round(this.#clock()))
+    })
+    return true
+  }
+
+  async writable (): Promise<void> { await this.#batcher.room() }
+  async flush (): Promise<void> { await this.#batcher.flush() }
+  async close (): Promise<void> { await this.#batcher.close() }
+}
+
+/** JSON events to any topic; keyed, batched, retried like readings. */
+export class JsonPublisher {
+  readonly #batcher: Batcher
+
+  constructor (opts: KafkaBusOptions) {
+    this.#batcher = new Batcher(newProducer(opts, 'events'), opts.log, opts.batchSize ?? 5000, opts.lingerMs ?? 5, Number.POSITIVE_INFINITY)
+  }
+
+  publish (topic: string, key: string, value: unknown): void {
+    this.#batcher.push({ topic, key, value: JSON.stringify(value) })
+  }
+
+  /** Resolves once everything published so far is accepted by the brokers. */
+  async flush (): Promise<void> { await this.#batcher.flush() }
+  async close (): Promise<void> { await this.#batcher.close() }
+}
+
+/**
+ * A consumer group member. Kafka assigns the partitions; where to read them from comes from the
+ * handler (the offsets stored in the database). Every assignment change, seek and stream failure
+ * starts a fresh fetch stream at exactly the offsets wanted, and records buffered from the old one
+ * are dropped, so `poll` never returns a record twice or skips one.
+ */
+class KafkaBusConsumer implements BusConsumer {
+  readonly #opts: KafkaBusOptions
+  readonly #consumer: StringConsumer
+  readonly #log: Logger
+  #handler: AssignmentHandler | null = null
+  /** Partitions Kafka assigned that the handler has not heard of yet (null: nothing new). */
+  #pending: number[] | null = null
+  #assigned: number[] = []
+  /** Next offset to hand out per assigned partition. */
+  readonly #position = new Map<number, number>()
+  #stream: MessagesStream<string, string, string, string> | null = null
+  #streamFailed = false
+  #buffer: BusRecord[] = []
+  #head = 0
+  #wake: (() => void) | null = null
+  #closed = false
+
+  constructor (opts: KafkaBusOptions, group: string) {
+    this.#opts = opts
+    this.#log = opts.log
+    this.#consumer = new Consumer({
+      clientId: `${opts.clientId ?? 'iot-monitor'}-worker`,
+      bootstrapBrokers: opts.brokers,
+      groupId: group,
+      deserializers: stringDeserializers,
+      autocommit: false,
+      sessionTimeout: opts.sessionTimeoutMs ?? 10_000,
+      rebalanceTimeout: Math.max(opts.sessionTimeoutMs ?? 10_000, 30_000),
+      heartbeatInterval: Math.min(1000, Math.floor((opts.sessionTimeoutMs ?? 10_000) / 3)),
+      maxWaitTime: 200,
+      highWaterMark: 1024,
+      ...clientDefaults
+    })
+    this.#consumer.on('consumer:group:join', (payload) => {
+      const mine = payload.assignments?.find(a => a.topic === opts.topic)?.partitions ?? []
+      this.#pending = [...mine].sort((a, b) => a - b)
+      // Whatever the old stream fetched is for the old assignment.
+      this.#dropStream()
+      this.#wake?.()
+    })
+  }
+
+  async subscribe (handler: AssignmentHandler): Promise<void> {
+    this.#handler = handler
+    // Holding the topic ourselves: streams come and go without the client leaving the group.
+    this.#consumer.topics.track(this.#opts.topic)
+    try {
+      await this.#consumer.joinGroup({})
+    } catch (err) {
+      throw new IotError('IOT_ERR_BUS', `cannot join consumer group ${this.#consumer.groupId} at ${this.#opts.brokers.join(',')}: ${(err as Error).message}`, { cause: err })
+    }
+    await this.#applyAssignment()
+  }
+
+  async poll (max: number, waitMs: number): Promise<BusRecord[]> {
+    if (this.#closed) return []
+    if (this.#pending !== null) {
+      await this.#applyAssignment()
+      return []
+    }
+    if (this.#stream === null && this.#assigned.length > 0) {
+      if (this.#streamFailed) await new Promise(resolve => setTimeout(resolve, 500))
+      await this.#openStream()
+    }
+    if (this.#head >= this.#buffer.length && waitMs > 0) {
+      await new Promise<void>(resolve => {
+        const timer = setTimeout(done, waitMs)
+        const self = this
+        function done (): void {
+          clearTimeout(timer)
+          if (self.#wake === done) self.#wake = null
+          resolve()
+        }
+        this.#wake = done
+      })
+    }
+    if (this.#pending !== null) return []
+    const end = Math.min(this.#buffer.length, this.#head + max)
+    const out = this.#buffer.slice(this.#head, end)
+    this.#head = end
+    if (this.#head === this.#buffer.length) {
+      this.#buffer = []
+      this.#head = 0
+    }
+    for (const r of out) this.#position.set(r.partition, r.offset + 1)
+    if (this.#stream?.isPaused() === true && this.#buffer.length - this.#head < (this.#opts.bufferRecords ?? 20_000) / 2) this.#stream.resume()
+    return out
+  }
+
+  /** Offsets live in the database; Kafka's group offsets are not used. */
+  async commit (): Promise<void> {}
+
+  seek (offsets: StartOffsets): void {
+    for (const [p, o] of offsets) if (this.#assigned.includes(p)) this.#position.set(p, o)
+    this.#dropStream()
+  }
+
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#dropStream()
+    this.#wake?.()
+    await new Promise<void>(resolve => {
+      this.#consumer.close(true, (err) => {
+        if (err !== null && err !== undefined) this.#log.warn({ err }, 'Closing the Kafka consumer failed.')
+        resolve()
+      })
+    })
+  }
+
+  /** Tells the handler: everything revoked, the new set assigned (state is rebuilt for all of it). */
+  async #applyAssignment (): Promise<void> {
+    const handler = this.#handler
+    if (handler === null) return
+    while (this.#pending !== null && !this.#closed) {
+      const next = this.#pending
+      this.#pending = null
+      this.#dropStream()
+      if (this.#assigned.length > 0) await handler.onRevoked(this.#assigned)
+      this.#assigned = next
+      this.#position.clear()
+      if (next.length === 0) continue
+      const offsets = await handler.onAssigned(next)
+      for (const p of next) this.#position.set(p, offsets.get(p) ?? 0)
+      this.#log.info({ partitions: next, generation: this.#consumer.generationId }, 'Kafka assignment applied.')
+    }
+  }
+
+  async #openStream (): Promise<void> {
+    const topic = this.#opts.topic
+    // Stored offsets may point before the log start (retention): start at the earliest record kept.
+    const earliest = await this.#consumer.listOffsets({ topics: [topic], timestamp: -2n })
+      .then(o => o.get(topic) ?? [], () => [] as bigint[])
+    const offsets = this.#assigned.map(partition => {
+      const want = BigInt(this.#position.get(partition) ?? 0)
+      const first = earliest[partition] ?? 0n
+      return { topic, partition, offset: want < first ? first : want }
+    })
+    if (this.#pending !== null || this.#closed) return
+    const stream = await this.#consumer.consume({
+      topics: [topic],
+      mode: MessagesStreamModes.MANUAL,
+      offsets,
+      autocommit: false,
+      maxWaitTime: 200
+    })
+    if (this.#pending !== null || this.#closed) {
+      stream.close().catch(() => {})
+      return
+    }
+    this.#stream = stream
+    this.#streamFailed = false
+    const limit = this.#opts.bufferRecords ?? 20_000
+    stream.on('data', (m: StringMessage) => {
+      if (this.#stream !== stream) return
+      this.#buffer.push({
+        partition: m.partition,
+        offset: Number(m.offset),
+        key: m.key ?? '',
+        value: m.value ?? '',
+        timestamp: Number(m.timestamp)
+      })
+      if (this.#buffer.length - this.#head >= limit) stream.pause()
+      this.#wake?.()
+    })
+    stream.on('error', (err: Error) => {
+      if (this.#stream !== stream) return
+      this.#log.warn({ err }, 'Kafka fetch stream failed; reopening it at the next record.')
+      this.#streamFailed = true
+      this.#dropStream()
+    })
+  }
+
+  /** Stops fetching and forgets what was fetched but not handed out. */
+  #dropStream (): void {
+    const s = this.#stream
+    this.#stream = null
+    this.#buffer = []
+    this.#head = 0
+    if (s !== null) s.close().catch(() => {})
+  }
+}
