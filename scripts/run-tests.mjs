@@ -24,7 +24,8 @@ if (files.length === 0) {
   console.error('No test files matched.')
   process.exit(1)
 }
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], {
+// One file at a time: the Kafka suite restarts the shared broker, which other files must not see.
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
   stdio: 'inherit'
 })
 process.exit(r.status ?? 1)

@@ -2,27 +2,38 @@
 import { pino, type Logger } from 'pino'
 import { loadConfig, usage, type Config } from './config/index.ts'
 import { IotError } from './domain/index.ts'
-import { PipelineMetrics, startEmbedded, type EmbeddedSystem } from './pipeline/index.ts'
+import { PipelineMetrics, allRoles, startSystem, type Role, type RunningSystem } from './pipeline/index.ts'
 import { migrate, openDb } from './storage/index.ts'
 
 const fmt = new Intl.NumberFormat('en-US')
 
 /** One status line every few seconds: readings/s, windows closed, anomalies, late, dead letters. */
-function startStatusLine (sys: EmbeddedSystem, intervalMs: number): () => Promise<void> {
+function startStatusLine (sys: RunningSystem, intervalMs: number): () => Promise<void> {
   const m = sys.metrics
-  let last = { t: Date.now(), received: 0 }
+  let last = { t: Date.now(), count: 0 }
   const line = async (): Promise<void> => {
     const now = Date.now()
+    const clock = new Date(now).toISOString().slice(11, 19)
+    const wm = sys.watermark()
+    const eventTime = Number.isFinite(wm) ? new Date(wm).toISOString().slice(0, 19) + 'Z' : '-'
+    if (sys.worker === null) {
+      // Ingest (and API) only: what the source produced.
+      const produced = sys.source?.produced ?? 0
+      const rate = (produced - last.count) / Math.max(0.001, (now - last.t) / 1000)
+      last = { t: now, count: produced }
+      const at = sys.source === null ? '-' : new Date(sys.source.now()).toISOString().slice(0, 19) + 'Z'
+      process.stdout.write(`${clock} | ${fmt.format(Math.round(rate))} readings/s produced | total ${fmt.format(produced)} | source time ${at}\n`)
+      return
+    }
     const [received, stored, finals, anomalies, late, dead, dups] = await Promise.all([
       m.received, m.stored, m.windowsFinalized, m.anomalies, m.late, m.deadLetters, m.duplicates
     ].map(async c => await PipelineMetrics.total(c)))
-    const rate = ((received ?? 0) - last.received) / Math.max(0.001, (now - last.t) / 1000)
-    last = { t: now, received: received ?? 0 }
-    const wm = sys.worker.watermark
-    process.stdout.write(`${new Date(now).toISOString().slice(11, 19)} | ${fmt.format(Math.round(rate))} readings/s` +
+    const rate = ((received ?? 0) - last.count) / Math.max(0.001, (now - last.t) / 1000)
+    last = { t: now, count: received ?? 0 }
+    process.stdout.write(`${clock} | ${fmt.format(Math.round(rate))} readings/s` +
       ` | stored ${fmt.format(stored ?? 0)} | windows closed ${fmt.format(finals ?? 0)} | anomalies ${fmt.format(anomalies ?? 0)}` +
       ` | late ${fmt.format(late ?? 0)} | duplicates ${fmt.format(dups ?? 0)} | dead letters ${fmt.format(dead ?? 0)}` +
-      ` | event time ${Number.isFinite(wm) ? new Date(wm).toISOString().slice(0, 19) + 'Z' : '-'}\n`)
+      ` | event time ${eventTime}\n`)
   }
   const timer = intervalMs > 0 ? setInterval(() => { line().catch(() => {}) }, intervalMs) : null
   return async () => {
@@ -31,11 +42,29 @@ function startStatusLine (sys: EmbeddedSystem, intervalMs: number): () => Promis
   }
 }
 
-async function start (config: Config, log: Logger): Promise<number> {
-  const sys = await startEmbedded(config, log)
-  const address = await sys.app.listen({ host: config.host, port: config.port })
-  process.stdout.write(`iot-monitor is running: ${address} (API: /api/readings, /api/aggregates, /api/anomalies, /health, /metrics)\n` +
-    `database: ${sys.db.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL'}; press Ctrl-C to stop.\n`)
+const roleSets: Record<string, ReadonlySet<Role>> = {
+  start: allRoles,
+  ingest: new Set(['ingest']),
+  worker: new Set(['worker']),
+  api: new Set(['api'])
+}
+
+async function run (command: string, config: Config, log: Logger): Promise<number> {
+  const roles = roleSets[command] ?? allRoles
+  const sys = await startSystem(config, log, roles)
+  const parts: string[] = []
+  if (sys.app !== null) {
+    const address = await sys.app.listen({ host: config.host, port: config.port })
+    parts.push(`iot-monitor ${command} is running: ${address} (API: /api/readings, /api/aggregates, /api/anomalies, /health, /metrics)`)
+  } else {
+    parts.push(`iot-monitor ${command} is running`)
+  }
+  if (sys.db !== null) parts.push(`database: ${sys.db.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL'}`)
+  parts.push(config.kafka.brokers === null
+    ? 'bus: embedded'
+    : `Kafka: ${config.kafka.brokers.join(',')} topic ${config.topic}` +
+    (sys.worker === null ? '' : ` group ${config.group}`))
+  process.stdout.write(`${parts.join('; ')}; press Ctrl-C to stop.\n`)
   const finalStatus = startStatusLine(sys, config.statusIntervalMs)
 
   const stopped = new Promise<string>(resolve => {
@@ -71,7 +100,10 @@ async function main (argv: string[]): Promise<number> {
   const log = pino({ level: config.logLevel, base: { app: 'iot-monitor' } }, pino.destination(2))
   switch (command) {
     case 'start':
-      return await start(config, log)
+    case 'ingest':
+    case 'worker':
+    case 'api':
+      return await run(command, config, log)
     case 'migrate': {
       const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir })
       const applied = await migrate(db)

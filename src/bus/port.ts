@@ -48,6 +48,16 @@ export interface BusConsumer {
   commit(offsets: Map<number, number>): Promise<void>
   /** Goes back to these offsets (after a failed batch) so the records are delivered again. */
   seek(offsets: StartOffsets): void
+  /**
+   * Whether everything in the assigned partitions has been handed out (for a drain). Absent: an
+   * empty poll means caught up (the memory bus).
+   */
+  caughtUp?(): Promise<boolean>
+  /**
+   * Whether records of this partition are known to be waiting (fetched or on the broker, not yet
+   * handed out by `poll`). Absent: records are delivered in arrival order, none waits behind others.
+   */
+  hasBacklog?(partition: number): boolean
   close(): Promise<void>
 }
 

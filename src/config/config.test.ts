@@ -25,7 +25,8 @@ const DEFAULTS: Config = {
   validation: { maxBytes: 16_384, maxPastMs: 7 * 86_400_000, maxFutureMs: 300_000 },
   busCapacity: 100_000,
   maxBatch: 10_000,
-  retentionMs: null
+  retentionMs: null,
+  kafka: { brokers: null, sessionTimeoutMs: 10_000, events: true, aggregatesTopic: 'iot_aggregates', anomaliesTopic: 'iot_anomalies' }
 }
 
 let dir = ''
@@ -167,7 +168,12 @@ describe('loadConfig - flags', () => {
       '--max-future', '1h',
       '--bus-capacity', '5000',
       '--max-batch', '250',
-      '--retention', '30d'
+      '--retention', '30d',
+      '--kafka-brokers', 'kafka:9092',
+      '--session-timeout', '20s',
+      '--aggregates-topic', 'windows',
+      '--anomalies-topic', 'alerts',
+      '--no-events'
     ])
     assert.deepEqual(c, {
       databaseUrl: 'postgres://u:p@db:5432/iot',
@@ -184,7 +190,8 @@ describe('loadConfig - flags', () => {
       validation: { maxBytes: 16_384, maxPastMs: 30 * 86_400_000, maxFutureMs: 3_600_000 },
       busCapacity: 5000,
       maxBatch: 250,
-      retentionMs: 30 * 86_400_000
+      retentionMs: 30 * 86_400_000,
+      kafka: { brokers: ['kafka:9092'], sessionTimeoutMs: 20_000, events: false, aggregatesTopic: 'windows', anomaliesTopic: 'alerts' }
     })
   })
 
@@ -436,5 +443,22 @@ describe('loadConfig - errors', () => {
     }
     assert.throws(() => load(['--start', '2025-02-30T00:00:00Z']), CONFIG_ERROR)
     assert.throws(() => load(['--start', '1']), CONFIG_ERROR)
+  })
+
+  test('Kafka: brokers from --kafka-brokers or KAFKA_BROKERS, topics and timeouts', () => {
+    const c = load(['--kafka-brokers', 'k1:9092, k2:19092', '--session-timeout', '6s', '--aggregates-topic', 'aggs',
+      '--anomalies-topic', 'anoms.v1', '--no-events', '--topic', 'readings_x'])
+    assert.deepEqual(c.kafka, { brokers: ['k1:9092', 'k2:19092'], sessionTimeoutMs: 6000, events: false, aggregatesTopic: 'aggs', anomaliesTopic: 'anoms.v1' })
+    assert.equal(c.topic, 'readings_x')
+    assert.deepEqual(load([], { KAFKA_BROKERS: '127.0.0.1:59092' }).kafka.brokers, ['127.0.0.1:59092'])
+    assert.equal(load([], { KAFKA_BROKERS: '' }).kafka.brokers, null, 'empty means embedded')
+    assert.deepEqual(load(['--kafka-brokers', 'flag:1'], { KAFKA_BROKERS: 'env:2' }).kafka.brokers, ['flag:1'])
+  })
+
+  test('Kafka: a broker without a port or a bad topic name is IOT_ERR_CONFIG', () => {
+    for (const argv of [['--kafka-brokers', 'localhost'], ['--kafka-brokers', 'kafka://h:1'], ['--kafka-brokers', 'h:1,h2'],
+      ['--topic', 'bad topic'], ['--aggregates-topic', 'a/b'], ['--anomalies-topic', ''], ['--session-timeout', 'soon']]) {
+      assert.throws(() => load(argv), CONFIG_ERROR, argv.join(' '))
+    }
   })
 })

@@ -18,6 +18,17 @@ export interface SimulatorConfig {
   startMs: number | null
 }
 
+export interface KafkaConfig {
+  /** host:port of the brokers; null runs embedded (memory bus). */
+  brokers: string[] | null
+  /** A worker silent this long leaves the group and its partitions move to the others. */
+  sessionTimeoutMs: number
+  /** Publish window results, anomalies and dead letters to Kafka topics. */
+  events: boolean
+  aggregatesTopic: string
+  anomaliesTopic: string
+}
+
 export interface Config {
   databaseUrl: string | null
   dataDir: string
@@ -36,6 +47,7 @@ export interface Config {
   maxBatch: number
   /** Drop daily partitions of raw readings older than this behind the watermark; null keeps all. */
   retentionMs: number | null
+  kafka: KafkaConfig
 }
 
 export const defaultConfig: Config = {
@@ -53,7 +65,8 @@ export const defaultConfig: Config = {
   validation: defaultValidationOptions,
   busCapacity: 100_000,
   maxBatch: 10_000,
-  retentionMs: null
+  retentionMs: null,
+  kafka: { brokers: null, sessionTimeoutMs: 10_000, events: true, aggregatesTopic: 'iot_aggregates', anomaliesTopic: 'iot_anomalies' }
 }
 
 const options = {
@@ -83,13 +96,22 @@ const options = {
   'bus-capacity': { type: 'string' },
   'max-batch': { type: 'string' },
   retention: { type: 'string' },
+  'kafka-brokers': { type: 'string' },
+  'session-timeout': { type: 'string' },
+  'aggregates-topic': { type: 'string' },
+  'anomalies-topic': { type: 'string' },
+  'no-events': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' }
 } as const
 
 export const usage = `Usage: iot-monitor <command> [flags]
 
 Commands:
-  start     simulator + worker + API in one process (embedded: memory bus, PGlite)
+  start     simulator + worker + API in one process (embedded: memory bus, PGlite;
+            with --kafka-brokers: the same three roles through Kafka)
+  ingest    simulator -> Kafka (with --duration: flush and exit)
+  worker    Kafka -> detection, windows -> database; run several in one group to scale out
+  api       the HTTP API over the database
   migrate   create or update the database schema and exit
 
 Flags (env in brackets; a JSON file given by --config may set any of them by name):
@@ -115,6 +137,15 @@ Flags (env in brackets; a JSON file given by --config may set any of them by nam
   --bus-capacity N        records the embedded bus holds before producers wait (default 100000)
   --status D              interval of the status line (default 5s; 0 = off)
   --log-level LEVEL       trace, debug, info, warn, error (default info) [LOG_LEVEL]
+
+Kafka (distributed mode):
+  --kafka-brokers LIST    host:port[,host:port...] [KAFKA_BROKERS]; default: embedded memory bus
+  --topic NAME            readings topic (default iot_sensors; dead letters also go to NAME.dlq)
+  --partitions N          partitions when the topic is created (existing topics keep theirs)
+  --group NAME            consumer group of the workers (default iot-monitor)
+  --session-timeout D     a worker silent this long loses its partitions (default 10s)
+  --aggregates-topic T, --anomalies-topic T   event topics (default iot_aggregates, iot_anomalies)
+  --no-events             do not publish window results, anomalies and dead letters to Kafka
 `
 
 function int (v: string, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -208,6 +239,21 @@ export function loadConfig (argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const cap = get('bus-capacity'); if (cap !== undefined) c.busCapacity = int(cap, 'bus-capacity', 1)
   const batch = get('max-batch'); if (batch !== undefined) c.maxBatch = int(batch, 'max-batch', 1)
   const retention = get('retention'); if (retention !== undefined) c.retentionMs = limit(retention, 'retention')
+  const k = c.kafka
+  const brokers = get('kafka-brokers', 'KAFKA_BROKERS')
+  if (brokers !== undefined && brokers.trim() !== '') {
+    k.brokers = brokers.split(',').map(b => b.trim()).filter(b => b !== '')
+    for (const b of k.brokers) {
+      if (!/^[^\s:/]+:\d{1,5}$/.test(b)) throw new IotError('IOT_ERR_CONFIG', `--kafka-brokers: expected host:port[,host:port...], got "${b}"`)
+    }
+  }
+  const session = get('session-timeout'); if (session !== undefined) k.sessionTimeoutMs = parseDuration(session, '--session-timeout')
+  const agg = get('aggregates-topic'); if (agg !== undefined) k.aggregatesTopic = agg
+  const anom = get('anomalies-topic'); if (anom !== undefined) k.anomaliesTopic = anom
+  if (flags['no-events'] === true || file['no-events'] === true) k.events = false
+  for (const [flag, name] of [['topic', c.topic], ['aggregates-topic', k.aggregatesTopic], ['anomalies-topic', k.anomaliesTopic]] as const) {
+    if (!/^[A-Za-z0-9._-]{1,200}$/.test(name)) throw new IotError('IOT_ERR_CONFIG', `--${flag}: a Kafka topic name is 1-200 of [A-Za-z0-9._-], got "${name}"`)
+  }
   if (w.sizeMs <= 0) throw new IotError('IOT_ERR_CONFIG', '--window must be positive')
   return { command: parsed.positionals[0] ?? 'start', config: c, help: flags.help === true }
 }

@@ -2,87 +2,189 @@ import { type FastifyInstance } from 'fastify'
 import { type Logger } from 'pino'
 import { buildApp } from '../api/index.ts'
 import { Detector } from '../anomaly/index.ts'
-import { MemoryBus } from '../bus/index.ts'
+import { type Bus, KafkaBus, MemoryBus, ensureTopics, partitionFor } from '../bus/index.ts'
 import { type Config } from '../config/index.ts'
+import { IotError } from '../domain/index.ts'
 import { Simulator, SimulatorSource } from '../sources/simulator/index.ts'
-import { type Db, dropPartitionsBefore, migrate, newestEventTime, openDb, summarizeTimeIndex } from '../storage/index.ts'
+import {
+  type Db, dropPartitionsBefore, loadWatermark, migrate, newestEventTime, openDb, summarizeTimeIndex
+} from '../storage/index.ts'
+import { EventSink, type EventTopics } from './events.ts'
 import { PipelineMetrics } from './metrics.ts'
 import { Worker } from './worker.ts'
 
-/** A running embedded system: simulator → memory bus → worker → database, and the API (not listening). */
-export interface EmbeddedSystem {
-  db: Db
-  bus: MemoryBus
-  worker: Worker
+/**
+ * What a process runs: `ingest` (sources → bus), `worker` (bus → detection, windows → database),
+ * `api` (HTTP over the database). Embedded mode runs all three on the memory bus; with Kafka any
+ * subset, in as many processes as wanted.
+ */
+export type Role = 'ingest' | 'worker' | 'api'
+export const allRoles: ReadonlySet<Role> = new Set(['ingest', 'worker', 'api'])
+
+export interface RunningSystem {
+  db: Db | null
+  bus: Bus | null
+  worker: Worker | null
   source: SimulatorSource | null
   metrics: PipelineMetrics
-  app: FastifyInstance
-  /** Resolves when a bounded simulation (--duration) has produced its last reading. */
+  app: FastifyInstance | null
+  /** Resolves when a bounded simulation (--duration) has produced its last reading (never without one). */
   sourceDone: Promise<void>
-  /** Stops the source, stores everything accepted, closes the API and the database. */
+  /** The newest watermark known here (the worker's, else the stored one). */
+  watermark(): number
+  /** Stops the source, stores everything accepted, closes the API, the bus and the database. */
   stop(): Promise<void>
 }
 
-export async function startEmbedded (config: Config, log: Logger, wallClock: () => number = Date.now): Promise<EmbeddedSystem> {
-  const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir })
-  const applied = await migrate(db)
-  if (applied.length > 0) log.info({ applied }, 'Database migrated.')
-  const metrics = new PipelineMetrics()
-  const bus = new MemoryBus({ topic: config.topic, partitions: config.partitions, capacity: config.busCapacity })
+/** @deprecated name kept for callers of the embedded mode */
+export type EmbeddedSystem = RunningSystem
 
-  let source: SimulatorSource | null = null
+export async function startEmbedded (config: Config, log: Logger, wallClock: () => number = Date.now): Promise<RunningSystem> {
+  return await startSystem(config, log, allRoles, wallClock)
+}
+
+export async function startSystem (config: Config, log: Logger, roles: ReadonlySet<Role>, wallClock: () => number = Date.now): Promise<RunningSystem> {
+  const brokers = config.kafka.brokers
+  if (brokers === null && roles.has('ingest') !== roles.has('worker')) {
+    throw new IotError('IOT_ERR_CONFIG', 'the ingest and worker roles on their own need Kafka: give --kafka-brokers (or KAFKA_BROKERS)')
+  }
   const sim = config.simulator
-  if (sim.enabled) {
-    // Continue after where the previous run's event time stopped.
-    const last = await newestEventTime(db, { group: config.group, topic: config.topic })
-    const start = Math.max(sim.startMs ?? wallClock(), last === null ? -Infinity : last + 1)
-    const simulator = new Simulator({ sensors: sim.sensors, ratePerSensor: sim.rate, seed: sim.seed, startTs: start })
-    source = new SimulatorSource(simulator, bus.producer(), {
-      speedup: sim.speedup,
-      endTs: sim.durationMs === null ? null : start + sim.durationMs,
-      wallClock
-    })
-    log.info({ sensors: sim.sensors, rate: sim.rate, speedup: sim.speedup, seed: sim.seed, start: new Date(start).toISOString() }, 'Simulator configured.')
+  const runsSource = roles.has('ingest') && sim.enabled
+  // The ingest role alone reads the database only to continue after the last stored event time.
+  const needsDb = roles.has('worker') || roles.has('api') || (runsSource && config.databaseUrl !== null)
+  const db = needsDb ? await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }) : null
+  const closers: (() => Promise<void>)[] = []
+  const closeAll = async (): Promise<void> => {
+    for (const c of closers.splice(0).reverse()) await c().catch((err: unknown) => { log.error({ err }, 'Shutdown step failed.') })
   }
-  const ingestClock = source === null ? wallClock : () => (source as SimulatorSource).now()
-  const worker = new Worker({ db, consumer: bus.consumer(), detector: new Detector(), ingestClock, wallClock, log, metrics }, {
-    group: config.group,
-    topic: config.topic,
-    windowing: config.windowing,
-    validation: config.validation,
-    maxBatch: config.maxBatch
-  })
-  await worker.start()
-  source?.start()
-  const app = await buildApp({ db, registry: metrics.registry, status: () => ({ watermark: worker.watermark, lag: bus.lag }), logger: log })
-  const dropOldReadings = async (retentionMs: number): Promise<void> => {
-    if (!Number.isFinite(worker.watermark)) return
-    const dropped = await dropPartitionsBefore(db, worker.watermark - retentionMs)
-    if (dropped.length > 0) log.info({ dropped }, 'Retention: dropped raw readings.')
-  }
-  const timers = [
-    setInterval(() => metrics.lag.set(bus.lag), 1000),
-    setInterval(() => { summarizeTimeIndex(db).catch((err: unknown) => { log.warn({ err }, 'BRIN summarization failed.') }) }, 30_000)
-  ]
-  const { retentionMs } = config
-  if (retentionMs !== null) {
-    timers.push(setInterval(() => {
-      dropOldReadings(retentionMs).catch((err: unknown) => { log.error({ err }, 'Retention failed.') })
-    }, 60_000))
-  }
-  for (const t of timers) t.unref()
+  try {
+    if (db !== null) {
+      closers.push(async () => { await db.close() })
+      if (roles.has('worker') || brokers === null) {
+        const applied = await migrate(db)
+        if (applied.length > 0) log.info({ applied }, 'Database migrated.')
+      }
+    }
+    const metrics = new PipelineMetrics()
+    let source: SimulatorSource | null = null
+    const ingestClock = (): number => source === null ? wallClock() : source.now()
 
-  let stopping: Promise<void> | null = null
-  const stop = async (): Promise<void> => {
-    stopping ??= (async () => {
-      for (const t of timers) clearInterval(t)
-      await source?.stop()
-      await worker.stop({ drain: true, endOfInput: source?.finished === true })
-      await app.close()
-      await bus.close()
-      await db.close()
-    })()
-    await stopping
+    let bus: Bus | null = null
+    if (brokers === null) {
+      bus = new MemoryBus({ topic: config.topic, partitions: config.partitions, capacity: config.busCapacity })
+    } else if (roles.has('ingest') || roles.has('worker')) {
+      bus = await KafkaBus.connect({
+        brokers, topic: config.topic, partitions: config.partitions, log, sessionTimeoutMs: config.kafka.sessionTimeoutMs, ingestClock
+      })
+      log.info({ brokers, topic: config.topic, partitions: bus.partitions }, 'Connected to Kafka.')
+    }
+    const theBus = bus
+    if (theBus !== null) closers.push(async () => { await theBus.close() })
+
+    if (runsSource && bus !== null) {
+      // Continue after where the previous run's event time stopped.
+      const last = db === null ? null : await newestEventTime(db, { group: config.group, topic: config.topic })
+      const start = Math.max(sim.startMs ?? wallClock(), last === null ? -Infinity : last + 1)
+      const simulator = new Simulator({ sensors: sim.sensors, ratePerSensor: sim.rate, seed: sim.seed, startTs: start })
+      source = new SimulatorSource(simulator, bus.producer(), {
+        speedup: sim.speedup,
+        endTs: sim.durationMs === null ? null : start + sim.durationMs,
+        wallClock
+      })
+      log.info({ sensors: sim.sensors, rate: sim.rate, speedup: sim.speedup, seed: sim.seed, start: new Date(start).toISOString() }, 'Simulator configured.')
+    }
+
+    let worker: Worker | null = null
+    if (roles.has('worker') && bus !== null && db !== null) {
+      const parts = bus.partitions
+      let sink: EventSink | undefined
+      if (bus instanceof KafkaBus && config.kafka.events) {
+        const topics: EventTopics = { deadLetters: `${config.topic}.dlq`, aggregates: config.kafka.aggregatesTopic, anomalies: config.kafka.anomaliesTopic }
+        await ensureTopics(brokers ?? [], Object.values(topics).map(name => ({ name, partitions: parts })))
+        sink = new EventSink(bus.publisher(), topics)
+      }
+      worker = new Worker({
+        db,
+        consumer: bus.consumer(config.group),
+        detector: new Detector(),
+        ingestClock,
+        wallClock,
+        log,
+        metrics,
+        partitionOf: (id) => partitionFor(id, parts),
+        ...(sink === undefined ? {} : { sink })
+      }, {
+        group: config.group,
+        topic: config.topic,
+        windowing: config.windowing,
+        validation: config.validation,
+        maxBatch: config.maxBatch
+      })
+      await worker.start()
+    }
+    source?.start()
+
+    // Without a worker here, the watermark comes from the database.
+    let storedWatermark = -Infinity
+    const watermark = (): number => worker === null ? storedWatermark : worker.watermark
+    const lag = (): number | null => bus instanceof MemoryBus ? bus.lag : null
+
+    let app: FastifyInstance | null = null
+    if (roles.has('api') && db !== null) {
+      app = await buildApp({ db, registry: metrics.registry, status: () => ({ watermark: watermark(), lag: lag() }), logger: log })
+    }
+
+    const timers: NodeJS.Timeout[] = []
+    if (bus instanceof MemoryBus) {
+      const memory = bus
+      timers.push(setInterval(() => metrics.lag.set(memory.lag), 1000))
+    }
+    if (db !== null && worker === null) {
+      const refresh = async (): Promise<void> => { storedWatermark = await loadWatermark(db, config.group, config.topic) }
+      await refresh()
+      timers.push(setInterval(() => { refresh().catch((err: unknown) => { log.warn({ err }, 'Reading the watermark failed.') }) }, 2000))
+    }
+    if (db !== null && worker !== null) {
+      const w = worker
+      timers.push(setInterval(() => { summarizeTimeIndex(db).catch((err: unknown) => { log.warn({ err }, 'BRIN summarization failed.') }) }, 30_000))
+      const { retentionMs } = config
+      if (retentionMs !== null) {
+        const dropOld = async (): Promise<void> => {
+          if (!Number.isFinite(w.watermark)) return
+          const dropped = await dropPartitionsBefore(db, w.watermark - retentionMs)
+          if (dropped.length > 0) log.info({ dropped }, 'Retention: dropped raw readings.')
+        }
+        timers.push(setInterval(() => { dropOld().catch((err: unknown) => { log.error({ err }, 'Retention failed.') }) }, 60_000))
+      }
+    }
+    for (const t of timers) t.unref()
+
+    let stopping: Promise<void> | null = null
+    const stop = async (): Promise<void> => {
+      stopping ??= (async () => {
+        for (const t of timers) clearInterval(t)
+        await source?.stop()
+        // Embedded, or ingest and worker in one process: store everything the source produced.
+        const drain = roles.has('ingest') && roles.has('worker')
+        await worker?.stop({ drain, endOfInput: drain && source?.finished === true })
+        await app?.close()
+        await closeAll()
+      })()
+      await stopping
+    }
+    return {
+      db,
+      bus,
+      worker,
+      source,
+      metrics,
+      app,
+      sourceDone: source === null ? new Promise(() => {}) : source.done(),
+      watermark,
+      stop
+    }
+  } catch (err) {
+    await closeAll()
+    throw err
   }
-  return { db, bus, worker, source, metrics, app, sourceDone: source === null ? new Promise(() => {}) : source.done(), stop }
 }

@@ -7,7 +7,7 @@ import {
 } from '../domain/index.ts'
 import {
   type Db, type LateReading, type PartitionProgress, type PartitionState, advanceWatermark, claimPartitions, ensureDayPartitions,
-  finalizeWindows, findStoredKeys, insertDeadLetters, insertLateReadings, insertReadings, loadPartitions, loadReadingKeysSince,
+  fencePartitions, finalizeWindows, findStoredKeys, insertDeadLetters, insertLateReadings, insertReadings, loadPartitions, loadReadingKeysSince,
   loadRecentReadings, loadWatermark, lockFinality, markIdle, mergeWindowDeltas, saveProgress
 } from '../storage/index.ts'
 import {
@@ -127,12 +127,15 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
   #stopping: 'no' | 'drain' | 'now' = 'no'
   #failures = 0
   #lastRefresh = -Infinity
+  readonly #hasBacklog: ((partition: number) => boolean) | undefined
 
   constructor (deps: WorkerDeps, options: Partial<WorkerOptions> = {}) {
     super()
     this.#deps = deps
     this.options = { ...defaultWorkerOptions, ...options }
     this.#op = new WindowOperator(this.options.windowing)
+    const c = deps.consumer
+    this.#hasBacklog = c.hasBacklog === undefined ? undefined : (p) => c.hasBacklog?.(p) ?? false
   }
 
   get watermark (): number {
@@ -194,7 +197,7 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
       if (this.#inFlight !== null) {
         if (!await this.#settleInFlight()) await this.#recoverAfterFailure()
       } else if (this.#stopping === 'drain') {
-        break
+        if (await (this.#deps.consumer.caughtUp?.() ?? Promise.resolve(true))) break
       } else {
         await this.#idle().catch((err: unknown) => { this.#deps.log.error({ err }, 'Idle finalization failed.') })
       }
@@ -271,14 +274,17 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     const now = this.#deps.wallClock()
     const offsets: StartOffsets = new Map()
     const mine = new Set([...this.#assigned, ...partitions])
-    for (const s of all) {
-      if (!partitions.includes(s.partition)) continue
-      this.#op.watermarks.addChannel(s.partition, now, s.maxEventMs ?? -Infinity)
-      offsets.set(s.partition, s.nextOffset)
-      this.#expected.set(s.partition, s.nextOffset)
-    }
     this.#assigned = [...mine].sort((a, b) => a - b)
-    this.#applyStored(all, storedWatermark)
+    // Own channels and the other workers' partitions in one step: the minimum is taken over all of them.
+    this.#op.watermarks.batch(() => {
+      for (const s of all) {
+        if (!partitions.includes(s.partition)) continue
+        this.#op.watermarks.addChannel(s.partition, now, s.maxEventMs ?? -Infinity)
+        offsets.set(s.partition, s.nextOffset)
+        this.#expected.set(s.partition, s.nextOffset)
+      }
+      this.#applyStored(all, storedWatermark)
+    })
     const owns = (sensorId: string): boolean => partitionOf === undefined || mine.has(partitionOf(sensorId))
     // Readings stored in windows that are still open: a repeat of one of them is a duplicate.
     const since = this.#op.finalEndBoundary - this.#op.options.sizeMs
@@ -318,10 +324,12 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
   #applyStored (all: readonly PartitionState[], storedWatermark: number): void {
     const w = this.#op.watermarks
     const ooo = this.#op.options.maxOutOfOrdernessMs
-    for (const s of all) {
-      if (this.#assigned.includes(s.partition)) continue
-      w.setExternal(s.partition, s.idle ? null : s.maxEventMs === null ? -Infinity : s.maxEventMs - ooo)
-    }
+    w.batch(() => {
+      for (const s of all) {
+        if (this.#assigned.includes(s.partition)) continue
+        w.setExternal(s.partition, s.idle ? null : s.maxEventMs === null ? -Infinity : s.maxEventMs - ooo)
+      }
+    })
     if (storedWatermark > this.#storedWatermark) this.#storedWatermark = storedWatermark
     w.restoreFloor(this.#storedWatermark)
     this.#lastRefresh = this.#deps.wallClock()
@@ -334,7 +342,7 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
   async #idle (): Promise<void> {
     const w = this.#op.watermarks
     const wasIdle = new Set(this.#assigned.filter(p => w.isIdle(p)))
-    w.tick(this.#deps.wallClock())
+    w.tick(this.#deps.wallClock(), this.#hasBacklog)
     const changed = this.#assigned.filter(p => w.isIdle(p) && !wasIdle.has(p))
     const { group, topic } = this.options
     if (changed.length > 0) {
@@ -399,7 +407,7 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     const started = performance.now()
     const wall = this.#deps.wallClock()
     const op = this.#op
-    op.watermarks.tick(wall)
+    op.watermarks.tick(wall, this.#hasBacklog)
     const fallbackIngest = this.#deps.ingestClock()
     const scored: ScoredReading[] = []
     const late: LateReading[] = []
@@ -490,6 +498,7 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     const outcome = await db.transaction(async tx => {
       // No window becomes final while this transaction merges into it.
       storedWatermark = await lockFinality(tx, group, topic, 'shared')
+      await fencePartitions(tx, group, topic, b.progress)
       if (this.#finalEnd(storedWatermark) > b.finalBoundary) this.#reclassify(b, storedWatermark)
       // A late reading may repeat one stored earlier, in a window final by now: look those up.
       const stored = await findStoredKeys(tx, b.late.map(l => l.reading))

@@ -82,6 +82,24 @@ export async function saveProgress (tx: Queryable, group: string, topic: string,
   return rows.map(toState)
 }
 
+/**
+ * First statement of a batch: locks this batch's partition rows and checks that their stored
+ * offsets are still the ones this worker expects. Another worker stored one since (a rebalance
+ * moved it): IOT_ERR_FENCED before anything is written. The lock keeps a second owner out until commit.
+ */
+export async function fencePartitions (tx: Queryable, group: string, topic: string, progress: readonly PartitionProgress[]): Promise<void> {
+  if (progress.length === 0) return
+  const rows = await tx.query<{ partition: number, next_offset: number }>(`
+    SELECT partition, next_offset FROM stream_offsets
+    WHERE consumer_group = $1 AND topic = $2 AND partition = ANY($3::int4[]) ORDER BY partition FOR UPDATE`,
+  [group, topic, numberArray(progress.map(p => p.partition))])
+  const stored = new Map(rows.map(r => [r.partition, r.next_offset]))
+  const lost = progress.filter(p => stored.get(p.partition) !== p.expectedOffset).map(p => p.partition)
+  if (lost.length > 0) {
+    throw new IotError('IOT_ERR_FENCED', `partitions ${lost.join(', ')} of ${topic} were stored by another worker of group ${group}`)
+  }
+}
+
 /** The owner marks partitions idle or active again (fenced like `saveProgress`). */
 export async function markIdle (db: Queryable, group: string, topic: string, parts: readonly { partition: number, expectedOffset: number, idle: boolean }[]): Promise<void> {
   if (parts.length === 0) return

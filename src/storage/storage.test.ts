@@ -16,7 +16,7 @@ import {
   type Db, type Queryable, dropPartitionsBefore, ensureDayPartitions, finalizeWindows, findStoredKeys, insertDeadLetters,
   insertLateReadings, insertReadings, loadReadingKeysSince, mergeWindowDeltas, migrate, openPostgres,
   recentAggregates, recentAnomalies, recentDeadLetters, recentLateReadings, recentReadings, type LateReading,
-  advanceWatermark, claimPartitions, loadPartitions, loadWatermark, lockFinality, markIdle, saveProgress
+  advanceWatermark, claimPartitions, fencePartitions, loadPartitions, loadWatermark, lockFinality, markIdle, saveProgress
 } from './index.ts'
 import { splitSql } from './migrate.ts'
 
@@ -562,6 +562,11 @@ for (const tdb of testDatabases) {
         { partition: 0, expectedOffset: 10, nextOffset: 25, maxEventMs: T0 - 1000 }, // older event time: the greatest stays
         { partition: 7, expectedOffset: 0, nextOffset: 3, maxEventMs: null }]) // null keeps what was known
       deepEqual(all.map(p => [p.partition, p.nextOffset, p.maxEventMs]), [[0, 25, T0], [1, 2 ** 40, null], [7, 3, null]])
+      // The fence up front: the expected offsets pass, any other fails before anything is written.
+      await db.transaction(async tx => { await fencePartitions(tx, g, topic, [{ partition: 0, expectedOffset: 25, nextOffset: 30, maxEventMs: null }]) })
+      await assert.rejects(db.transaction(async tx => {
+        await fencePartitions(tx, g, topic, [{ partition: 7, expectedOffset: 3, nextOffset: 9, maxEventMs: null }, { partition: 0, expectedOffset: 24, nextOffset: 30, maxEventMs: null }])
+      }), (err: unknown) => (err as IotError).code === 'IOT_ERR_FENCED')
       // A worker that expected another offset lost the partition: the whole transaction fails, nothing changes.
       await assert.rejects(db.transaction(async tx => {
         await saveProgress(tx, g, topic, [

@@ -19,6 +19,7 @@ export class ChannelWatermarks {
   /** Watermarks of channels owned elsewhere (other workers), already combined with their idleness. */
   readonly #external = new Map<number, number>()
   #combined = -Infinity
+  #batching = false
 
   constructor (maxOutOfOrdernessMs: number, idleTimeoutMs: number) {
     this.maxOutOfOrdernessMs = maxOutOfOrdernessMs
@@ -32,6 +33,21 @@ export class ChannelWatermarks {
     this.#idle.delete(channel)
     this.#external.delete(channel)
     this.#recompute()
+  }
+
+  /**
+   * Applies several changes (channels added, externals set) and takes the minimum once, after all
+   * of them. Taken after each one, the first channel (if ahead of the others) would raise the
+   * watermark, which never goes back, and the others' readings would all be late.
+   */
+  batch (changes: () => void): void {
+    this.#batching = true
+    try {
+      changes()
+    } finally {
+      this.#batching = false
+      this.#recompute()
+    }
   }
 
   removeChannel (channel: number): void {
@@ -70,10 +86,17 @@ export class ChannelWatermarks {
     return this.#combined
   }
 
-  /** Marks channels idle that saw nothing for the idle timeout of wall time `now`. */
-  tick (now: number): number {
+  /**
+   * Marks channels idle that saw nothing for the idle timeout of wall time `now`. A channel for
+   * which `hasBacklog` says records are waiting (not yet delivered) counts as active: a channel is
+   * idle when its source is silent, not when the consumer is busy elsewhere.
+   */
+  tick (now: number, hasBacklog?: (channel: number) => boolean): number {
     for (const c of this.#touched) this.#lastActive.set(c, now)
     this.#touched.clear()
+    if (hasBacklog !== undefined) {
+      for (const c of this.#lastActive.keys()) if (!this.#idle.has(c) && hasBacklog(c)) this.#lastActive.set(c, now)
+    }
     let changed = false
     for (const [c, last] of this.#lastActive) {
       if (!this.#idle.has(c) && now - last >= this.idleTimeoutMs) {
@@ -110,6 +133,7 @@ export class ChannelWatermarks {
   }
 
   #recompute (): void {
+    if (this.#batching) return
     let min = Infinity
     for (const [c, m] of this.#maxTs) {
       if (this.#idle.has(c)) continue

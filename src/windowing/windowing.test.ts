@@ -96,6 +96,25 @@ test('ChannelWatermarks - external channels (other workers) join the minimum', (
   assert.equal(v.current, 500)
 })
 
+test('ChannelWatermarks - channels restored in one batch: the minimum is over all of them, not the first one added', () => {
+  const one = new ChannelWatermarks(10, 30_000)
+  one.addChannel(0, 0, 5000)
+  one.addChannel(1, 0, 1000)
+  assert.equal(one.current, 4990, 'one by one: the first channel raised it and it never goes back')
+  const w = new ChannelWatermarks(10, 30_000)
+  w.batch(() => {
+    w.addChannel(0, 0, 5000)
+    w.setExternal(7, 3000)
+    w.addChannel(1, 0, 1000)
+  })
+  assert.equal(w.current, 990)
+  w.batch(() => {
+    w.setExternal(7, 800) // an external behind the rest keeps it where it is (never back)
+    w.setExternal(8, null)
+  })
+  assert.equal(w.current, 990)
+})
+
 test('WindowOperator - on time until the watermark passes end + allowed lateness, then late', () => {
   const op = new WindowOperator({ sizeMs: 60_000, maxOutOfOrdernessMs: 10_000, allowedLatenessMs: 60_000, idleTimeoutMs: 30_000 })
   op.watermarks.addChannel(0, 0)

@@ -50,8 +50,8 @@ export async function ensureTopics (brokers: string[], topics: readonly { name: 
       try {
         await admin.createTopics({ topics: [t.name], partitions: t.partitions, replicas: 1 })
       } catch (err) {
-        // Another process created it meanwhile: fine, the metadata below tells.
-        if (!JSON.stringify(err).includes('TOPIC_ALREADY_EXISTS')) throw err
+        // Another process created it meanwhile (TOPIC_ALREADY_EXISTS): fine.
+        if (!(await admin.listTopics()).includes(t.name)) throw err
       }
     }
     const meta = await admin.metadata({ topics: names })
@@ -278,6 +278,9 @@ class KafkaBusConsumer implements BusConsumer {
   #head = 0
   #wake: (() => void) | null = null
   #closed = false
+  /** Log end offsets of the topic's partitions, refreshed every second (for `hasBacklog`). */
+  #ends: bigint[] = []
+  #endsTimer: NodeJS.Timeout | null = null
 
   constructor (opts: KafkaBusOptions, group: string) {
     this.#opts = opts
@@ -314,6 +317,18 @@ class KafkaBusConsumer implements BusConsumer {
       throw new IotError('IOT_ERR_BUS', `cannot join consumer group ${this.#consumer.groupId} at ${this.#opts.brokers.join(',')}: ${(err as Error).message}`, { cause: err })
     }
     await this.#applyAssignment()
+    const refresh = (): void => {
+      this.#consumer.listOffsets({ topics: [this.#opts.topic], timestamp: -1n })
+        .then(o => { this.#ends = o.get(this.#opts.topic) ?? [] }, () => {})
+    }
+    refresh()
+    this.#endsTimer = setInterval(refresh, 1000)
+    this.#endsTimer.unref()
+  }
+
+  hasBacklog (partition: number): boolean {
+    const end = this.#ends[partition]
+    return end !== undefined && Number(end) > (this.#position.get(partition) ?? Number.MAX_SAFE_INTEGER)
   }
 
   async poll (max: number, waitMs: number): Promise<BusRecord[]> {
@@ -351,6 +366,14 @@ class KafkaBusConsumer implements BusConsumer {
     return out
   }
 
+  async caughtUp (): Promise<boolean> {
+    if (this.#pending !== null) return false
+    if (this.#assigned.length === 0) return true
+    const topic = this.#opts.topic
+    const end = (await this.#consumer.listOffsets({ topics: [topic], timestamp: -1n })).get(topic) ?? []
+    return this.#assigned.every(p => (this.#position.get(p) ?? 0) >= Number(end[p] ?? 0n))
+  }
+
   /** Offsets live in the database; Kafka's group offsets are not used. */
   async commit (): Promise<void> {}
 
@@ -362,6 +385,7 @@ class KafkaBusConsumer implements BusConsumer {
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    if (this.#endsTimer !== null) clearInterval(this.#endsTimer)
     this.#dropStream()
     this.#wake?.()
     await new Promise<void>(resolve => {
@@ -406,7 +430,9 @@ class KafkaBusConsumer implements BusConsumer {
       mode: MessagesStreamModes.MANUAL,
       offsets,
       autocommit: false,
-      maxWaitTime: 200
+      maxWaitTime: 200,
+      // Small per-partition slices: a backlog is handed out interleaved, not one partition after another.
+      maxBytesPerPartition: 256 * 1024
     })
     if (this.#pending !== null || this.#closed) {
       stream.close().catch(() => {})
