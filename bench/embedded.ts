@@ -19,14 +19,10 @@ import { createServerDatabase } from '../test/helpers/databases.ts'
 const START = Date.UTC(2026, 0, 1)
 const SENSORS = 100
 
-interface Result { label: string, readings: number, seconds: number, peakRssMb: number }
+export interface Result { label: string, readings: number, seconds: number, peakRssMb: number }
 
 /** Runs one pipeline measurement in a child process, so its peak RSS is its own. */
-export async function runEmbeddedOnce (label: string, readings: number, databaseUrl: string | null): Promise<Result> {
-  return await pipeline(label, readings, databaseUrl)
-}
-
-async function pipeline (label: string, readings: number, databaseUrl: string | null): Promise<Result> {
+export async function pipeline (label: string, readings: number, databaseUrl: string | null): Promise<Result> {
   const args = ['--import', 'tsx', fileURLToPath(new URL('./index.ts', import.meta.url)), 'embedded-run', '--readings', String(readings)]
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, DATABASE_URL: databaseUrl ?? '' } })
   let out = ''

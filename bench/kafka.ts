@@ -8,12 +8,11 @@ import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import postgres from 'postgres'
 import { createServerDatabase } from '../test/helpers/databases.ts'
-import { runEmbeddedOnce } from './embedded.ts'
+import { pipeline, type Result } from './embedded.ts'
 
 const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
 const SENSORS = 100
 
-interface Row { label: string, readings: number, seconds: number, peakRssMb: number | null }
 
 function spawnCli (args: string[]): { child: ChildProcess, output: () => string } {
   const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args, '--log-level', 'warn', '--status', '0'],
@@ -25,7 +24,7 @@ function spawnCli (args: string[]): { child: ChildProcess, output: () => string 
 }
 
 /** Ingest and `workers` worker processes on a fresh topic and database; the sustained rate from the first stored reading to the last. */
-async function throughKafka (brokers: string, serverUrl: string, workers: number, readings: number): Promise<Row> {
+async function throughKafka (brokers: string, serverUrl: string, workers: number, readings: number): Promise<Result> {
   const db = await createServerDatabase(serverUrl)
   const sql = postgres(db.url, { max: 1, onnotice: () => {} })
   const topic = `bench_${randomBytes(4).toString('hex')}`
@@ -51,7 +50,7 @@ async function throughKafka (brokers: string, serverUrl: string, workers: number
       await new Promise(resolve => setTimeout(resolve, 50))
     }
     const seconds = (performance.now() - first) / 1000
-    return { label: `Kafka + PostgreSQL, ${workers} worker${workers > 1 ? 's' : ''} (+ ingest)`, readings: stored, seconds, peakRssMb: null }
+    return { label: `Kafka + PostgreSQL, ${workers} worker${workers > 1 ? 's' : ''} (+ ingest)`, readings: stored, seconds, peakRssMb: Number.NaN }
   } finally {
     for (const p of procs) p.child.kill('SIGKILL')
     await sql.end()
@@ -68,8 +67,8 @@ export async function runKafka ({ readings }: { readings: number }): Promise<voi
   }
   process.stdout.write(`Kafka benchmark: ${readings.toLocaleString('en-US')} readings from ${SENSORS} simulated sensors, topic of 6 partitions, ` +
     'each role in its own process, as fast as possible.\n')
-  const rows: Row[] = []
-  const embedded = await runEmbeddedOnce('embedded pipeline on PostgreSQL (memory bus)', readings, url)
+  const rows: Result[] = []
+  const embedded = await pipeline('embedded pipeline on PostgreSQL (memory bus)', readings, url)
   rows.push(embedded)
   rows.push(await throughKafka(brokers, url, 1, readings))
   rows.push(await throughKafka(brokers, url, 2, readings))

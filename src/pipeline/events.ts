@@ -18,11 +18,7 @@ export interface EventTopics {
   anomalies: string
 }
 
-export function defaultEventTopics (readingsTopic: string): EventTopics {
-  return { deadLetters: `${readingsTopic}.dlq`, aggregates: 'iot_aggregates', anomalies: 'iot_anomalies' }
-}
-
-export function windowEvent (w: WindowAggregate): Record<string, unknown> {
+function windowEvent (w: WindowAggregate): Record<string, unknown> {
   return {
     window_start: formatTimestamp(w.windowStart),
     window_end: formatTimestamp(w.windowEnd),

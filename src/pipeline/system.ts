@@ -36,9 +36,7 @@ export interface RunningSystem {
   stop(): Promise<void>
 }
 
-/** @deprecated name kept for callers of the embedded mode */
-export type EmbeddedSystem = RunningSystem
-
+/** Every role in one process: the embedded mode of `npm start` (or all roles through Kafka). */
 export async function startEmbedded (config: Config, log: Logger, wallClock: () => number = Date.now): Promise<RunningSystem> {
   return await startSystem(config, log, allRoles, wallClock)
 }

@@ -142,11 +142,6 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     return this.#op.watermark
   }
 
-  /** Partitions this worker owns now. */
-  get assigned (): readonly number[] {
-    return this.#assigned
-  }
-
   /** Joins the group and starts consuming in the background. */
   async start (): Promise<void> {
     const handler: AssignmentHandler = {

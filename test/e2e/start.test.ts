@@ -23,7 +23,7 @@ async function until<T> (what: string, timeoutMs: number, probe: () => Promise<T
 test('start - serves /health, then windows, and stops cleanly on SIGINT', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'iot-start-'))
   const child = spawn(process.execPath, ['--import', 'tsx', cli, 'start', '--data-dir', dir, '--port', '0', '--speedup', '120', '--status', '1s'],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DATABASE_URL: '' } })
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DATABASE_URL: '', KAFKA_BROKERS: '' } })
   let out = ''
   child.stdout.on('data', (d: Buffer) => { out += d.toString() })
   child.stderr.on('data', (d: Buffer) => { out += d.toString() })
