@@ -13,7 +13,6 @@ import { pipeline, type Result } from './embedded.ts'
 const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
 const SENSORS = 100
 
-
 function spawnCli (args: string[]): { child: ChildProcess, output: () => string } {
   const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args, '--log-level', 'warn', '--status', '0'],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DATABASE_URL: '', KAFKA_BROKERS: '' } })
