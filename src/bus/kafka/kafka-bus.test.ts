@@ -49,6 +49,10 @@ describe('KafkaBus (real broker)', { skip: kafkaSkip }, () => {
     assert.equal(again.partitions, 3, 'an existing topic keeps its partitions')
     await again.close()
     assert.deepEqual(await ensureTopics(brokers, [{ name: topic, partitions: 5 }]), new Map([[topic, 3]]))
+    // Several workers starting at once create the same new topics: all of them succeed.
+    const fresh = [uniqueTopic('race_a'), uniqueTopic('race_b')].map(name => ({ name, partitions: 2 }))
+    const all = await Promise.all([1, 2, 3, 4].map(async () => await ensureTopics(brokers, fresh)))
+    for (const counts of all) assert.deepEqual(counts, new Map(fresh.map(t => [t.name, 2])))
   })
 
   test('records are keyed by sensor id onto murmur2 partitions, in order, with their ingest time; seek rewinds', async () => {

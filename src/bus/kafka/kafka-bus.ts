@@ -39,6 +39,11 @@ type StringMessage = Message<string, string, string, string>
 
 const clientDefaults = { retries: 30, retryDelay: 500, timeout: 10_000 }
 
+function alreadyExists (err: unknown): boolean {
+  const e = err as { findBy?: (key: string, value: string) => unknown }
+  return typeof e.findBy === 'function' && e.findBy('apiId', 'TOPIC_ALREADY_EXISTS') !== undefined
+}
+
 /** Creates the topics that do not exist yet; returns the partition count of each. */
 export async function ensureTopics (brokers: string[], topics: readonly { name: string, partitions: number }[], clientId = 'iot-monitor-admin'): Promise<Map<string, number>> {
   const admin = new Admin({ clientId, bootstrapBrokers: brokers, ...clientDefaults })
@@ -50,12 +55,21 @@ export async function ensureTopics (brokers: string[], topics: readonly { name: 
       try {
         await admin.createTopics({ topics: [t.name], partitions: t.partitions, replicas: 1 })
       } catch (err) {
-        // Another process created it meanwhile (TOPIC_ALREADY_EXISTS): fine.
-        if (!(await admin.listTopics()).includes(t.name)) throw err
+        // Another process created it meanwhile: fine (its metadata may not be visible yet).
+        if (!alreadyExists(err)) throw err
       }
     }
-    const meta = await admin.metadata({ topics: names })
-    return new Map(names.map(n => [n, meta.topics.get(n)?.partitionsCount ?? 0]))
+    // A topic another process just created may take a moment to show in the metadata.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const meta = await admin.metadata({ topics: names, forceUpdate: true })
+        const counts = new Map(names.map(n => [n, meta.topics.get(n)?.partitionsCount ?? 0]))
+        if ([...counts.values()].every(n => n > 0) || attempt >= 20) return counts
+      } catch (err) {
+        if (attempt >= 20) throw err
+      }
+      await new Promise(resolve => setTimeout(resolve, 250))
+    }
   } catch (err) {
     throw new IotError('IOT_ERR_BUS', `Kafka at ${brokers.join(',')}: cannot create or read topics ${topics.map(t => t.name).join(', ')}: ${(err as Error).message}`, { cause: err })
   } finally {
