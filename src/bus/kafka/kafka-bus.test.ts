@@ -2,6 +2,7 @@
 // handler, seek, and a consumer group of two sharing the partitions.
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { pino } from 'pino'
 import { type Reading } from '../../domain/index.ts'
 import { kafkaBrokers, kafkaSkip, uniqueTopic } from '../../../test/helpers/kafka.ts'
@@ -14,6 +15,13 @@ const T0 = Date.UTC(2026, 0, 1)
 
 function reading (sensorId: string, i: number): Reading {
   return { sensorId, sensorType: 'temperature', location: 'Lab', value: 20 + i / 10, ts: T0 + i * 1000, unit: '°C', anomaly: false, anomalyKind: null, seq: i }
+}
+
+/** Record timestamps (CreateTime, ms) of a topic, read with kcat. */
+function kcatTimestamps (topic: string): number[] {
+  const r = spawnSync('kcat', ['-b', (kafkaBrokers ?? []).join(','), '-C', '-t', topic, '-o', 'beginning', '-e', '-q', '-c', '20', '-f', '%T\\n'], { encoding: 'utf8', timeout: 30_000 })
+  assert.equal(r.status, 0, r.stderr)
+  return r.stdout.trim().split('\n').map(Number)
 }
 
 /** A handler that resumes from a shared "store" of next offsets, like the worker's database. */
@@ -55,7 +63,7 @@ describe('KafkaBus (real broker)', { skip: kafkaSkip }, () => {
     for (const counts of all) assert.deepEqual(counts, new Map(fresh.map(t => [t.name, 2])))
   })
 
-  test('records are keyed by sensor id onto murmur2 partitions, in order, with their ingest time; seek rewinds', async () => {
+  test('records are keyed by sensor id onto murmur2 partitions, in order, with their (simulated) ingest time; seek rewinds', async () => {
     const topic = uniqueTopic('bus_roundtrip')
     const bus = await KafkaBus.connect({ brokers, topic, partitions: 4, log, ingestClock: () => T0 + 42 })
     const producer = bus.producer()
@@ -77,7 +85,7 @@ describe('KafkaBus (real broker)', { skip: kafkaSkip }, () => {
     assert.equal(got.length, n)
     for (const r of got) {
       assert.equal(r.partition, partitionFor(r.key, 4), `key ${r.key} on its murmur2 partition`)
-      assert.equal(r.timestamp, T0 + 42)
+      assert.equal(r.timestamp, T0 + 42, 'the simulated ingest clock, from the header')
       assert.equal(typeof r.value, 'string')
     }
     // Per partition: offsets 0, 1, 2, … and each sensor's records in the order produced.
@@ -95,6 +103,9 @@ describe('KafkaBus (real broker)', { skip: kafkaSkip }, () => {
     await new Promise(resolve => setTimeout(resolve, 300))
     again.push(...await consumer.poll(1000, 200))
     assert.deepEqual(again.map(r => [r.partition, r.offset]), p0.slice(-3).map(r => [r.partition, r.offset]))
+    // The record timestamp itself is wall time: the broker's time-based retention must not see 2026-01-01.
+    const stamps = kcatTimestamps(topic)
+    assert.ok(stamps.length > 0 && stamps.every(t => Math.abs(t - Date.now()) < 600_000), `record timestamps near now: ${stamps.slice(0, 3).join(',')}`)
     await bus.close()
   })
 

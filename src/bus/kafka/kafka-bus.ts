@@ -29,13 +29,23 @@ export interface KafkaBusOptions {
   capacity?: number
   /** Records a consumer buffers ahead of `poll` (default 20,000). */
   bufferRecords?: number
-  /** The ingest clock stamped on records built in process (the simulator's virtual clock); default wall time. */
+  /** A simulated ingest clock (the simulator's virtual clock) sent in a header; absent: wall time (the record timestamp). */
   ingestClock?: () => number
 }
 
 type StringProducer = Producer<string, string, string, string>
 type StringConsumer = Consumer<string, string, string, string>
 type StringMessage = Message<string, string, string, string>
+
+/** Header carrying a simulated ingest clock (epoch ms), set by our producer when the clock is not wall time. */
+export const INGEST_HEADER = 'iot-ingest-ms'
+
+/** The ingest time of a record: our header if present, else the record's own timestamp. */
+function ingestTime (m: StringMessage): number {
+  const h = m.headers.get(INGEST_HEADER)
+  const t = h === undefined ? Number.NaN : Number(h)
+  return Number.isFinite(t) ? t : Number(m.timestamp)
+}
 
 const clientDefaults = { retries: 30, retryDelay: 500, timeout: 10_000 }
 
@@ -134,7 +144,7 @@ function newProducer (opts: KafkaBusOptions, role: string): StringProducer {
   })
 }
 
-interface Outgoing { topic: string, key: string, value: string, partition?: number, timestamp?: bigint }
+interface Outgoing { topic: string, key: string, value: string, partition?: number, headers?: Record<string, string> }
 
 /**
  * Batches records into produce requests, one request in flight at a time so the idempotent
@@ -226,13 +236,13 @@ class KafkaBusProducer implements BusProducer {
   readonly #batcher: Batcher
   readonly #topic: string
   readonly #partitions: number
-  readonly #clock: () => number
+  readonly #clock: (() => number) | null
 
   constructor (opts: KafkaBusOptions, partitions: number) {
     this.#batcher = new Batcher(newProducer(opts, 'ingest'), opts.log, opts.batchSize ?? 5000, opts.lingerMs ?? 5, opts.capacity ?? 100_000)
     this.#topic = opts.topic
     this.#partitions = partitions
-    this.#clock = opts.ingestClock ?? Date.now
+    this.#clock = opts.ingestClock ?? null
   }
 
   tryProduce (key: string, value: BusValue): boolean {
@@ -243,7 +253,10 @@ class KafkaBusProducer implements BusProducer {
       value: typeof value === 'string' ? value : toWire(value),
       // Our own murmur2 partitioner: the Java client's choice, and what the worker assumes.
       partition: partitionFor(key, this.#partitions),
-      timestamp: BigInt(Math.round(this.#clock()))
+      // The record timestamp stays the broker-side wall time (retention is by record time: a
+      // simulated clock in the past would have the broker delete the records). A simulated
+      // ingest clock travels in a header instead.
+      ...(this.#clock === null ? {} : { headers: { [INGEST_HEADER]: String(Math.round(this.#clock())) } })
     })
     return true
   }
@@ -462,7 +475,7 @@ class KafkaBusConsumer implements BusConsumer {
         offset: Number(m.offset),
         key: m.key ?? '',
         value: m.value ?? '',
-        timestamp: Number(m.timestamp)
+        timestamp: ingestTime(m)
       })
       if (this.#buffer.length - this.#head >= limit) stream.pause()
       this.#wake?.()
