@@ -58,6 +58,8 @@ export interface BusConsumer {
    * handed out by `poll`). Absent: records are delivered in arrival order, none waits behind others.
    */
   hasBacklog?(partition: number): boolean
+  /** Records in the assigned partitions not yet handed out (consumer lag), if known. */
+  lag?(): number | null
   close(): Promise<void>
 }
 

@@ -2,7 +2,7 @@ import { type FastifyInstance } from 'fastify'
 import { type Logger } from 'pino'
 import { buildApp } from '../api/index.ts'
 import { Detector } from '../anomaly/index.ts'
-import { type Bus, KafkaBus, MemoryBus, ensureTopics, partitionFor } from '../bus/index.ts'
+import { type Bus, type BusConsumer, KafkaBus, MemoryBus, ensureTopics, partitionFor } from '../bus/index.ts'
 import { type Config } from '../config/index.ts'
 import { IotError } from '../domain/index.ts'
 import { Simulator, SimulatorSource } from '../sources/simulator/index.ts'
@@ -99,6 +99,7 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
     }
 
     let worker: Worker | null = null
+    let consumer: BusConsumer | null = null
     if (roles.has('worker') && bus !== null && db !== null) {
       const parts = bus.partitions
       let sink: EventSink | undefined
@@ -107,9 +108,10 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         await ensureTopics(brokers ?? [], Object.values(topics).map(name => ({ name, partitions: parts })))
         sink = new EventSink(bus.publisher(), topics)
       }
+      consumer = bus.consumer(config.group)
       worker = new Worker({
         db,
-        consumer: bus.consumer(config.group),
+        consumer,
         detector: new Detector(),
         ingestClock,
         wallClock,
@@ -131,7 +133,7 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
     // Without a worker here, the watermark comes from the database.
     let storedWatermark = -Infinity
     const watermark = (): number => worker === null ? storedWatermark : worker.watermark
-    const lag = (): number | null => bus instanceof MemoryBus ? bus.lag : null
+    const lag = (): number | null => bus instanceof MemoryBus ? bus.lag : consumer?.lag?.() ?? null
 
     let app: FastifyInstance | null = null
     if (roles.has('api') && db !== null) {
@@ -139,9 +141,11 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
     }
 
     const timers: NodeJS.Timeout[] = []
-    if (bus instanceof MemoryBus) {
-      const memory = bus
-      timers.push(setInterval(() => metrics.lag.set(memory.lag), 1000))
+    if (worker !== null) {
+      timers.push(setInterval(() => {
+        const l = lag()
+        if (l !== null) metrics.lag.set(l)
+      }, 1000))
     }
     if (db !== null && worker === null) {
       const refresh = async (): Promise<void> => { storedWatermark = await loadWatermark(db, config.group, config.topic) }

@@ -35,6 +35,14 @@ function storeHandler (store: Map<number, number>, calls: string[]): AssignmentH
   }
 }
 
+async function waitFor (ok: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+}
+
 async function pollUntil (consumer: BusConsumer, want: number, into: BusRecord[], store?: Map<number, number>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (into.length < want) {
@@ -79,8 +87,11 @@ describe('KafkaBus (real broker)', { skip: kafkaSkip }, () => {
     const consumer = bus.consumer(uniqueTopic('group'))
     const calls: string[] = []
     await consumer.subscribe(storeHandler(new Map(), calls))
+    // Consumer lag from the log end offsets (refreshed every second): everything, then nothing.
+    await waitFor(() => consumer.lag?.() === n)
     const got: BusRecord[] = []
     await pollUntil(consumer, n, got)
+    assert.equal(consumer.lag?.(), 0)
     assert.deepEqual(calls, ['assigned 0,1,2,3'])
     assert.equal(got.length, n)
     for (const r of got) {

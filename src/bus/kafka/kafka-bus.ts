@@ -358,6 +358,13 @@ class KafkaBusConsumer implements BusConsumer {
     return end !== undefined && Number(end) > (this.#position.get(partition) ?? Number.MAX_SAFE_INTEGER)
   }
 
+  lag (): number | null {
+    if (this.#ends.length === 0) return null
+    let sum = 0
+    for (const p of this.#assigned) sum += Math.max(0, Number(this.#ends[p] ?? 0n) - (this.#position.get(p) ?? 0))
+    return sum
+  }
+
   async poll (max: number, waitMs: number): Promise<BusRecord[]> {
     if (this.#closed) return []
     if (this.#pending !== null) {
