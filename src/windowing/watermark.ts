@@ -19,7 +19,8 @@ export class ChannelWatermarks {
   /** Watermarks of channels owned elsewhere (other workers), already combined with their idleness. */
   readonly #external = new Map<number, number>()
   #combined = -Infinity
-  #batching = false
+  /** Open `batch` calls (they nest: the worker's restore batches the externals' update too). */
+  #batchDepth = 0
 
   constructor (maxOutOfOrdernessMs: number, idleTimeoutMs: number) {
     this.maxOutOfOrdernessMs = maxOutOfOrdernessMs
@@ -41,11 +42,11 @@ export class ChannelWatermarks {
    * watermark, which never goes back, and the others' readings would all be late.
    */
   batch (changes: () => void): void {
-    this.#batching = true
+    this.#batchDepth++
     try {
       changes()
     } finally {
-      this.#batching = false
+      this.#batchDepth--
       this.#recompute()
     }
   }
@@ -133,7 +134,7 @@ export class ChannelWatermarks {
   }
 
   #recompute (): void {
-    if (this.#batching) return
+    if (this.#batchDepth > 0) return
     let min = Infinity
     for (const [c, m] of this.#maxTs) {
       if (this.#idle.has(c)) continue

@@ -108,6 +108,14 @@ test('ChannelWatermarks - channels restored in one batch: the minimum is over al
     w.addChannel(1, 0, 1000)
   })
   assert.equal(w.current, 990)
+  // Nested batches take the minimum once, when the outermost ends.
+  const n = new ChannelWatermarks(10, 30_000)
+  n.batch(() => {
+    n.addChannel(0, 0, 5000)
+    n.batch(() => { n.setExternal(7, 3000) })
+    n.addChannel(1, 0, 1000)
+  })
+  assert.equal(n.current, 990)
   w.batch(() => {
     w.setExternal(7, 800) // an external behind the rest keeps it where it is (never back)
     w.setExternal(8, null)
