@@ -3,7 +3,9 @@ import { pino, type Logger } from 'pino'
 import { loadConfig, usage, type Config } from './config/index.ts'
 import { IotError } from './domain/index.ts'
 import { PipelineMetrics, allRoles, startSystem, type Role, type RunningSystem } from './pipeline/index.ts'
-import { migrate, openDb } from './storage/index.ts'
+import { detectionQuality, formatQuality } from './anomaly/index.ts'
+import { formatReplaySummary, parseReplayArgs, replayUsage, runReplay } from './replay/index.ts'
+import { loadDetectionCounts, migrate, openDb } from './storage/index.ts'
 
 const fmt = new Intl.NumberFormat('en-US')
 
@@ -85,13 +87,31 @@ async function run (command: string, config: Config, log: Logger): Promise<numbe
   })
   const why = await Promise.race([stopped, sys.sourceDone.then(() => 'end of the simulated duration')])
   process.stdout.write(`Stopping (${why}): storing everything accepted…\n`)
-  await sys.stop()
+  await sys.stop(async db => {
+    // What the detectors achieved on this database, where readings carry ground truth.
+    if (sys.worker !== null) process.stdout.write(formatQuality(detectionQuality(await loadDetectionCounts(db))) + '\n')
+  })
   await finalStatus()
   process.stdout.write('Stopped cleanly.\n')
   return 0
 }
 
+async function replay (argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(replayUsage)
+    return 0
+  }
+  const options = parseReplayArgs(argv)
+  const summary = await runReplay(options)
+  // With the scores on stdout, the summary goes to stderr.
+  const text = formatReplaySummary(summary)
+  if (options.output === '-') process.stderr.write(text)
+  else process.stdout.write(`Wrote ${options.output}.\n${text}`)
+  return 0
+}
+
 async function main (argv: string[]): Promise<number> {
+  if (argv[0] === 'replay') return await replay(argv.slice(1))
   const { command, config, help } = loadConfig(argv)
   if (help || command === 'help') {
     process.stdout.write(usage)

@@ -4,6 +4,8 @@ import { createRandom, type Reading, type Verdict } from '../domain/index.ts'
 import {
   AnomalyStateError,
   Detector,
+  IsolationForest,
+  anomalyScore,
   RuleEngine,
   ZScoreDetector,
   type DetectorSnapshot,
@@ -29,7 +31,7 @@ function reading (over: Partial<Reading>): Reading {
 const T0 = 1_700_000_000_000
 
 function verdict (over: Partial<Verdict>): Verdict {
-  return { ruleAnomaly: false, zScore: null, zAnomaly: false, mlScore: null, mlAnomaly: null, modelVersion: null, ...over }
+  return { ruleAnomaly: false, zScore: null, zAnomaly: false, mlScore: null, mlAnomaly: null, modelVersion: null, anomaly: false, severity: null, explanation: null, ...over }
 }
 
 test('detector - combines rules and z-score per reading', () => {
@@ -40,8 +42,8 @@ test('detector - combines rules and z-score per reading', () => {
   const at = (i: number, value: number) => d.detect(reading({ value, ts: T0 + i * 1000 }))
   // Warm-up: [20, 22, 20, 22] mean 21, std 1.
   assert.deepEqual(at(0, 20), verdict({}))
-  assert.deepEqual(at(1, 22), verdict({ ruleAnomaly: true })) // +2 in 1 s > 1 /s
-  assert.deepEqual(at(3, 20), verdict({})) // -2 in 2 s = 1 /s
+  assert.deepEqual(at(1, 22), verdict({ ruleAnomaly: true, anomaly: true, severity: 'critical', explanation: 'rule: rate 2 °C/s beyond ±1 °C/s' })) // +2 in 1 s > 1 /s
+  assert.deepEqual(at(3, 20), verdict({})) // the previous reading is still 20 at 0 (22 broke the rate rule)
   assert.deepEqual(at(5, 22), verdict({}))
   // z only: 24 is 3 deviations (not > 3) and joins the baseline [20, 22, 20, 22, 24]:
   // mean 21.6, variance (2.56 + 0.16 + 2.56 + 0.16 + 5.76) / 5 = 2.24, so 26.5 is 4.9 / sqrt(2.24) = 3.27.
@@ -58,7 +60,7 @@ test('detector - combines rules and z-score per reading', () => {
   const hot = new Detector({ zscore: { minSamples: 2 } })
   hot.detect(reading({ value: 36 }))
   hot.detect(reading({ value: 38 }))
-  assert.deepEqual(hot.detect(reading({ value: 37 })), verdict({ ruleAnomaly: true, zScore: 0 }))
+  assert.deepEqual(hot.detect(reading({ value: 37 })), verdict({ ruleAnomaly: true, zScore: 0, anomaly: true, severity: 'critical', explanation: 'rule: above max 35 °C' }))
 })
 
 test('detector - unknown sensor types get no rule verdict but a z-score', () => {
@@ -82,25 +84,73 @@ test('detector - rate uses the latest previous reading by event time; late readi
   assert.equal(d.detect(reading({ sensorId: 'temp-2', value: 90.5, ts: T0 + 4000 })).ruleAnomaly, false)
 })
 
-test('detector - ML seam: scorer called per reading, its verdict and model version carried', () => {
-  const calls: Reading[] = []
+test('detector - ML seam: scorer sees standardized features once the baseline is warm; severity and explanation', () => {
+  const calls: Array<{ r: Reading, f: number[] }> = []
+  const forest = IsolationForest.fit(new Float32Array(7 * 64).map((_, i) => (i * 7919) % 13), 7, { nEstimators: 5, random: createRandom(1) })
+  const model = { key: 'temperature', sequence: 1, version: 'temperature#1', trainedAt: T0, samples: 64, forest }
   const ml: MlScorer = {
-    score (r: Reading): MlScore | null {
-      calls.push(r)
-      return calls.length < 3 ? null : { score: 0.25 * calls.length, anomaly: calls.length === 4, modelVersion: 'iforest-temperature-1' }
+    score (r: Reading, f: Float32Array): MlScore | null {
+      calls.push({ r, f: [...f] })
+      return { score: 0.8, anomaly: r.value > 30 || r.value === 21.9, modelVersion: 'temperature#1', model }
     }
   }
-  const d = new Detector({ ml })
-  const rs = [1, 2, 3, 4].map(i => reading({ value: 20 + i, ts: T0 + i }))
-  const vs = rs.map(r => d.detect(r))
-  assert.deepEqual(calls, rs)
-  assert.deepEqual(vs.map(v => [v.mlScore, v.mlAnomaly, v.modelVersion]), [
-    [null, null, null],
-    [null, null, null],
-    [0.75, false, 'iforest-temperature-1'],
-    [1, true, 'iforest-temperature-1']
-  ])
+  const d = new Detector({ ml, zscore: { windowSize: 10, minSamples: 4 }, rules: { defaults: {} } })
+  assert.ok(forest.nEstimators === 5)
+  // Warm-up of the z baseline (4 readings): no features, no ML verdict.
+  const vals = [20, 22, 20, 22]
+  vals.forEach((v, i) => { assert.deepEqual(d.detect(reading({ value: v, ts: T0 + i * 1000 })), verdict({})) })
+  assert.equal(calls.length, 0)
+  // Baseline mean 21, std 1. T0 is 2023-11-14T22:13:20Z: hour 22.
+  const v = d.detect(reading({ value: 21.5, ts: T0 + 4000 }))
+  assert.deepEqual(v, verdict({ zScore: 0.5, mlScore: 0.8, mlAnomaly: false, modelVersion: 'temperature#1' }))
+  const angle = 2 * Math.PI * 22 / 24
+  const window = [20, 22, 20, 22, 21.5]
+  const mean = 21.1
+  const std = Math.sqrt(window.reduce((s, x) => s + (x - mean) ** 2, 0) / 5)
+  const expected = [0.5, Math.sin(angle), Math.cos(angle), -0.5, (mean - 21) / 1, std, 2].map(Math.fround)
+  assert.deepEqual(calls[0]!.f.map((x, i) => Math.abs(x - expected[i]!) < 1e-6), Array(7).fill(true), `${calls[0]!.f} vs ${expected}`)
+  // ML alone: minor, not an anomaly. ML and z together: major, explained by both.
+  const alone = d.detect(reading({ value: 21.9, ts: T0 + 5000 }))
+  assert.equal(alone.severity, 'minor')
+  assert.equal(alone.anomaly, false)
+  assert.match(alone.explanation!, /^ml 0\.80 \(temperature#1\)/)
+  const both = d.detect(reading({ value: 31, ts: T0 + 6000 }))
+  assert.equal(both.zAnomaly, true)
+  assert.equal(both.mlAnomaly, true)
+  assert.equal(both.severity, 'major')
+  assert.equal(both.anomaly, true)
+  assert.match(both.explanation!, /^z \+11 \(baseline 21\.2 ± 0\.89 °C\); ml 0\.80 \(temperature#1\): [a-z_]+ [+-][\d.]+σ? \d+%(, [a-z_]+ [+-][\d.]+σ? \d+%)?$/)
   assert.equal(new Detector().ml, null)
+})
+
+test('detector - severity: rule critical, large z major, small z minor; the rate rule skips flagged readings', () => {
+  const d = new Detector({ zscore: { windowSize: 20, minSamples: 10 } })
+  const at = (i: number, value: number): Verdict => d.detect(reading({ value, ts: T0 + i * 1000 }))
+  for (let i = 0; i < 10; i++) at(i, 20 + (i % 2) * 0.2) // baseline mean 20.1, std 0.1
+  const minor = at(10, 20.45) // z = 3.5
+  assert.equal(minor.severity, 'minor')
+  assert.equal(minor.anomaly, false)
+  assert.match(minor.explanation!, /^z \+3\.5 \(baseline 20\.1 ± 0\.1 °C\)$/)
+  const major = at(11, 20.8) // z = 7 (20.45 was kept out of the baseline)
+  assert.equal(major.severity, 'major')
+  assert.equal(major.anomaly, true)
+  // A spike: above max 35 and a jump of 20 °C in 1 s.
+  const spike = at(12, 40)
+  assert.equal(spike.severity, 'critical')
+  assert.match(spike.explanation!, /^rule: above max 35 °C; z \+\d+/)
+  // Back to normal: compared with 20.8 (the spike broke a rule), not with 40: no rate anomaly.
+  assert.equal(at(13, 20.1).ruleAnomaly, false)
+  const jump = at(14, 27) // from 20.1 at t=13: 6.9 °C in 1 s > 5 °C/s
+  assert.equal(jump.ruleAnomaly, true)
+  assert.match(jump.explanation!, /^rule: rate 6\.9 °C\/s beyond ±5 °C\/s/)
+})
+
+test('detector - anomalyScore: rule 1, |z| / (|z| + 3), or the ML score if higher', () => {
+  assert.equal(anomalyScore(verdict({ ruleAnomaly: true })), 1)
+  assert.equal(anomalyScore(verdict({ zScore: -3 })), 0.5)
+  assert.equal(anomalyScore(verdict({ zScore: 6, mlScore: 0.9 })), 0.9)
+  assert.equal(anomalyScore(verdict({ zScore: Infinity })), 1)
+  assert.equal(anomalyScore(verdict({})), 0)
 })
 
 test('detector - accepts ready engines; forget, size, snapshot and restore', () => {

@@ -1,25 +1,12 @@
-import { type Reading, type Verdict } from '../domain/index.ts'
+import { type Reading, type Severity, type Verdict } from '../domain/index.ts'
 import { AnomalyStateError } from './errors.ts'
-import { RuleEngine, type PreviousValue, type RuleConfig } from './rules.ts'
+import { FEATURES, FeatureExtractor, featureNames, standardize } from './features.ts'
+import { type MlScore, type MlScorer } from './ml.ts'
+import { RuleEngine, type PreviousValue, type RuleConfig, type RuleResult } from './rules.ts'
 import { ZScoreDetector, type ZScoreOptions, type ZScoreSnapshot } from './zscore.ts'
 
-/** What an ML scorer says about one reading. */
-export interface MlScore {
-  /** Higher = more anomalous. */
-  score: number
-  anomaly: boolean
-  /** Version of the model that scored, carried into the verdict. */
-  modelVersion: string
-}
-
-/**
- * Seam for the Isolation Forest (a later issue). Called once per reading, in arrival order, after
- * the rule and z-score detectors. Returns null while no model exists (the verdict then carries
- * `mlScore: null, mlAnomaly: null, modelVersion: null`).
- */
-export interface MlScorer {
-  score (reading: Reading, features?: ArrayLike<number>): MlScore | null
-}
+/** |z| from which the z-score alone makes a reading a `major` anomaly. */
+export const MAJOR_Z = 6
 
 export interface DetectorOptions {
   /** Rule thresholds, or a ready engine. Default `defaultRuleConfig`. */
@@ -47,15 +34,25 @@ export interface DetectorSnapshot {
  * arrival order, once each (de-duplicate redelivered readings before `detect`: the baselines are
  * stateful). Pure: no I/O, no clock; all time comes from `reading.ts`.
  *
- * The previous reading for the rate rule is the latest by event time: a reading older than the
- * sensor's previous one is still scored (range and z-score; the rate rule is skipped) but does
- * not become the previous reading.
+ * The previous reading for the rate rule is the latest by event time that broke no rule: a
+ * reading older than it is still scored (range and z-score; the rate rule is skipped) but does
+ * not become the previous reading, and neither does a reading a rule flagged.
+ *
+ * The ML scorer sees the seven features of `features.ts`, standardized by the sensor's z-score
+ * baseline (so it scores nothing while that baseline warms up). The combined verdict:
+ * - `critical`: a rule fired;
+ * - `major`: |z| >= MAJOR_Z, or the z-score and the Isolation Forest both flag the reading;
+ * - `minor`: the z-score or the Isolation Forest alone (the reading is not called anomalous).
  */
 export class Detector {
   readonly rules: RuleEngine
   readonly zscore: ZScoreDetector
   readonly ml: MlScorer | null
   readonly #previous = new Map<string, PreviousValue>()
+  readonly features = new FeatureExtractor()
+  readonly #raw = new Float64Array(FEATURES)
+  readonly #scaled = new Float32Array(FEATURES)
+  readonly #shares = new Float64Array(FEATURES)
 
   constructor (options: DetectorOptions = {}) {
     const { rules, zscore, ml } = options
@@ -75,35 +72,80 @@ export class Detector {
     const id = reading.sensorId
     const prev = this.#previous.get(id)
     const rule = this.rules.evaluate(reading, prev ?? null)
-    if (!Number.isFinite(reading.value) || !Number.isFinite(reading.ts)) {
-      // Not a valid reading (validation upstream rejects these): leave the state untouched.
+    // The rate rule compares with the sensor's last reading that broke no rule: a spike is one
+    // jump, not two (its fall back to normal is not another anomaly).
+    if (!Number.isFinite(reading.value) || !Number.isFinite(reading.ts) || rule.anomaly) {
+      // Not a valid reading (validation upstream rejects these), or one that broke a rule: no new previous value.
     } else if (prev === undefined) this.#previous.set(id, { value: reading.value, ts: reading.ts })
     else if (reading.ts >= prev.ts) {
       prev.value = reading.value
       prev.ts = reading.ts
     }
     const z = this.zscore.update(id, reading.value)
-    const ml = this.ml === null ? null : this.ml.score(reading)
+    const mean = this.zscore.lastMean
+    const std = this.zscore.lastStd
+    this.features.extract(id, reading.value, reading.ts, this.#raw)
+    let ml: MlScore | null = null
+    if (this.ml !== null && Number.isFinite(mean) && Number.isFinite(reading.value)) {
+      standardize(this.#raw, mean, std, this.#scaled)
+      ml = this.ml.score(reading, this.#scaled)
+    }
+    const zAnomaly = this.zscore.isAnomaly(z)
+    const mlAnomaly = ml?.anomaly ?? false
+    const severity: Severity | null = rule.anomaly
+      ? 'critical'
+      : (zAnomaly && (mlAnomaly || Math.abs(z!) >= MAJOR_Z)) ? 'major' : (zAnomaly || mlAnomaly) ? 'minor' : null
     return {
       ruleAnomaly: rule.anomaly,
       zScore: z,
-      zAnomaly: this.zscore.isAnomaly(z),
+      zAnomaly,
       mlScore: ml === null ? null : ml.score,
       mlAnomaly: ml === null ? null : ml.anomaly,
-      modelVersion: ml === null ? null : ml.modelVersion
+      modelVersion: ml === null ? null : ml.modelVersion,
+      anomaly: severity === 'critical' || severity === 'major',
+      severity,
+      explanation: severity === null ? null : this.#explain(reading, rule, prev, z, zAnomaly, mean, std, ml)
     }
+  }
+
+  /** One clause per detector that fired, e.g. `rule: above max 35 °C; z +8.1 (baseline 22.0 ± 0.5 °C); ml 0.71 (temperature#3): value +7.9σ 64%, rolling_range +3.1σ 18%`. */
+  #explain (r: Reading, rule: RuleResult, prev: PreviousValue | undefined, z: number | null, zAnomaly: boolean,
+    mean: number, std: number, ml: MlScore | null): string {
+    const unit = r.unit === '' ? '' : ` ${r.unit}`
+    const parts: string[] = []
+    if (rule.anomaly) {
+      const t = this.rules.thresholdFor(r.sensorType, r.location)
+      if (rule.reason === 'above_max') parts.push(`rule: above max ${fmt(t?.max)}${unit}`)
+      else if (rule.reason === 'below_min') parts.push(`rule: below min ${fmt(t?.min)}${unit}`)
+      else {
+        const rate = prev === undefined ? NaN : (r.value - prev.value) * 1000 / (r.ts - prev.ts)
+        parts.push(`rule: rate ${fmt(rate)}${unit}/s beyond ±${fmt(t?.maxRatePerSec)}${unit}/s`)
+      }
+    }
+    if (zAnomaly && z !== null) parts.push(`z ${signed(z)} (baseline ${fmt(mean)} ± ${fmt(std)}${unit})`)
+    if (ml?.anomaly === true) {
+      const shares = ml.model.forest.explain(this.#scaled, this.#shares)
+      const order = [...shares.keys()].sort((a, b) => (shares[b] as number) - (shares[a] as number)).slice(0, 2)
+      const top = order.filter(i => (shares[i] as number) > 0)
+        .map(i => `${featureNames[i] as string} ${signed(this.#scaled[i] as number)}${i === 1 || i === 2 ? '' : 'σ'} ${Math.round((shares[i] as number) * 100)}%`)
+      parts.push(`ml ${ml.score.toFixed(2)} (${ml.modelVersion})${top.length > 0 ? ': ' + top.join(', ') : ''}`)
+    }
+    return parts.join('; ')
   }
 
   /** Drops all state of a sensor. */
   forget (sensorId: string): boolean {
     const a = this.#previous.delete(sensorId)
     const b = this.zscore.forget(sensorId)
+    this.features.forget(sensorId)
     return a || b
   }
 
   clear (): void {
     this.#previous.clear()
     this.zscore.clear()
+    this.features.clear()
+    this.ml?.clear?.()
   }
 
   snapshot (): DetectorSnapshot {
@@ -126,4 +168,30 @@ export class Detector {
     this.zscore.restore(snapshot.zscore)
     for (const p of snapshot.previous) this.#previous.set(p.sensorId, { value: p.value, ts: p.ts })
   }
+}
+
+/**
+ * One number in [0, 1] for ranking readings (higher = more anomalous): the strongest detector on a
+ * common scale. A fired rule is 1; a z-score maps to |z| / (|z| + 3), 0.5 at the 3σ threshold;
+ * the Isolation Forest gives its own score (about 0.5 and below for ordinary readings).
+ */
+export function anomalyScore (v: Verdict): number {
+  if (v.ruleAnomaly) return 1
+  let s = 0
+  if (v.zScore !== null) {
+    const a = Math.abs(v.zScore)
+    s = a === Infinity ? 1 : a / (a + 3)
+  }
+  return v.mlScore !== null && v.mlScore > s ? v.mlScore : s
+}
+
+/** Compact: no trailing zeros (35, 21.3, 0.9), at most one decimal from 1, two significant digits below. */
+function fmt (x: number | undefined): string {
+  if (x === undefined || !Number.isFinite(x)) return String(x)
+  const a = Math.abs(x)
+  return String(Number(a >= 100 ? x.toFixed(0) : a >= 1 ? x.toFixed(1) : x.toPrecision(2)))
+}
+
+function signed (x: number): string {
+  return x >= 0 ? `+${fmt(x)}` : fmt(x)
 }

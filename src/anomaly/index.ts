@@ -20,9 +20,37 @@ export {
 } from './zscore.ts'
 export {
   Detector,
+  MAJOR_Z,
+  anomalyScore,
   type DetectorOptions,
   type DetectorSnapshot,
-  type MlScore,
-  type MlScorer,
   type PreviousReadingState
 } from './detector.ts'
+export { FEATURES, FeatureExtractor, featureNames, standardize, type FeatureName } from './features.ts'
+export {
+  ForestScorer,
+  defaultForestOptions,
+  type ForestOptions,
+  type ForestTrainer,
+  type MlScore,
+  type MlScorer,
+  type TrainedModel,
+  type TrainingJob
+} from './ml.ts'
+export {
+  IsolationForest,
+  averagePathLength,
+  type IsolationForestModel,
+  type IsolationForestOptions
+} from './isolation-forest/index.ts'
+export {
+  detectionQuality,
+  detectorNames,
+  formatQuality,
+  scores,
+  type DetectionQuality,
+  type DetectorName,
+  type DetectorQuality,
+  type RuleVsMl,
+  type Scores
+} from './evaluation.ts'

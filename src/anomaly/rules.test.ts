@@ -32,36 +32,41 @@ function isConfigError (path?: string) {
 
 test('rules - default range of each of the five types, bounds inclusive', () => {
   const rules = new RuleEngine()
-  const table: Array<[string, number, number]> = [
-    ['temperature', 15, 35],
-    ['humidity', 20, 80],
-    ['air_quality', 0, 150],
-    ['pressure', 980, 1040],
-    ['co2', 300, 1200]
+  const table: Array<[string, number, number, number]> = [
+    ['temperature', 10, 35, 5],
+    ['humidity', 20, 80, 15],
+    ['air_quality', 0, 150, 25],
+    ['pressure', 980, 1040, 10],
+    ['co2', 300, 1200, 150]
   ]
-  for (const [sensorType, min, max] of table) {
+  for (const [sensorType, min, max, maxRatePerSec] of table) {
     const at = (value: number) => rules.evaluate(reading({ sensorType, value }), null)
     assert.deepEqual(at(min), { anomaly: false, reason: null }, `${sensorType} at min`)
     assert.deepEqual(at(max), { anomaly: false, reason: null }, `${sensorType} at max`)
     assert.deepEqual(at((min + max) / 2), { anomaly: false, reason: null }, `${sensorType} mid`)
     assert.deepEqual(at(min - 0.01), { anomaly: true, reason: 'below_min' }, `${sensorType} below`)
     assert.deepEqual(at(max + 0.01), { anomaly: true, reason: 'above_max' }, `${sensorType} above`)
-    assert.deepEqual(rules.thresholdFor(sensorType, 'Warehouse'), { min, max })
+    assert.deepEqual(rules.thresholdFor(sensorType, 'Laboratory'), { min, max, maxRatePerSec })
   }
 })
 
-test('rules - the server room is tighter on temperature by a location override', () => {
+test('rules - location overrides: server room and manufacturing temperature, warehouse temperature and humidity', () => {
   const rules = new RuleEngine()
-  const at = (location: string, value: number) => rules.evaluate(reading({ location, value }), null)
-  assert.deepEqual(at('Server Room', 30), { anomaly: false, reason: null })
-  assert.deepEqual(at('Server Room', 31), { anomaly: true, reason: 'above_max' })
-  assert.deepEqual(at('Server Room', 14.9), { anomaly: true, reason: 'below_min' })
-  assert.deepEqual(at('Warehouse', 31), { anomaly: false, reason: null })
+  const at = (location: string, value: number, sensorType = 'temperature') => rules.evaluate(reading({ location, value, sensorType }), null)
+  assert.deepEqual(at('Server Room', 27), { anomaly: false, reason: null })
+  assert.deepEqual(at('Server Room', 27.1), { anomaly: true, reason: 'above_max' })
+  assert.deepEqual(at('Server Room', 9.9), { anomaly: true, reason: 'below_min' })
+  assert.deepEqual(at('Warehouse', 6), { anomaly: false, reason: null })
+  assert.deepEqual(at('Warehouse', 4.9), { anomaly: true, reason: 'below_min' })
+  assert.deepEqual(at('Manufacturing', 39), { anomaly: false, reason: null })
+  assert.deepEqual(at('Office Floor 3', 36), { anomaly: true, reason: 'above_max' })
+  assert.deepEqual(at('Warehouse', 85, 'humidity'), { anomaly: false, reason: null })
+  assert.deepEqual(at('Office Floor 3', 85, 'humidity'), { anomaly: true, reason: 'above_max' })
   // Location match is exact.
-  assert.deepEqual(at('server room', 31), { anomaly: false, reason: null })
+  assert.deepEqual(at('server room', 28), { anomaly: false, reason: null })
   // Other types at the server room keep their defaults.
-  assert.deepEqual(rules.evaluate(reading({ sensorType: 'humidity', location: 'Server Room', value: 79 }), null),
-    { anomaly: false, reason: null })
+  assert.deepEqual(at('Server Room', 79, 'humidity'), { anomaly: false, reason: null })
+  assert.deepEqual(rules.thresholdFor('temperature', 'Server Room'), { min: 10, max: 27, maxRatePerSec: 5 })
 })
 
 test('rules - an override merges field by field over the default; types without default can be overridden', () => {
@@ -111,7 +116,7 @@ test('rules - rate of change per second of event time', () => {
   assert.deepEqual(at(90, 0), normal)
   assert.deepEqual(at(90, -1000), normal)
   // Without maxRatePerSec there is no rate rule.
-  assert.deepEqual(new RuleEngine().evaluate(reading({ value: 34, ts: prev.ts + 1 }), prev), normal)
+  assert.deepEqual(new RuleEngine({ defaults: { temperature: { max: 35 } } }).evaluate(reading({ value: 34, ts: prev.ts + 1 }), prev), normal)
 })
 
 test('rules - unknown sensor types are never flagged', () => {
@@ -138,7 +143,7 @@ test('rules - the default config is valid, frozen and survives JSON', () => {
   const parsed: unknown = JSON.parse(JSON.stringify(defaultRuleConfig))
   const config = validateRuleConfig(parsed)
   assert.deepEqual({ ...config.defaults }, { ...defaultRuleConfig.defaults })
-  assert.deepEqual(new RuleEngine(config).thresholdFor('temperature', 'Server Room'), { min: 15, max: 30 })
+  assert.deepEqual(new RuleEngine(config).thresholdFor('temperature', 'Server Room'), { min: 10, max: 27, maxRatePerSec: 5 })
 })
 
 test('rules - a bad config throws AnomalyConfigError with code IOT_ERR_ANOMALY_CONFIG', () => {

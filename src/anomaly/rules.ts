@@ -45,19 +45,31 @@ export interface PreviousValue {
 export type RuleInput = Pick<Reading, 'sensorType' | 'location' | 'value' | 'ts'>
 
 /**
- * Normal ranges of the original design's five sensor types. No rate rule by default (opt in per
- * type or location with `maxRatePerSec`). The server room runs tighter on temperature.
+ * Normal ranges of the original design's five sensor types, with location overrides where a
+ * facility runs differently, and rate-of-change limits set at physically implausible jumps for
+ * room air (a real change of that speed is a fault or an event worth a look):
+ *
+ * | type        | min | max  | max rate /s | overrides                                  |
+ * |-------------|-----|------|-------------|--------------------------------------------|
+ * | temperature | 10  | 35   | 5 °C        | Server Room max 27 (ASHRAE allowable 15-32); Warehouse min 5 (unheated); Manufacturing max 40 |
+ * | humidity    | 20  | 80   | 15 %        | Warehouse max 90 (damp)                    |
+ * | air_quality | 0   | 150  | 25 AQI      |                                            |
+ * | pressure    | 980 | 1040 | 10 hPa      |                                            |
+ * | co2         | 300 | 1200 | 150 ppm     |                                            |
  */
 export const defaultRuleConfig: RuleConfig = Object.freeze({
   defaults: Object.freeze({
-    temperature: Object.freeze({ min: 15, max: 35 }), // °C
-    humidity: Object.freeze({ min: 20, max: 80 }), // %
-    air_quality: Object.freeze({ min: 0, max: 150 }), // AQI
-    pressure: Object.freeze({ min: 980, max: 1040 }), // hPa
-    co2: Object.freeze({ min: 300, max: 1200 }) // ppm
+    temperature: Object.freeze({ min: 10, max: 35, maxRatePerSec: 5 }), // °C
+    humidity: Object.freeze({ min: 20, max: 80, maxRatePerSec: 15 }), // %
+    air_quality: Object.freeze({ min: 0, max: 150, maxRatePerSec: 25 }), // AQI
+    pressure: Object.freeze({ min: 980, max: 1040, maxRatePerSec: 10 }), // hPa
+    co2: Object.freeze({ min: 300, max: 1200, maxRatePerSec: 150 }) // ppm
   }),
   overrides: Object.freeze({
-    'temperature@Server Room': Object.freeze({ min: 15, max: 30 })
+    'temperature@Server Room': Object.freeze({ max: 27 }),
+    'temperature@Warehouse': Object.freeze({ min: 5 }),
+    'temperature@Manufacturing': Object.freeze({ max: 40 }),
+    'humidity@Warehouse': Object.freeze({ max: 90 })
   })
 })
 

@@ -183,6 +183,9 @@ export class ZScoreDetector {
   readonly threshold: number
   readonly maxConsecutiveRejections: number
   readonly #sensors = new Map<string, Baseline>()
+  /** Mean and population std of the baseline the last `update` scored against (NaN while warming up). */
+  lastMean = NaN
+  lastStd = NaN
 
   constructor (options: ZScoreOptions = {}) {
     this.windowSize = intOption('windowSize', options.windowSize, 100, 2)
@@ -211,7 +214,10 @@ export class ZScoreDetector {
 
   /** Like `score` without allocating a result: returns z (null while warming up). */
   update (sensorId: string, value: number): number | null {
-    if (!Number.isFinite(value)) return null
+    if (!Number.isFinite(value)) {
+      this.lastMean = this.lastStd = NaN
+      return null
+    }
     let b = this.#sensors.get(sensorId)
     if (b === undefined) {
       b = new Baseline(this.windowSize)
@@ -220,10 +226,13 @@ export class ZScoreDetector {
     if (b.count < this.minSamples) {
       b.pendingCount = 0
       b.add(value)
+      this.lastMean = this.lastStd = NaN
       return null
     }
     const mean = b.mean()
     const variance = b.variance()
+    this.lastMean = mean
+    this.lastStd = Math.sqrt(variance)
     let z: number | null
     if (variance > 0) z = (value - mean) / Math.sqrt(variance)
     else if (value === mean) z = null

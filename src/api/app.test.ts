@@ -6,9 +6,10 @@ import { type FastifyInstance } from 'fastify'
 import { type DeadLetter, type Reading, type ScoredReading, type Verdict } from '../domain/index.ts'
 import { PipelineMetrics } from '../pipeline/index.ts'
 import {
-  type Db, type Queryable, ensureDayPartitions, finalizeWindows, insertDeadLetters, insertLateReadings, insertReadings,
-  mergeWindowDeltas
+  type Db, type Queryable, countDetections, ensureDayPartitions, finalizeWindows, insertDeadLetters, insertLateReadings, insertReadings,
+  mergeDetectionCounts, mergeWindowDeltas, saveModels
 } from '../storage/index.ts'
+import { type DetectionQuality } from '../anomaly/index.ts'
 import { addToStats, createStatsAccumulator, type StatsAccumulator } from '../windowing/index.ts'
 import { testDatabases, type TestDatabase } from '../../test/helpers/databases.ts'
 import { buildApp } from './app.ts'
@@ -21,7 +22,7 @@ function reading (over: Partial<Reading>): Reading {
   return { sensorId: 's', sensorType: 'temperature', location: 'lab', value: 21.5, ts: T0, unit: '°C', anomaly: false, anomalyKind: null, seq: 1, ...over }
 }
 function verdict (over: Partial<Verdict> = {}): Verdict {
-  return { ruleAnomaly: false, zScore: 0.5, zAnomaly: false, mlScore: 0.25, mlAnomaly: false, modelVersion: 'if-1', ...over }
+  return { ruleAnomaly: false, zScore: 0.5, zAnomaly: false, mlScore: 0.25, mlAnomaly: false, modelVersion: 'if-1', anomaly: false, severity: null, explanation: null, ...over }
 }
 const scored = (r: Partial<Reading>, v: Partial<Verdict> = {}): ScoredReading => ({ reading: reading(r), verdict: verdict(v) })
 
@@ -43,7 +44,7 @@ const api1 = scored({ sensorId: 'api-1', location: 'lab', sensorType: 'temperatu
 const api2 = scored({ sensorId: 'api-2', location: 'lab', sensorType: 'humidity', ts: T0 + 1000, value: 45.25, unit: '%', anomaly: null, seq: null },
   { zScore: null, mlScore: null, mlAnomaly: null, modelVersion: null })
 const api3 = scored({ sensorId: 'api-3', location: 'yard', sensorType: 'temperature', ts: T0 + 2000, value: 0.1 + 0.2, anomaly: true, anomalyKind: 'spike' },
-  { ruleAnomaly: true, zScore: -Infinity, zAnomaly: true })
+  { ruleAnomaly: true, zScore: -Infinity, zAnomaly: true, anomaly: true, severity: 'critical', explanation: 'rule: above max 0.2 °C; z -Infinity (baseline 21 ± 0 °C)' })
 const api4 = scored({ sensorId: 'api-4', location: 'yard', sensorType: 'temperature', ts: T0 + 3000, value: -4.5 },
   { zScore: NaN, mlScore: 0.875, mlAnomaly: true, modelVersion: 'if-2' })
 /** 150 older readings of another location, for the default limit. */
@@ -64,7 +65,10 @@ const json = ({ reading: r, verdict: v }: ScoredReading): Record<string, unknown
   z_anomaly: v.zAnomaly,
   ml_score: v.mlScore,
   ml_anomaly: v.mlAnomaly,
-  model_version: v.modelVersion
+  model_version: v.modelVersion,
+  combined_anomaly: v.anomaly,
+  severity: v.severity,
+  explanation: v.explanation
 })
 
 const deadLetters: DeadLetter[] = [
@@ -84,6 +88,8 @@ async function seed (db: Db): Promise<void> {
     ])
     await finalizeWindows(tx, T0 + MIN)
     await insertDeadLetters(tx, deadLetters)
+    await mergeDetectionCounts(tx, countDetections([api1, api2, api3, api4, ...bulk]))
+    await saveModels(tx, [{ version: 'temperature#2', key: 'temperature', sequence: 2, trainedAt: T0, samples: 1000, nEstimators: 1, maxSamples: 256, offset: -0.6, model: { trees: [] } }])
   })
   // A second delta for one window: revision 2.
   await mergeWindowDeltas(db, [{ location: 'yard', sensorType: 'temperature', start: T0 + MIN, end: T0 + 2 * MIN, acc: acc([7]) }])
@@ -299,6 +305,28 @@ for (const tdb of testDatabases) {
       assert.equal(body.error, 'bad_request')
       assert.equal(typeof body.message, 'string')
     }
+
+    test(`${name}: GET /api/detection/quality: precision, recall, F1 per detector and kind, rule vs ML; per sensor type`, async () => {
+      const res = await get('/api/detection/quality')
+      assert.equal(res.status, 200)
+      const q = res.body as DetectionQuality
+      // Labelled: api1 normal (z), api3 spike (rule + z), api4 normal (ML), 150 bulk normal; api2 unlabelled.
+      assert.equal(q.labelled, 153)
+      assert.deepEqual(q.labels, { normal: 152, spike: 1 })
+      assert.deepEqual(q.detectors.rule.byKind.spike, { tp: 1, fp: 0, fn: 0, precision: 1, recall: 1, f1: 1 })
+      assert.deepEqual(q.detectors.zscore.overall, { tp: 1, fp: 1, fn: 0, precision: 0.5, recall: 1, f1: 2 / 3 })
+      assert.deepEqual(q.detectors.ml.overall, { tp: 0, fp: 1, fn: 1, precision: 0, recall: 0, f1: null })
+      assert.deepEqual(q.detectors.combined.overall, { tp: 1, fp: 0, fn: 0, precision: 1, recall: 1, f1: 1 })
+      assert.deepEqual(q.ruleVsMl, { scored: 153, both: 0, ruleOnly: 1, mlOnly: 1, neither: 151, agreement: 151 / 153 })
+      const co2 = (await get('/api/detection/quality', { sensor_type: 'co2' })).body as DetectionQuality
+      assert.deepEqual(co2.labels, { normal: 150 })
+      assert.equal((await get('/api/detection/quality', { location: 'lab' })).status, 400)
+    })
+
+    test(`${name}: GET /api/detection/models lists stored models without their trees`, async () => {
+      const res = await get('/api/detection/models')
+      assert.deepEqual(res.body, { count: 1, models: [{ version: 'temperature#2', key: 'temperature', sequence: 2, trained_at: iso(T0), samples: 1000, created_at: (res.body as { models: Array<{ created_at: string }> }).models[0]!.created_at }] })
+    })
 
     test(`${name}: bad input is a 400 with code IOT_ERR_VALIDATION`, async () => {
       for (const url of ['/api/readings', '/api/anomalies', '/api/aggregates', '/api/late-readings']) {

@@ -3,8 +3,10 @@ import { Type, type Static } from '@sinclair/typebox'
 import { type Registry } from 'prom-client'
 import { pino, type Logger } from 'pino'
 import {
-  type Queryable, type QueryFilter, recentAggregates, recentAnomalies, recentDeadLetters, recentLateReadings, recentReadings
+  type Queryable, type QueryFilter, loadDetectionCounts, recentAggregates, recentAnomalies, recentDeadLetters, recentLateReadings,
+  recentModels, recentReadings
 } from '../storage/index.ts'
+import { detectionQuality } from '../anomaly/index.ts'
 import { IotError, parseTimestamp } from '../domain/index.ts'
 
 export interface ApiDeps {
@@ -91,7 +93,10 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
     z_anomaly: r.zAnomaly,
     ml_score: r.mlScore,
     ml_anomaly: r.mlAnomaly,
-    model_version: r.modelVersion
+    model_version: r.modelVersion,
+    combined_anomaly: r.combinedAnomaly,
+    severity: r.severity,
+    explanation: r.explanation
   })
 
   app.get<{ Querystring: Filter }>('/api/readings', { schema: { querystring: FilterSchema } }, async (req) => {
@@ -150,6 +155,19 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
     return {
       count: rows.length,
       dead_letters: rows.map(d => ({ id: d.id, received_at: iso(d.receivedAt), source: d.source, reason: d.reason, detail: d.detail, raw: d.raw }))
+    }
+  })
+
+  const QualityQuery = Type.Object({ sensor_type: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })) }, { additionalProperties: false })
+  app.get<{ Querystring: Static<typeof QualityQuery> }>('/api/detection/quality', { schema: { querystring: QualityQuery } }, async (req) => {
+    return detectionQuality(await loadDetectionCounts(deps.db, req.query.sensor_type))
+  })
+
+  app.get<{ Querystring: Static<typeof Limit> }>('/api/detection/models', { schema: { querystring: Limit } }, async (req) => {
+    const rows = await recentModels(deps.db, req.query.limit ?? 100)
+    return {
+      count: rows.length,
+      models: rows.map(m => ({ version: m.version, key: m.key, sequence: m.sequence, trained_at: iso(m.trainedAt), samples: m.samples, created_at: iso(m.createdAt) }))
     }
   })
 

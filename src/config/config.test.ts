@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { defaultRuleConfig } from '../anomaly/index.ts'
 import { defaultValidationOptions } from '../domain/index.ts'
 import { defaultWindowingOptions } from '../windowing/index.ts'
 import { defaultConfig, loadConfig, parseDuration, type Config } from './index.ts'
@@ -26,11 +27,18 @@ const DEFAULTS: Config = {
   busCapacity: 100_000,
   maxBatch: 10_000,
   retentionMs: null,
-  kafka: { brokers: null, sessionTimeoutMs: 10_000, events: true, aggregatesTopic: 'iot_aggregates', anomaliesTopic: 'iot_anomalies' }
+  kafka: { brokers: null, sessionTimeoutMs: 10_000, events: true, aggregatesTopic: 'iot_aggregates', anomaliesTopic: 'iot_anomalies' },
+  detection: { rules: defaultRuleConfig, ml: true, mlScope: 'type' }
 }
 
 let dir = ''
 before(() => { dir = mkdtempSync(join(tmpdir(), 'iot-config-test-')) })
+/** A rule file with one default and one override. */
+function rulesFile (): string {
+  const path = join(dir, 'rules.json')
+  writeFileSync(path, JSON.stringify({ defaults: { co2: { max: 1000 } }, overrides: { 'co2@Lab': { max: 800, maxRatePerSec: 50 } } }))
+  return path
+}
 after(() => { rmSync(dir, { recursive: true, force: true }) })
 
 let files = 0
@@ -173,8 +181,13 @@ describe('loadConfig - flags', () => {
       '--session-timeout', '20s',
       '--aggregates-topic', 'windows',
       '--anomalies-topic', 'alerts',
-      '--no-events'
+      '--no-events',
+      '--rules', rulesFile(),
+      '--ml-scope', 'sensor',
+      '--no-ml'
     ])
+    // The validated rules are frozen null-prototype maps: compare their JSON.
+    c.detection.rules = JSON.parse(JSON.stringify(c.detection.rules)) as typeof c.detection.rules
     assert.deepEqual(c, {
       databaseUrl: 'postgres://u:p@db:5432/iot',
       dataDir: '/var/lib/iot',
@@ -191,8 +204,20 @@ describe('loadConfig - flags', () => {
       busCapacity: 5000,
       maxBatch: 250,
       retentionMs: 30 * 86_400_000,
-      kafka: { brokers: ['kafka:9092'], sessionTimeoutMs: 20_000, events: false, aggregatesTopic: 'windows', anomaliesTopic: 'alerts' }
+      kafka: { brokers: ['kafka:9092'], sessionTimeoutMs: 20_000, events: false, aggregatesTopic: 'windows', anomaliesTopic: 'alerts' },
+      detection: { rules: { defaults: { co2: { max: 1000 } }, overrides: { 'co2@Lab': { max: 800, maxRatePerSec: 50 } } }, ml: false, mlScope: 'sensor' }
     })
+  })
+
+  test('--rules: a bad file is IOT_ERR_CONFIG naming the file and the field; --ml-scope takes type or sensor', () => {
+    const bad = join(dir, 'bad-rules.json')
+    writeFileSync(bad, JSON.stringify({ defaults: { co2: { max: 1000, min: 2000 } } }))
+    assert.throws(() => load(['--rules', bad]), { code: 'IOT_ERR_CONFIG', message: `--rules ${bad}: defaults.co2: min (2000) must be < max (1000)` })
+    assert.throws(() => load(['--rules', join(dir, 'none.json')]), CONFIG_ERROR)
+    writeFileSync(bad, '{ "defaults": ')
+    assert.throws(() => load(['--rules', bad]), CONFIG_ERROR)
+    assert.throws(() => load(['--ml-scope', 'site']), { code: 'IOT_ERR_CONFIG', message: '--ml-scope: expected "type" or "sensor", got "site"' })
+    assert.equal(load(['--ml-scope', 'type']).detection.mlScope, 'type')
   })
 
   test('--flag=value form', () => {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { IotError, defaultValidationOptions, parseTimestamp, type ValidationOptions } from '../domain/index.ts'
 import { defaultWindowingOptions, type WindowingOptions } from '../windowing/index.ts'
+import { defaultRuleConfig, validateRuleConfig, type RuleConfig } from '../anomaly/index.ts'
 import { parseDuration } from './duration.ts'
 
 export interface SimulatorConfig {
@@ -29,6 +30,15 @@ export interface KafkaConfig {
   anomaliesTopic: string
 }
 
+export interface DetectionConfig {
+  /** Rule thresholds (from --rules FILE, else the defaults). */
+  rules: RuleConfig
+  /** Run the Isolation Forest. */
+  ml: boolean
+  /** One model per sensor type (the original design) or per sensor. */
+  mlScope: 'type' | 'sensor'
+}
+
 export interface Config {
   databaseUrl: string | null
   dataDir: string
@@ -48,6 +58,7 @@ export interface Config {
   /** Drop daily partitions of raw readings older than this behind the watermark; null keeps all. */
   retentionMs: number | null
   kafka: KafkaConfig
+  detection: DetectionConfig
 }
 
 export const defaultConfig: Config = {
@@ -66,7 +77,8 @@ export const defaultConfig: Config = {
   busCapacity: 100_000,
   maxBatch: 10_000,
   retentionMs: null,
-  kafka: { brokers: null, sessionTimeoutMs: 10_000, events: true, aggregatesTopic: 'iot_aggregates', anomaliesTopic: 'iot_anomalies' }
+  kafka: { brokers: null, sessionTimeoutMs: 10_000, events: true, aggregatesTopic: 'iot_aggregates', anomaliesTopic: 'iot_anomalies' },
+  detection: { rules: defaultRuleConfig, ml: true, mlScope: 'type' }
 }
 
 const options = {
@@ -101,6 +113,9 @@ const options = {
   'aggregates-topic': { type: 'string' },
   'anomalies-topic': { type: 'string' },
   'no-events': { type: 'boolean' },
+  rules: { type: 'string' },
+  'ml-scope': { type: 'string' },
+  'no-ml': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' }
 } as const
 
@@ -113,6 +128,7 @@ Commands:
   worker    Kafka -> detection, windows -> database; run several in one group to scale out
   api       the HTTP API over the database
   migrate   create or update the database schema and exit
+  replay    run the detectors over a recorded CSV series (iot-monitor replay --help)
 
 Flags (env in brackets; a JSON file given by --config may set any of them by name):
   --database-url URL      PostgreSQL server [DATABASE_URL]; default: embedded PGlite
@@ -135,6 +151,10 @@ Flags (env in brackets; a JSON file given by --config may set any of them by nam
   --retention D           drop raw readings (whole days) older than D behind the watermark (default: keep)
   --max-batch N           records per batch and transaction (default 10000)
   --bus-capacity N        records the embedded bus holds before producers wait (default 100000)
+  --rules FILE            rule thresholds per sensor type and location (JSON; see
+                          config/rules.example.json; default: built-in thresholds)
+  --ml-scope type|sensor  one Isolation Forest per sensor type (default) or per sensor
+  --no-ml                 run without the Isolation Forest
   --status D              interval of the status line (default 5s; 0 = off)
   --log-level LEVEL       trace, debug, info, warn, error (default info) [LOG_LEVEL]
 
@@ -254,6 +274,21 @@ export function loadConfig (argv: readonly string[], env: NodeJS.ProcessEnv = pr
   for (const [flag, name] of [['topic', c.topic], ['aggregates-topic', k.aggregatesTopic], ['anomalies-topic', k.anomaliesTopic]] as const) {
     if (!/^[A-Za-z0-9._-]{1,200}$/.test(name)) throw new IotError('IOT_ERR_CONFIG', `--${flag}: a Kafka topic name is 1-200 of [A-Za-z0-9._-], got "${name}"`)
   }
+  const det = c.detection
+  const rules = get('rules')
+  if (rules !== undefined) {
+    try {
+      det.rules = validateRuleConfig(JSON.parse(readFileSync(rules, 'utf8')))
+    } catch (err) {
+      throw new IotError('IOT_ERR_CONFIG', `--rules ${rules}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+  const scope = get('ml-scope')
+  if (scope !== undefined) {
+    if (scope !== 'type' && scope !== 'sensor') throw new IotError('IOT_ERR_CONFIG', `--ml-scope: expected "type" or "sensor", got "${scope}"`)
+    det.mlScope = scope
+  }
+  if (flags['no-ml'] === true || file['no-ml'] === true) det.ml = false
   if (w.sizeMs <= 0) throw new IotError('IOT_ERR_CONFIG', '--window must be positive')
   return { command: parsed.positionals[0] ?? 'start', config: c, help: flags.help === true }
 }

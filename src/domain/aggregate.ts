@@ -17,3 +17,40 @@ export interface WindowAggregate {
   revision: number
   isFinal: boolean
 }
+
+/** One cell of `detection_counts`: stored readings of a sensor type with this label and these verdicts. */
+export interface DetectionCount {
+  sensorType: string
+  /** `normal`, `unlabelled`, or the anomaly kind (`anomaly` for a labelled anomaly without a kind). */
+  label: string
+  ruleAnomaly: boolean
+  zAnomaly: boolean
+  /** -1 no model yet, 0 normal, 1 anomaly. */
+  mlState: -1 | 0 | 1
+  combinedAnomaly: boolean
+  readings: number
+}
+
+/** The ground-truth label of a reading as `detection_counts` counts it. */
+export function labelOf (r: { anomaly: boolean | null, anomalyKind: string | null }): string {
+  return r.anomaly === true ? r.anomalyKind ?? 'anomaly' : r.anomaly === false ? 'normal' : 'unlabelled'
+}
+
+/** Accumulates detection counts of scored readings (one cell per sensor type, label and verdicts). */
+export class DetectionCounter {
+  readonly #cells = new Map<string, DetectionCount>()
+
+  add (r: { sensorType: string, anomaly: boolean | null, anomalyKind: string | null },
+    v: { ruleAnomaly: boolean, zAnomaly: boolean, mlAnomaly: boolean | null, anomaly: boolean }): void {
+    const label = labelOf(r)
+    const mlState = v.mlAnomaly === null ? -1 : v.mlAnomaly ? 1 : 0
+    const key = `${r.sensorType}\u0000${label}\u0000${+v.ruleAnomaly}${+v.zAnomaly}${mlState}${+v.anomaly}`
+    const c = this.#cells.get(key)
+    if (c !== undefined) c.readings++
+    else this.#cells.set(key, { sensorType: r.sensorType, label, ruleAnomaly: v.ruleAnomaly, zAnomaly: v.zAnomaly, mlState, combinedAnomaly: v.anomaly, readings: 1 })
+  }
+
+  cells (): DetectionCount[] {
+    return [...this.#cells.values()]
+  }
+}

@@ -8,7 +8,8 @@ export const errorCodes = [
   'IOT_ERR_BUS',
   'IOT_ERR_FENCED',
   'IOT_ERR_ANOMALY_CONFIG',
-  'IOT_ERR_ANOMALY_STATE'
+  'IOT_ERR_ANOMALY_STATE',
+  'IOT_ERR_TRAINING'
 ] as const
 export type ErrorCode = (typeof errorCodes)[number]
 

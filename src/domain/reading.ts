@@ -21,6 +21,14 @@ export interface Reading {
   seq: number | null
 }
 
+/**
+ * How strongly the detectors agree that a reading is anomalous: `critical` when a configured rule
+ * fired, `major` when the statistics are beyond doubt (a very large z, or the z-score and the
+ * Isolation Forest together), `minor` when one statistical detector alone is mildly surprised.
+ */
+export const severities = ['minor', 'major', 'critical'] as const
+export type Severity = (typeof severities)[number]
+
 /** What the detectors said about one reading. */
 export interface Verdict {
   /** Rule thresholds fired. */
@@ -28,10 +36,16 @@ export interface Verdict {
   /** z-score against the sensor's rolling baseline; null while the baseline warms up. */
   zScore: number | null
   zAnomaly: boolean
-  /** Isolation Forest score (higher = more anomalous); null until a model exists. */
+  /** Isolation Forest score in (0, 1), higher = more anomalous; null until a model exists. */
   mlScore: number | null
   mlAnomaly: boolean | null
   modelVersion: string | null
+  /** The combined verdict: severity `major` or `critical`. */
+  anomaly: boolean
+  /** null when no detector fired. */
+  severity: Severity | null
+  /** Which detectors fired and why, for people (null when none did). */
+  explanation: string | null
 }
 
 /** A reading with its verdict. */

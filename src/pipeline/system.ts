@@ -1,7 +1,7 @@
+import { hostname } from 'node:os'
 import { type FastifyInstance } from 'fastify'
 import { type Logger } from 'pino'
 import { buildApp } from '../api/index.ts'
-import { Detector } from '../anomaly/index.ts'
 import { type Bus, type BusConsumer, KafkaBus, MemoryBus, ensureTopics, partitionFor } from '../bus/index.ts'
 import { type Config } from '../config/index.ts'
 import { IotError } from '../domain/index.ts'
@@ -9,6 +9,8 @@ import { Simulator, SimulatorSource } from '../sources/simulator/index.ts'
 import {
   type Db, dropPartitionsBefore, loadWatermark, migrate, newestEventTime, openDb, summarizeTimeIndex
 } from '../storage/index.ts'
+import { PipelineDetector } from './detection.ts'
+import { ThreadTrainer } from './trainer.ts'
 import { EventSink, type EventTopics } from './events.ts'
 import { PipelineMetrics } from './metrics.ts'
 import { Worker } from './worker.ts'
@@ -32,8 +34,11 @@ export interface RunningSystem {
   sourceDone: Promise<void>
   /** The newest watermark known here (the worker's, else the stored one). */
   watermark(): number
-  /** Stops the source, stores everything accepted, closes the API, the bus and the database. */
-  stop(): Promise<void>
+  /**
+   * Stops the source, stores everything accepted, closes the API, the bus and the database.
+   * `beforeClose` runs once everything is stored, before the database closes.
+   */
+  stop(beforeClose?: (db: Db) => Promise<void>): Promise<void>
 }
 
 /** Every role in one process: the embedded mode of `npm start` (or all roles through Kafka). */
@@ -109,10 +114,17 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         sink = new EventSink(bus.publisher(), topics)
       }
       consumer = bus.consumer(config.group)
+      const trainer = config.detection.ml ? new ThreadTrainer() : null
+      if (trainer !== null) closers.push(async () => { await trainer.close() })
       worker = new Worker({
         db,
         consumer,
-        detector: new Detector(),
+        detector: new PipelineDetector({
+          rules: config.detection.rules,
+          // Several workers of a group train models of the same keys: their versions name the process.
+          ml: config.detection.ml && { scope: config.detection.mlScope, instance: brokers === null ? '' : `${hostname().replace(/[\s#@]/g, '-')}-${process.pid}` },
+          trainer: trainer ?? undefined
+        }),
         ingestClock,
         wallClock,
         log,
@@ -168,7 +180,7 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
     for (const t of timers) t.unref()
 
     let stopping: Promise<void> | null = null
-    const stop = async (): Promise<void> => {
+    const stop = async (beforeClose?: (db: Db) => Promise<void>): Promise<void> => {
       stopping ??= (async () => {
         for (const t of timers) clearInterval(t)
         await source?.stop()
@@ -176,6 +188,9 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         const drain = roles.has('ingest') && roles.has('worker')
         await worker?.stop({ drain, endOfInput: drain && source?.finished === true })
         await app?.close()
+        if (db !== null && beforeClose !== undefined) {
+          await beforeClose(db).catch((err: unknown) => { log.error({ err }, 'Final report failed.') })
+        }
         await closeAll()
       })()
       await stopping

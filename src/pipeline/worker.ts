@@ -6,22 +6,17 @@ import {
   defaultValidationOptions, validateMessage
 } from '../domain/index.ts'
 import {
-  type Db, type LateReading, type PartitionProgress, type PartitionState, advanceWatermark, claimPartitions, ensureDayPartitions,
-  fencePartitions, finalizeWindows, findStoredKeys, insertDeadLetters, insertLateReadings, insertReadings, loadPartitions, loadReadingKeysSince,
-  loadRecentReadings, loadWatermark, lockFinality, markIdle, mergeWindowDeltas, saveProgress
+  type Db, type LateReading, type PartitionProgress, type PartitionState, type StoredModel, advanceWatermark, claimPartitions, countDetections,
+  ensureDayPartitions, fencePartitions, finalizeWindows, findStoredKeys, insertDeadLetters, insertLateReadings, insertReadings, loadLatestModels,
+  loadPartitions, loadReadingKeysSince, loadRecentReadings, loadWatermark, lockFinality, markIdle, mergeDetectionCounts, mergeWindowDeltas,
+  saveModels, saveProgress
 } from '../storage/index.ts'
 import {
   ON_TIME, WindowDeltas, WindowOperator, type WindowingOptions, combinedWatermark, defaultWindowingOptions
 } from '../windowing/index.ts'
+import { type ReadingDetector } from './detection.ts'
 import { type PipelineMetrics } from './metrics.ts'
 import { RecentKeys } from './recent-keys.ts'
-
-/** The detection seam: one verdict per reading, in arrival order, per sensor state inside. */
-export interface ReadingDetector {
-  detect(reading: Reading): Verdict
-  /** Forget all state (after a failed batch or a rebalance); rebuilt from stored readings. */
-  clear?(): void
-}
 
 /** What one stored batch (or one finalization) changed; emitted as the worker's `batch` event after commit. */
 export interface BatchOutcome {
@@ -50,6 +45,8 @@ interface PreparedBatch {
   late: LateReading[]
   deadLetters: DeadLetter[]
   deltas: WindowDeltas
+  /** Models the detectors trained while preparing the batch. */
+  models: StoredModel[]
   next: Map<number, number>
   progress: PartitionProgress[]
   duplicates: number
@@ -286,7 +283,8 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     for (const k of await loadReadingKeysSince(db, since)) {
       if (owns(k.sensorId)) this.#recent.add(k.sensorId, k.ts)
     }
-    // The detectors' baselines: the newest stored readings of each sensor, replayed in order.
+    // The detectors' models and baselines: the stored models, then the newest stored readings of each sensor, replayed in order.
+    if (this.#deps.detector.restoreModels !== undefined) this.#deps.detector.restoreModels(await loadLatestModels(db))
     const newest = all.reduce((m, s) => Math.max(m, s.maxEventMs ?? -Infinity), -Infinity)
     let warmed = 0
     if (Number.isFinite(newest) && this.#deps.detector.clear !== undefined) {
@@ -457,7 +455,8 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     }
     const finalBoundary = op.finalEndBoundary
     this.#recent.pruneBefore(finalBoundary - op.options.sizeMs)
-    return { received, scored, late, deadLetters, deltas, next, progress, duplicates, watermark: op.watermark, finalBoundary, started }
+    const models = detector.drainModels?.() ?? []
+    return { received, scored, late, deadLetters, deltas, models, next, progress, duplicates, watermark: op.watermark, finalBoundary, started }
   }
 
   /**
@@ -502,6 +501,8 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
       const lateKept = await insertLateReadings(tx, late)
       await insertDeadLetters(tx, b.deadLetters)
       const revised = await mergeWindowDeltas(tx, b.deltas.drain())
+      await mergeDetectionCounts(tx, countDetections(b.scored))
+      await saveModels(tx, b.models)
       all = await saveProgress(tx, group, topic, b.progress)
       const out: BatchOutcome = {
         stored: b.scored,

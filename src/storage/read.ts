@@ -1,5 +1,5 @@
 // Read queries behind the JSON API. All times are epoch ms; every query is bounded by `limit`.
-import { type WindowAggregate } from '../domain/index.ts'
+import { type DetectionCount, type WindowAggregate } from '../domain/index.ts'
 import { msToTimestamp, timestampToMs } from './arrays.ts'
 import { type Queryable } from './db.ts'
 import { aggregateColumns } from './write.ts'
@@ -29,6 +29,9 @@ export interface StoredReading {
   mlScore: number | null
   mlAnomaly: boolean | null
   modelVersion: string | null
+  combinedAnomaly: boolean
+  severity: string | null
+  explanation: string | null
 }
 
 function where (f: QueryFilter, timeColumn: string, extra: string[] = []): { sql: string, params: unknown[] } {
@@ -45,7 +48,7 @@ function where (f: QueryFilter, timeColumn: string, extra: string[] = []): { sql
 const readingColumns = `sensor_id AS "sensorId", sensor_type AS "sensorType", location, value,
   ${timestampToMs('timestamp')} AS timestamp, unit, anomaly, anomaly_type AS "anomalyType",
   rule_anomaly AS "ruleAnomaly", z_score AS "zScore", z_anomaly AS "zAnomaly", ml_score AS "mlScore",
-  ml_anomaly AS "mlAnomaly", model_version AS "modelVersion"`
+  ml_anomaly AS "mlAnomaly", model_version AS "modelVersion", combined_anomaly AS "combinedAnomaly", severity, explanation`
 
 /**
  * Newest event time seen (from the offsets table, without touching the raw readings), over all
@@ -128,4 +131,28 @@ export interface DeadLetterRow {
 export async function recentDeadLetters (db: Queryable, limit: number): Promise<DeadLetterRow[]> {
   return await db.query<DeadLetterRow>(`SELECT id, ${timestampToMs('received_at')} AS "receivedAt", source, reason, detail,
     left(raw, 2000) AS raw FROM dead_letters ORDER BY id DESC LIMIT $1`, [limit])
+}
+
+/** The detection counts (small: sensor types × labels × verdict combinations), optionally of one sensor type. */
+export async function loadDetectionCounts (db: Queryable, sensorType?: string): Promise<DetectionCount[]> {
+  const cols = `sensor_type AS "sensorType", label, rule_anomaly AS "ruleAnomaly", z_anomaly AS "zAnomaly", ml_state AS "mlState",
+    combined_anomaly AS "combinedAnomaly", readings`
+  return sensorType === undefined
+    ? await db.query<DetectionCount>(`SELECT ${cols} FROM detection_counts`)
+    : await db.query<DetectionCount>(`SELECT ${cols} FROM detection_counts WHERE sensor_type = $1`, [sensorType])
+}
+
+export interface ModelInfo {
+  version: string
+  key: string
+  sequence: number
+  trainedAt: number
+  samples: number
+  createdAt: number
+}
+
+/** The stored models, newest first (without their trees). */
+export async function recentModels (db: Queryable, limit: number): Promise<ModelInfo[]> {
+  return await db.query<ModelInfo>(`SELECT version, model_key AS key, sequence, ${timestampToMs('trained_at')} AS "trainedAt", samples,
+    ${timestampToMs('created_at')} AS "createdAt" FROM anomaly_models ORDER BY created_at DESC, trained_at DESC LIMIT $1`, [limit])
 }

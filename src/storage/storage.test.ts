@@ -16,7 +16,8 @@ import {
   type Db, type Queryable, dropPartitionsBefore, ensureDayPartitions, finalizeWindows, findStoredKeys, insertDeadLetters,
   insertLateReadings, insertReadings, loadReadingKeysSince, mergeWindowDeltas, migrate, openPostgres,
   recentAggregates, recentAnomalies, recentDeadLetters, recentLateReadings, recentReadings, type LateReading,
-  advanceWatermark, claimPartitions, fencePartitions, loadPartitions, loadWatermark, lockFinality, markIdle, saveProgress
+  advanceWatermark, claimPartitions, fencePartitions, loadPartitions, loadWatermark, lockFinality, markIdle, saveProgress,
+  MODELS_KEPT, countDetections, loadDetectionCounts, loadLatestModels, mergeDetectionCounts, recentModels, saveModels, type StoredModel
 } from './index.ts'
 import { splitSql } from './migrate.ts'
 
@@ -41,7 +42,7 @@ function reading (over: Partial<Reading> = {}): Reading {
 }
 
 function verdict (over: Partial<Verdict> = {}): Verdict {
-  return { ruleAnomaly: false, zScore: 0.5, zAnomaly: false, mlScore: 0.4, mlAnomaly: false, modelVersion: 'if-1', ...over }
+  return { ruleAnomaly: false, zScore: 0.5, zAnomaly: false, mlScore: 0.4, mlAnomaly: false, modelVersion: 'if-1', anomaly: false, severity: null, explanation: null, ...over }
 }
 
 const scored = (r: Partial<Reading> = {}, v: Partial<Verdict> = {}): ScoredReading => ({ reading: reading(r), verdict: verdict(v) })
@@ -82,11 +83,14 @@ interface RawRow {
   ml_score: number | null
   ml_anomaly: boolean | null
   model_version: string | null
+  combined_anomaly: boolean
+  severity: string | null
+  explanation: string | null
 }
 
 async function rawReadings (q: Queryable, where: string, params: unknown[]): Promise<RawRow[]> {
   return await q.query<RawRow>(`SELECT sensor_id, sensor_type, location, value, round(extract(epoch FROM timestamp) * 1000)::float8 AS ts,
-    unit, anomaly, anomaly_type, seq, rule_anomaly, z_score, z_anomaly, ml_score, ml_anomaly, model_version
+    unit, anomaly, anomaly_type, seq, rule_anomaly, z_score, z_anomaly, ml_score, ml_anomaly, model_version, combined_anomaly, severity, explanation
     FROM sensor_readings WHERE ${where} ORDER BY timestamp, sensor_id`, params)
 }
 
@@ -105,7 +109,10 @@ const toRaw = ({ reading: r, verdict: v }: ScoredReading): RawRow => ({
   z_anomaly: v.zAnomaly,
   ml_score: v.mlScore,
   ml_anomaly: v.mlAnomaly,
-  model_version: v.modelVersion
+  model_version: v.modelVersion,
+  combined_anomaly: v.anomaly,
+  severity: v.severity,
+  explanation: v.explanation
 })
 
 /** Bit-exact number comparison (tells -0 from 0 and matches NaN). */
@@ -313,7 +320,7 @@ for (const tdb of testDatabases) {
         scored({ sensorId: 'line\nbreak\r\nend', location: loc, unit: '', ts: T0 + 999, value: 1e-300, anomaly: null, anomalyKind: null, seq: null },
           { zScore: -Infinity, mlScore: null, mlAnomaly: null, modelVersion: null }),
         scored({ sensorId: 'ünïcødé 🌡️ µg/m³', location: loc, unit: 'µg/m³', ts: T0 + 123_456, value: -1e-300, anomaly: true, anomalyKind: 'spike', seq: 9_007_199_254_740_991 },
-          { zScore: NaN, ruleAnomaly: true }),
+          { zScore: NaN, ruleAnomaly: true, anomaly: true, severity: 'critical', explanation: 'rule: above max 35 °C; z +\\N\t8' }),
         scored({ sensorId: '\\N', location: loc, unit: '\\.', ts: T0 + 86_399_999 - 12 * 3_600_000, value: 5e-324, anomalyKind: 'a\tb\\c\nd' },
           { zScore: null, zAnomaly: false, mlScore: 0.1 + 0.7, mlAnomaly: true }),
         scored({ sensorId: 'big', location: loc, value: Number.MAX_VALUE, ts: T0 + 7, seq: 0 }, { zScore: -3.0000000000000004 }),
@@ -694,7 +701,10 @@ for (const tdb of testDatabases) {
           zAnomaly: true,
           mlScore: 0.4,
           mlAnomaly: false,
-          modelVersion: 'if-1'
+          modelVersion: 'if-1',
+          combinedAnomaly: false,
+          severity: null,
+          explanation: null
         }])
         // Anomalies: flagged by a detector (rule, z-score or ML); the source's label alone is not one.
         deepEqual(ids(await recentAnomalies(tx, { limit: 100 })), ['r-3@2500', 'r-1@1000', 'r-2@500'])
@@ -779,6 +789,53 @@ for (const tdb of testDatabases) {
       await insertLateReadings(db, batch)
       const got = (await recentLateReadings(db, { location: 'late-batch', limit: 100 })).map(r => r.sensorId)
       deepEqual(got, ['lb-5', 'lb-4', 'lb-3', 'lb-2', 'lb-1', 'lb-0'])
+    })
+
+    test(`${name}: mergeDetectionCounts adds up per cell; loadDetectionCounts reads all or one type`, async () => {
+      await rolledBack(db, async tx => {
+        const type = 'dc-type'
+        const rows = [
+          scored({ sensorType: type, anomaly: false }, { mlAnomaly: null }),
+          scored({ sensorType: type, anomaly: false }, { mlAnomaly: null }),
+          scored({ sensorType: type, anomaly: true, anomalyKind: 'spike' }, { ruleAnomaly: true, zAnomaly: true, mlAnomaly: true, anomaly: true }),
+          scored({ sensorType: type, anomaly: null }, {})
+        ]
+        await mergeDetectionCounts(tx, countDetections(rows))
+        await mergeDetectionCounts(tx, countDetections(rows.slice(0, 1)))
+        await mergeDetectionCounts(tx, [])
+        const got = (await loadDetectionCounts(tx, type)).sort((a, b) => a.label < b.label ? -1 : 1)
+        deepEqual(got.map(c => ({ ...c })), [
+          { sensorType: type, label: 'normal', ruleAnomaly: false, zAnomaly: false, mlState: -1, combinedAnomaly: false, readings: 3 },
+          { sensorType: type, label: 'spike', ruleAnomaly: true, zAnomaly: true, mlState: 1, combinedAnomaly: true, readings: 1 },
+          { sensorType: type, label: 'unlabelled', ruleAnomaly: false, zAnomaly: false, mlState: 0, combinedAnomaly: false, readings: 1 }
+        ])
+        assert.ok((await loadDetectionCounts(tx)).length >= 3)
+      })
+    })
+
+    test(`${name}: saveModels keeps the newest ${MODELS_KEPT} per key; loadLatestModels returns the newest of each key, trees intact`, async () => {
+      await rolledBack(db, async tx => {
+        const model = (key: string, sequence: number): StoredModel => ({
+          version: `${key}#${sequence}`,
+          key,
+          sequence,
+          trainedAt: T0 + sequence * 300_000,
+          samples: 1000,
+          nEstimators: 2,
+          maxSamples: 256,
+          offset: -0.55 - sequence / 1000,
+          model: { version: 1, trees: [{ left: [1, -1, -1], threshold: [0.1 + 0.2, -2, -2], nodeSamples: [256, 100, 156] }], sequence }
+        })
+        for (let i = 1; i <= 12; i++) await saveModels(tx, [model('sm-a', i)])
+        await saveModels(tx, [model('sm-b', 1), model('sm-b', 2)])
+        await saveModels(tx, [{ ...model('sm-b', 2), samples: 5 }]) // a version already stored stays as it is
+        const kept = await tx.query<{ version: string }>("SELECT version FROM anomaly_models WHERE model_key = 'sm-a' ORDER BY sequence")
+        deepEqual(kept.map(k => k.version), [3, 4, 5, 6, 7, 8, 9, 10, 11, 12].map(i => `sm-a#${i}`))
+        const latest = (await loadLatestModels(tx)).filter(m => m.key.startsWith('sm-'))
+        deepEqual(latest.map(m => ({ ...m })), [model('sm-a', 12), model('sm-b', 2)])
+        const info = (await recentModels(tx, 3)).map(m => m.version)
+        assert.equal(info.length, 3)
+      })
     })
   })
 }

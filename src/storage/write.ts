@@ -1,10 +1,11 @@
 // The worker's write path: everything of one batch goes through these, inside one transaction.
-import { type DeadLetter, type Reading, type ScoredReading, type WindowAggregate } from '../domain/index.ts'
+import { type DeadLetter, type DetectionCount, type Reading, type ScoredReading, type WindowAggregate, DetectionCounter } from '../domain/index.ts'
 import { type WindowDelta } from '../windowing/index.ts'
 import {
   boolArray, copyBool, copyNumber, copyText, copyTimestamp, msToTimestamp, numberArray, textArray, timestampToMs
 } from './arrays.ts'
 import { type Db, type Queryable } from './db.ts'
+import { gunzipSync, gzipSync } from 'node:zlib'
 
 const DAY_MS = 86_400_000
 
@@ -108,7 +109,7 @@ export async function loadReadingKeysSince (db: Queryable, sinceMs: number): Pro
 
 /** The columns of sensor_readings that a reading fills, in COPY order. */
 export const readingColumns = ['sensor_id', 'sensor_type', 'location', 'value', 'timestamp', 'unit', 'anomaly', 'anomaly_type', 'seq',
-  'rule_anomaly', 'z_score', 'z_anomaly', 'ml_score', 'ml_anomaly', 'model_version'] as const
+  'rule_anomaly', 'z_score', 'z_anomaly', 'ml_score', 'ml_anomaly', 'model_version', 'combined_anomaly', 'severity', 'explanation'] as const
 
 /** Readings with their verdicts as COPY text rows (`readingColumns` order). */
 export function readingsCopyText (rows: readonly ScoredReading[]): string {
@@ -117,7 +118,8 @@ export function readingsCopyText (rows: readonly ScoredReading[]): string {
     const { reading: r, verdict: d } = rows[i]!
     lines[i] = `${copyText(r.sensorId)}\t${copyText(r.sensorType)}\t${copyText(r.location)}\t${copyNumber(r.value)}\t${copyTimestamp(r.ts)}\t` +
       `${copyText(r.unit)}\t${copyBool(r.anomaly)}\t${copyText(r.anomalyKind)}\t${copyNumber(r.seq)}\t${copyBool(d.ruleAnomaly)}\t` +
-      `${copyNumber(d.zScore)}\t${copyBool(d.zAnomaly)}\t${copyNumber(d.mlScore)}\t${copyBool(d.mlAnomaly)}\t${copyText(d.modelVersion)}\n`
+      `${copyNumber(d.zScore)}\t${copyBool(d.zAnomaly)}\t${copyNumber(d.mlScore)}\t${copyBool(d.mlAnomaly)}\t${copyText(d.modelVersion)}\t` +
+      `${copyBool(d.anomaly)}\t${copyText(d.severity)}\t${copyText(d.explanation)}\n`
   }
   return lines.join('')
 }
@@ -130,6 +132,68 @@ export function readingsCopyText (rows: readonly ScoredReading[]): string {
 export async function insertReadings (tx: Queryable, rows: readonly ScoredReading[]): Promise<void> {
   if (rows.length === 0) return
   await tx.copyFrom('sensor_readings', readingColumns, readingsCopyText(rows))
+}
+
+/** Counts scored readings by sensor type, label and verdicts. */
+export function countDetections (rows: readonly ScoredReading[]): DetectionCount[] {
+  const counter = new DetectionCounter()
+  for (const { reading, verdict } of rows) counter.add(reading, verdict)
+  return counter.cells()
+}
+
+/** Adds counts to detection_counts (in the batch transaction, in a fixed order: no deadlocks between workers). */
+export async function mergeDetectionCounts (tx: Queryable, counts: readonly DetectionCount[]): Promise<void> {
+  if (counts.length === 0) return
+  const c = [...counts].sort((a, b) => a.sensorType < b.sensorType ? -1 : a.sensorType > b.sensorType ? 1 : a.label < b.label ? -1 : a.label > b.label ? 1 : 0)
+  await tx.query(`
+    INSERT INTO detection_counts AS d (sensor_type, label, rule_anomaly, z_anomaly, ml_state, combined_anomaly, readings)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bool[], $4::bool[], $5::int2[], $6::bool[], $7::int8[])
+    ON CONFLICT (sensor_type, label, rule_anomaly, z_anomaly, ml_state, combined_anomaly)
+    DO UPDATE SET readings = d.readings + excluded.readings`,
+  [textArray(c.map(x => x.sensorType)), textArray(c.map(x => x.label)), boolArray(c.map(x => x.ruleAnomaly)),
+    boolArray(c.map(x => x.zAnomaly)), numberArray(c.map(x => x.mlState)), boolArray(c.map(x => x.combinedAnomaly)),
+    numberArray(c.map(x => x.readings))])
+}
+
+/** A stored Isolation Forest model; `model` is the JSON of `IsolationForest.toJSON()`. */
+export interface StoredModel {
+  version: string
+  key: string
+  sequence: number
+  trainedAt: number
+  samples: number
+  nEstimators: number
+  maxSamples: number
+  offset: number
+  model: unknown
+}
+
+/** Models kept per key (older ones are deleted as new ones arrive). */
+export const MODELS_KEPT = 10
+
+/** Stores models (gzip-compressed JSON) and keeps the newest `MODELS_KEPT` per key. A version already stored is kept as it is. */
+export async function saveModels (tx: Queryable, models: readonly StoredModel[]): Promise<void> {
+  if (models.length === 0) return
+  for (const m of models) {
+    await tx.query(`
+      INSERT INTO anomaly_models (version, model_key, sequence, trained_at, samples, n_estimators, max_samples, score_offset, model)
+      VALUES ($1, $2, $3, ${msToTimestamp('$4::float8')}, $5, $6, $7, $8, $9) ON CONFLICT (version) DO NOTHING`,
+    [m.version, m.key, m.sequence, m.trainedAt, m.samples, m.nEstimators, m.maxSamples, m.offset, gzipSync(JSON.stringify(m.model))])
+  }
+  await tx.query(`
+    DELETE FROM anomaly_models a USING (
+      SELECT version, row_number() OVER (PARTITION BY model_key ORDER BY trained_at DESC, sequence DESC) AS n
+      FROM anomaly_models WHERE model_key = ANY($1::text[])) old
+    WHERE a.version = old.version AND old.n > ${MODELS_KEPT}`, [textArray([...new Set(models.map(m => m.key))])])
+}
+
+/** The newest stored model of every key. */
+export async function loadLatestModels (db: Queryable): Promise<StoredModel[]> {
+  const rows = await db.query<Omit<StoredModel, 'model'> & { model: Uint8Array }>(`
+    SELECT DISTINCT ON (model_key) version, model_key AS key, sequence, ${timestampToMs('trained_at')} AS "trainedAt", samples,
+      n_estimators AS "nEstimators", max_samples AS "maxSamples", score_offset AS offset, model
+    FROM anomaly_models ORDER BY model_key, trained_at DESC, sequence DESC`)
+  return rows.map(r => ({ ...r, model: JSON.parse(gunzipSync(r.model).toString('utf8')) as unknown }))
 }
 
 /** Keeps late readings (a key already kept is skipped). Returns rows inserted. */

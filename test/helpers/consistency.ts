@@ -2,7 +2,8 @@
 // recomputation from the raw readings (count, min, max exactly; avg and stddev to 1e-9 relative;
 // for windows of identical values PostgreSQL's stddev_pop gives ~1e-15 × mean, we give exactly 0,
 // so a stddev is compared relative to at least 1e-6 × |mean|),
-// every raw reading is in a window, and no key is both stored and late.
+// every raw reading is in a window, no key is both stored and late, and the detection counts
+// equal a count of the raw readings by sensor type, label and verdicts.
 import { type Queryable } from '../../src/storage/index.ts'
 
 export interface ConsistencyReport {
@@ -42,6 +43,17 @@ export async function checkConsistency (db: Queryable, windowMs = 60_000): Promi
        OR abs(a.stddev_value - r.sd) > 1e-9 * greatest(r.sd, abs(r.av) * 1e-6)
        OR a.anomaly_count <> r.ra OR a.z_score_anomalies <> r.za OR a.label_anomaly_count <> r.la OR a.ml_anomaly_count <> r.ma
     LIMIT 20`, [windowMs])
+  // detection_counts equals the same count over the raw readings.
+  const detection = await db.query<{ cell: string, stored: number | null, counted: number | null }>(`
+    WITH g AS (
+      SELECT sensor_type,
+             CASE WHEN anomaly THEN coalesce(anomaly_type, 'anomaly') WHEN NOT anomaly THEN 'normal' ELSE 'unlabelled' END AS label,
+             rule_anomaly, z_anomaly, (CASE WHEN ml_anomaly IS NULL THEN -1 WHEN ml_anomaly THEN 1 ELSE 0 END)::int2 AS ml_state,
+             combined_anomaly, count(*)::int AS n
+      FROM sensor_readings GROUP BY 1, 2, 3, 4, 5, 6)
+    SELECT concat_ws('/', sensor_type, label, rule_anomaly, z_anomaly, ml_state, combined_anomaly) AS cell, g.n AS stored, d.readings::int AS counted
+    FROM g FULL OUTER JOIN detection_counts d USING (sensor_type, label, rule_anomaly, z_anomaly, ml_state, combined_anomaly)
+    WHERE g.n IS DISTINCT FROM d.readings::int LIMIT 20`)
   const [c] = await db.query<{ windows: number, finals: number, readings: number, late: number, both: number, counted: number }>(`
     SELECT (SELECT count(*)::int FROM sensor_aggregates) AS windows,
            (SELECT count(*)::int FROM sensor_aggregates WHERE is_final) AS finals,
@@ -56,6 +68,9 @@ export async function checkConsistency (db: Queryable, windowMs = 60_000): Promi
     lateReadings: c!.late,
     storedAndLate: c!.both,
     countedInWindows: c!.counted,
-    mismatches: mismatches.map(m => `${m.ws} ${m.location}/${m.sensor_type}: ${m.problem}`)
+    mismatches: [
+      ...mismatches.map(m => `${m.ws} ${m.location}/${m.sensor_type}: ${m.problem}`),
+      ...detection.map(d => `detection_counts ${d.cell}: counted ${d.counted ?? 0}, stored readings ${d.stored ?? 0}`)
+    ]
   }
 }

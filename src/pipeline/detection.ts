@@ -1,0 +1,70 @@
+import {
+  Detector, ForestScorer, IsolationForest, type ForestOptions, type ForestTrainer, type RuleConfig, type TrainedModel
+} from '../anomaly/index.ts'
+import { type Reading, type Verdict } from '../domain/index.ts'
+import { type StoredModel } from '../storage/index.ts'
+
+/** The detection seam of the worker: one verdict per reading, in arrival order, per-sensor state inside. */
+export interface ReadingDetector {
+  detect(reading: Reading): Verdict
+  /** Forget all state (after a failed batch or a rebalance); rebuilt from the database. */
+  clear?(): void
+  /** Models trained since the last call: stored in the transaction of the batch that trained them. */
+  drainModels?(): StoredModel[]
+  /** Installs stored models (after `clear`, before the warm-up replay). */
+  restoreModels?(models: readonly StoredModel[]): void
+}
+
+export interface DetectionOptions {
+  rules?: RuleConfig | undefined
+  /** Isolation Forest options; `false` turns the ML detector off. */
+  ml?: Partial<ForestOptions> | false | undefined
+  /** Fits models in the background (the live worker); without one, training is inline and deterministic. */
+  trainer?: ForestTrainer | undefined
+}
+
+function toStored (m: TrainedModel): StoredModel {
+  const f = m.forest
+  return {
+    version: m.version,
+    key: m.key,
+    sequence: m.sequence,
+    trainedAt: m.trainedAt,
+    samples: m.samples,
+    nEstimators: f.nEstimators,
+    maxSamples: f.maxSamples,
+    offset: f.offset,
+    model: f.toJSON()
+  }
+}
+
+function fromStored (m: StoredModel): TrainedModel {
+  return { key: m.key, sequence: m.sequence, version: m.version, trainedAt: m.trainedAt, samples: m.samples, forest: IsolationForest.fromJSON(m.model) }
+}
+
+/** Rules, z-score and the Isolation Forest, with the forest's models persisted through the worker. */
+export class PipelineDetector implements ReadingDetector {
+  readonly detector: Detector
+  readonly forest: ForestScorer | null
+
+  constructor (options: DetectionOptions = {}) {
+    this.forest = options.ml === false ? null : new ForestScorer(options.ml ?? {}, options.trainer ?? null)
+    this.detector = new Detector({ rules: options.rules, ml: this.forest })
+  }
+
+  detect (reading: Reading): Verdict {
+    return this.detector.detect(reading)
+  }
+
+  clear (): void {
+    this.detector.clear()
+  }
+
+  drainModels (): StoredModel[] {
+    return this.forest?.drainTrained().map(toStored) ?? []
+  }
+
+  restoreModels (models: readonly StoredModel[]): void {
+    this.forest?.restore(models.map(fromStored))
+  }
+}

@@ -1,0 +1,1 @@
+export { formatReplaySummary, parseReplayArgs, replayUsage, runReplay, type ReplayOptions, type ReplaySummary } from './replay.ts'
