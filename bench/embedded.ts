@@ -22,8 +22,9 @@ const SENSORS = 100
 export interface Result { label: string, readings: number, seconds: number, peakRssMb: number }
 
 /** Runs one pipeline measurement in a child process, so its peak RSS is its own. */
-export async function pipeline (label: string, readings: number, databaseUrl: string | null): Promise<Result> {
-  const args = ['--import', 'tsx', fileURLToPath(new URL('./index.ts', import.meta.url)), 'embedded-run', '--readings', String(readings)]
+export async function pipeline (label: string, readings: number, databaseUrl: string | null, opts: { ml?: boolean } = {}): Promise<Result> {
+  const args = ['--import', 'tsx', fileURLToPath(new URL('./index.ts', import.meta.url)), 'embedded-run', '--readings', String(readings),
+    ...(opts.ml === false ? ['--no-ml'] : [])]
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, DATABASE_URL: databaseUrl ?? '' } })
   let out = ''
   child.stdout.on('data', (d: Buffer) => { out += d.toString() })
@@ -35,7 +36,7 @@ export async function pipeline (label: string, readings: number, databaseUrl: st
 }
 
 /** One measurement (in its own process): the embedded system on PGlite in a temp folder, or on DATABASE_URL. */
-export async function measureEmbedded (readings: number): Promise<void> {
+export async function measureEmbedded (readings: number, ml = true): Promise<void> {
   const url = process.env.DATABASE_URL === undefined || process.env.DATABASE_URL === '' ? null : process.env.DATABASE_URL
   const dir = mkdtempSync(join(tmpdir(), 'iot-bench-'))
   const server = url === null ? null : await createServerDatabase(url)
@@ -44,6 +45,7 @@ export async function measureEmbedded (readings: number): Promise<void> {
     config.databaseUrl = server?.url ?? null
     config.dataDir = dir
     config.statusIntervalMs = 0
+    config.detection.ml = ml
     config.simulator = { ...config.simulator, sensors: SENSORS, rate: 1, speedup: Infinity, durationMs: Math.round(readings / SENSORS) * 1000, startMs: START }
     const t0 = performance.now()
     const sys = await startEmbedded(config, pino({ level: 'warn' }))
@@ -67,7 +69,7 @@ export async function measureEmbedded (readings: number): Promise<void> {
 /** The rows the pipeline stores: simulated readings with a verdict. */
 function scoredRows (readings: number): ScoredReading[] {
   const sim = new Simulator({ sensors: SENSORS, ratePerSensor: 1, seed: 42, startTs: START })
-  const verdict = { ruleAnomaly: false, zScore: 0.5, zAnomaly: false, mlScore: null, mlAnomaly: null, modelVersion: null }
+  const verdict = { ruleAnomaly: false, zScore: 0.5, zAnomaly: false, mlScore: null, mlAnomaly: null, modelVersion: null, anomaly: false, severity: null, explanation: null }
   return Array.from({ length: readings }, () => ({ reading: sim.next(), verdict }))
 }
 
