@@ -4,14 +4,16 @@ import { createRandom, type Reading, type Verdict } from '../domain/index.ts'
 import {
   AnomalyStateError,
   Detector,
+  ForestScorer,
   IsolationForest,
   anomalyScore,
+  severityOf,
   RuleEngine,
   ZScoreDetector,
   type DetectorSnapshot,
-  type MlScore,
   type MlScorer
 } from './index.ts'
+import { Simulator } from '../sources/simulator/index.ts'
 
 function reading (over: Partial<Reading>): Reading {
   return {
@@ -84,43 +86,66 @@ test('detector - rate uses the latest previous reading by event time; late readi
   assert.equal(d.detect(reading({ sensorId: 'temp-2', value: 90.5, ts: T0 + 4000 })).ruleAnomaly, false)
 })
 
-test('detector - ML seam: scorer sees standardized features once the baseline is warm; severity and explanation', () => {
+test('detector - ML seam: the scorer sees standardized features once the baseline is warm; the assigned model scores', () => {
   const calls: Array<{ r: Reading, f: number[] }> = []
-  const forest = IsolationForest.fit(new Float32Array(7 * 64).map((_, i) => (i * 7919) % 13), 7, { nEstimators: 5, random: createRandom(1) })
-  const model = { key: 'temperature', sequence: 1, version: 'temperature#1', trainedAt: T0, samples: 64, forest }
+  const rnd = createRandom(1)
+  const forest = IsolationForest.fit(new Float32Array(7 * 256).map(() => rnd.normal()), 7, { nEstimators: 20, contamination: 0.1, random: createRandom(1) })
+  const model = { key: 'temperature', sequence: 1, version: 'temperature#1', trainedAt: T0, samples: 256, forest }
   const ml: MlScorer = {
-    score (r: Reading, f: Float32Array): MlScore | null {
+    assign (r: Reading, f: Float32Array) {
       calls.push({ r, f: [...f] })
-      return { score: 0.8, anomaly: r.value > 30 || r.value === 21.9, modelVersion: 'temperature#1', model }
+      return model
     }
   }
   const d = new Detector({ ml, zscore: { windowSize: 10, minSamples: 4 }, rules: { defaults: {} } })
-  assert.ok(forest.nEstimators === 5)
   // Warm-up of the z baseline (4 readings): no features, no ML verdict.
   const vals = [20, 22, 20, 22]
   vals.forEach((v, i) => { assert.deepEqual(d.detect(reading({ value: v, ts: T0 + i * 1000 })), verdict({})) })
   assert.equal(calls.length, 0)
   // Baseline mean 21, std 1. T0 is 2023-11-14T22:13:20Z: hour 22.
   const v = d.detect(reading({ value: 21.5, ts: T0 + 4000 }))
-  assert.deepEqual(v, verdict({ zScore: 0.5, mlScore: 0.8, mlAnomaly: false, modelVersion: 'temperature#1' }))
   const angle = 2 * Math.PI * 22 / 24
   const window = [20, 22, 20, 22, 21.5]
   const mean = 21.1
   const std = Math.sqrt(window.reduce((s, x) => s + (x - mean) ** 2, 0) / 5)
   const expected = [0.5, Math.sin(angle), Math.cos(angle), -0.5, (mean - 21) / 1, std, 2].map(Math.fround)
-  assert.deepEqual(calls[0]!.f.map((x, i) => Math.abs(x - expected[i]!) < 1e-6), Array(7).fill(true), `${calls[0]!.f} vs ${expected}`)
-  // ML alone: minor, not an anomaly. ML and z together: major, explained by both.
-  const alone = d.detect(reading({ value: 21.9, ts: T0 + 5000 }))
-  assert.equal(alone.severity, 'minor')
-  assert.equal(alone.anomaly, false)
-  assert.match(alone.explanation!, /^ml 0\.80 \(temperature#1\)/)
-  const both = d.detect(reading({ value: 31, ts: T0 + 6000 }))
-  assert.equal(both.zAnomaly, true)
-  assert.equal(both.mlAnomaly, true)
-  assert.equal(both.severity, 'major')
-  assert.equal(both.anomaly, true)
-  assert.match(both.explanation!, /^z \+11 \(baseline 21\.2 ± 0\.89 °C\); ml 0\.80 \(temperature#1\): [a-z_]+ [+-][\d.]+σ? \d+%(, [a-z_]+ [+-][\d.]+σ? \d+%)?$/)
+  assert.deepEqual(calls[0]!.f, expected)
+  const s = forest.scoreSample(expected)
+  assert.equal(v.mlScore, -s)
+  assert.equal(v.mlAnomaly, s - forest.offset < 0)
+  assert.equal(v.modelVersion, 'temperature#1')
+  // A reading the z-score flags: its explanation names the forest's top features when it flags too.
+  const far = d.detect(reading({ value: 31, ts: T0 + 5000 }))
+  assert.equal(far.zAnomaly, true)
+  assert.equal(far.severity, far.mlAnomaly === true ? 'major' : 'minor')
+  if (far.mlAnomaly === true) {
+    assert.match(far.explanation!, /^z \+\d+(\.\d)? \(baseline 21\.\d+ ± [\d.]+ °C\); ml 0\.\d\d \(temperature#1\): [a-z_]+ [+-][\d.]+σ? \d+%(, [a-z_]+ [+-][\d.]+σ? \d+%)?$/)
+  }
   assert.equal(new Detector().ml, null)
+})
+
+test('detector - severityOf: rule critical; z with |z| >= 6 or with the forest major; one statistical detector minor', () => {
+  assert.equal(severityOf(true, null, false, false), 'critical')
+  assert.equal(severityOf(true, 1, false, true), 'critical')
+  assert.equal(severityOf(false, 6, true, false), 'major')
+  assert.equal(severityOf(false, -Infinity, true, false), 'major')
+  assert.equal(severityOf(false, 3.5, true, true), 'major')
+  assert.equal(severityOf(false, 5.99, true, false), 'minor')
+  assert.equal(severityOf(false, 0.2, false, true), 'minor')
+  assert.equal(severityOf(false, null, false, false), null)
+})
+
+test('detector - detectMany (batch scoring per model) gives exactly the verdicts of detect one by one', () => {
+  const sim = new Simulator({ sensors: 25, seed: 3, startTs: T0 })
+  const readings = Array.from({ length: 25 * 700 }, () => sim.next())
+  const one = new Detector({ ml: new ForestScorer({ nEstimators: 30 }) })
+  const many = new Detector({ ml: new ForestScorer({ nEstimators: 30 }) })
+  const a = readings.map(r => one.detect(r))
+  const b: Verdict[] = []
+  for (let i = 0; i < readings.length; i += 2000) b.push(...many.detectMany(readings.slice(i, i + 2000)))
+  assert.deepEqual(b, a)
+  assert.ok(a.filter(v => v.mlAnomaly === true).length > 100, 'the forest flagged readings')
+  assert.ok(a.some(v => v.severity === 'major') && a.some(v => v.severity === 'critical') && a.some(v => v.severity === 'minor'))
 })
 
 test('detector - severity: rule critical, large z major, small z minor; the rate rule skips flagged readings', () => {

@@ -1,12 +1,14 @@
 import { type Reading, type Severity, type Verdict } from '../domain/index.ts'
 import { AnomalyStateError } from './errors.ts'
 import { FEATURES, FeatureExtractor, featureNames, standardize } from './features.ts'
-import { type MlScore, type MlScorer } from './ml.ts'
+import { mlScoreOf, type MlScore, type MlScorer, type TrainedModel } from './ml.ts'
 import { RuleEngine, type PreviousValue, type RuleConfig, type RuleResult } from './rules.ts'
 import { ZScoreDetector, type ZScoreOptions, type ZScoreSnapshot } from './zscore.ts'
 
 /** |z| from which the z-score alone makes a reading a `major` anomaly. */
 export const MAJOR_Z = 6
+/** Rows of one model in a batch from which batch scoring pays for loading the model into the scoring arena. */
+const BATCH_MIN = 32
 
 export interface DetectorOptions {
   /** Rule thresholds, or a ready engine. Default `defaultRuleConfig`. */
@@ -51,8 +53,18 @@ export class Detector {
   readonly #previous = new Map<string, PreviousValue>()
   readonly features = new FeatureExtractor()
   readonly #raw = new Float64Array(FEATURES)
-  readonly #scaled = new Float32Array(FEATURES)
   readonly #shares = new Float64Array(FEATURES)
+  // What the first pass of a batch noted per reading, for scoring and the verdicts.
+  #capacity = 0
+  #rows = new Float32Array(0)
+  #means = new Float64Array(0)
+  #stds = new Float64Array(0)
+  #rates = new Float64Array(0)
+  #scores = new Float64Array(0)
+  #zs: Array<number | null> = []
+  #ruleResults: RuleResult[] = []
+  #models: Array<TrainedModel | null> = []
+  #scratch = new Float32Array(0)
 
   constructor (options: DetectorOptions = {}) {
     const { rules, zscore, ml } = options
@@ -69,9 +81,42 @@ export class Detector {
   }
 
   detect (reading: Reading): Verdict {
+    return this.detectMany([reading])[0] as Verdict
+  }
+
+  /**
+   * The verdicts of readings in arrival order: exactly what `detect` on each in turn gives, with the
+   * Isolation Forest scoring the batch's rows of each model together (several times faster than row
+   * by row).
+   */
+  detectMany (readings: readonly Reading[]): Verdict[] {
+    const n = readings.length
+    this.#reserve(n)
+    for (let i = 0; i < n; i++) this.#observe(readings[i] as Reading, i)
+    this.#scoreRows(n)
+    const out = new Array<Verdict>(n)
+    for (let i = 0; i < n; i++) out[i] = this.#verdict(readings[i] as Reading, i)
+    return out
+  }
+
+  #reserve (n: number): void {
+    if (n <= this.#capacity) return
+    const c = Math.max(n, 2 * this.#capacity, 16)
+    this.#capacity = c
+    this.#rows = new Float32Array(c * FEATURES)
+    this.#means = new Float64Array(c)
+    this.#stds = new Float64Array(c)
+    this.#rates = new Float64Array(c)
+    this.#scores = new Float64Array(c)
+  }
+
+  /** Rules, z-score and features of reading i, in order (the state moves on); notes the model that will score it. */
+  #observe (reading: Reading, i: number): void {
     const id = reading.sensorId
     const prev = this.#previous.get(id)
     const rule = this.rules.evaluate(reading, prev ?? null)
+    this.#ruleResults[i] = rule
+    this.#rates[i] = rule.reason === 'rate' && prev !== undefined ? (reading.value - prev.value) * 1000 / (reading.ts - prev.ts) : NaN
     // The rate rule compares with the sensor's last reading that broke no rule: a spike is one
     // jump, not two (its fall back to normal is not another anomaly).
     if (!Number.isFinite(reading.value) || !Number.isFinite(reading.ts) || rule.anomaly) {
@@ -81,20 +126,50 @@ export class Detector {
       prev.value = reading.value
       prev.ts = reading.ts
     }
-    const z = this.zscore.update(id, reading.value)
-    const mean = this.zscore.lastMean
-    const std = this.zscore.lastStd
+    this.#zs[i] = this.zscore.update(id, reading.value)
+    const mean = this.#means[i] = this.zscore.lastMean
+    this.#stds[i] = this.zscore.lastStd
     this.features.extract(id, reading.value, reading.ts, this.#raw)
-    let ml: MlScore | null = null
+    let model: TrainedModel | null = null
     if (this.ml !== null && Number.isFinite(mean) && Number.isFinite(reading.value)) {
-      standardize(this.#raw, mean, std, this.#scaled)
-      ml = this.ml.score(reading, this.#scaled)
+      const row = this.#rows.subarray(i * FEATURES, (i + 1) * FEATURES)
+      standardize(this.#raw, mean, this.#stds[i] as number, row)
+      model = this.ml.assign(reading, row)
     }
+    this.#models[i] = model
+  }
+
+  /** score_samples of every row with a model: the rows of each model in one batch, a lone row by itself. */
+  #scoreRows (n: number): void {
+    const byModel = new Map<TrainedModel, number[]>()
+    for (let i = 0; i < n; i++) {
+      const m = this.#models[i]
+      if (m === null || m === undefined) continue
+      const rows = byModel.get(m)
+      if (rows === undefined) byModel.set(m, [i])
+      else rows.push(i)
+    }
+    for (const [model, rows] of byModel) {
+      const forest = model.forest
+      if (rows.length < BATCH_MIN) {
+        for (const i of rows) this.#scores[i] = forest.scoreSample(this.#rows, i * FEATURES)
+        continue
+      }
+      if (this.#scratch.length < rows.length * FEATURES) this.#scratch = new Float32Array(rows.length * FEATURES * 2)
+      const scratch = this.#scratch.subarray(0, rows.length * FEATURES)
+      rows.forEach((i, k) => { scratch.set(this.#rows.subarray(i * FEATURES, (i + 1) * FEATURES), k * FEATURES) })
+      const scores = forest.scoreSamples(scratch)
+      rows.forEach((i, k) => { this.#scores[i] = scores[k] as number })
+    }
+  }
+
+  #verdict (reading: Reading, i: number): Verdict {
+    const rule = this.#ruleResults[i] as RuleResult
+    const z = this.#zs[i] as number | null
+    const model = this.#models[i] ?? null
+    const ml = model === null ? null : mlScoreOf(model, this.#scores[i] as number)
     const zAnomaly = this.zscore.isAnomaly(z)
-    const mlAnomaly = ml?.anomaly ?? false
-    const severity: Severity | null = rule.anomaly
-      ? 'critical'
-      : (zAnomaly && (mlAnomaly || Math.abs(z!) >= MAJOR_Z)) ? 'major' : (zAnomaly || mlAnomaly) ? 'minor' : null
+    const severity = severityOf(rule.anomaly, z, zAnomaly, ml?.anomaly ?? false)
     return {
       ruleAnomaly: rule.anomaly,
       zScore: z,
@@ -104,30 +179,27 @@ export class Detector {
       modelVersion: ml === null ? null : ml.modelVersion,
       anomaly: severity === 'critical' || severity === 'major',
       severity,
-      explanation: severity === null ? null : this.#explain(reading, rule, prev, z, zAnomaly, mean, std, ml)
+      explanation: severity === null ? null : this.#explain(reading, i, rule, z, zAnomaly, ml)
     }
   }
 
-  /** One clause per detector that fired, e.g. `rule: above max 35 °C; z +8.1 (baseline 22.0 ± 0.5 °C); ml 0.71 (temperature#3): value +7.9σ 64%, rolling_range +3.1σ 18%`. */
-  #explain (r: Reading, rule: RuleResult, prev: PreviousValue | undefined, z: number | null, zAnomaly: boolean,
-    mean: number, std: number, ml: MlScore | null): string {
+  /** One clause per detector that fired, e.g. `rule: above max 35 °C; z +8.1 (baseline 22 ± 0.5 °C); ml 0.71 (temperature#3): value +7.9σ 64%, rolling_range +3.1σ 18%`. */
+  #explain (r: Reading, i: number, rule: RuleResult, z: number | null, zAnomaly: boolean, ml: MlScore | null): string {
     const unit = r.unit === '' ? '' : ` ${r.unit}`
     const parts: string[] = []
     if (rule.anomaly) {
       const t = this.rules.thresholdFor(r.sensorType, r.location)
       if (rule.reason === 'above_max') parts.push(`rule: above max ${fmt(t?.max)}${unit}`)
       else if (rule.reason === 'below_min') parts.push(`rule: below min ${fmt(t?.min)}${unit}`)
-      else {
-        const rate = prev === undefined ? NaN : (r.value - prev.value) * 1000 / (r.ts - prev.ts)
-        parts.push(`rule: rate ${fmt(rate)}${unit}/s beyond ±${fmt(t?.maxRatePerSec)}${unit}/s`)
-      }
+      else parts.push(`rule: rate ${fmt(this.#rates[i])}${unit}/s beyond ±${fmt(t?.maxRatePerSec)}${unit}/s`)
     }
-    if (zAnomaly && z !== null) parts.push(`z ${signed(z)} (baseline ${fmt(mean)} ± ${fmt(std)}${unit})`)
+    if (zAnomaly && z !== null) parts.push(`z ${signed(z)} (baseline ${fmt(this.#means[i])} ± ${fmt(this.#stds[i])}${unit})`)
     if (ml?.anomaly === true) {
-      const shares = ml.model.forest.explain(this.#scaled, this.#shares)
+      const base = i * FEATURES
+      const shares = ml.model.forest.explain(this.#rows, this.#shares, base)
       const order = [...shares.keys()].sort((a, b) => (shares[b] as number) - (shares[a] as number)).slice(0, 2)
-      const top = order.filter(i => (shares[i] as number) > 0)
-        .map(i => `${featureNames[i] as string} ${signed(this.#scaled[i] as number)}${i === 1 || i === 2 ? '' : 'σ'} ${Math.round((shares[i] as number) * 100)}%`)
+      const top = order.filter(f => (shares[f] as number) > 0)
+        .map(f => `${featureNames[f] as string} ${signed(this.#rows[base + f] as number)}${f === 1 || f === 2 ? '' : 'σ'} ${Math.round((shares[f] as number) * 100)}%`)
       parts.push(`ml ${ml.score.toFixed(2)} (${ml.modelVersion})${top.length > 0 ? ': ' + top.join(', ') : ''}`)
     }
     return parts.join('; ')
@@ -168,6 +240,17 @@ export class Detector {
     this.zscore.restore(snapshot.zscore)
     for (const p of snapshot.previous) this.#previous.set(p.sensorId, { value: p.value, ts: p.ts })
   }
+}
+
+/**
+ * The combined verdict: `critical` when a rule fired; `major` when the z-score fired with |z| >=
+ * MAJOR_Z or together with the Isolation Forest; `minor` when the z-score or the forest fired alone;
+ * null when nothing fired.
+ */
+export function severityOf (ruleAnomaly: boolean, z: number | null, zAnomaly: boolean, mlAnomaly: boolean): Severity | null {
+  if (ruleAnomaly) return 'critical'
+  if (zAnomaly && (mlAnomaly || (z !== null && Math.abs(z) >= MAJOR_Z))) return 'major'
+  return zAnomaly || mlAnomaly ? 'minor' : null
 }
 
 /**

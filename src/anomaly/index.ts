@@ -22,6 +22,7 @@ export {
   Detector,
   MAJOR_Z,
   anomalyScore,
+  severityOf,
   type DetectorOptions,
   type DetectorSnapshot,
   type PreviousReadingState
@@ -29,6 +30,7 @@ export {
 export { FEATURES, FeatureExtractor, featureNames, standardize, type FeatureName } from './features.ts'
 export {
   ForestScorer,
+  mlScoreOf,
   defaultForestOptions,
   type ForestOptions,
   type ForestTrainer,

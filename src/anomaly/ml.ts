@@ -82,9 +82,17 @@ export interface ForestTrainer {
 
 /** Scores standardized feature vectors; the detector's seam for ML. */
 export interface MlScorer {
-  /** Scores `features` (length `FEATURES`) with the current model of the reading's key, then learns from them. null while no model exists. */
-  score(reading: Reading, features: Float32Array): MlScore | null
+  /**
+   * The model that scores this reading (the current one of its key; null while none exists), after
+   * which the scorer learns from `features` (length `FEATURES`). The caller scores, alone or in a batch.
+   */
+  assign(reading: Reading, features: Float32Array): TrainedModel | null
   clear?(): void
+}
+
+/** The verdict of `model` on a row with score_samples `s`. */
+export function mlScoreOf (model: TrainedModel, s: number): MlScore {
+  return { score: -s, anomaly: s - model.forest.offset < 0, modelVersion: model.version, model }
 }
 
 class Slot {
@@ -156,7 +164,13 @@ export class ForestScorer implements MlScorer {
     return this.options.scope === 'type' ? reading.sensorType : reading.sensorId
   }
 
+  /** `assign`, then the score of the assigned model (one row; batches score with `scoreSamples`). */
   score (reading: Reading, features: Float32Array): MlScore | null {
+    const model = this.assign(reading, features)
+    return model === null ? null : mlScoreOf(model, model.forest.scoreSample(features))
+  }
+
+  assign (reading: Reading, features: Float32Array): TrainedModel | null {
     const key = this.keyOf(reading)
     let slot = this.#slots.get(key)
     if (slot === undefined) {
@@ -167,16 +181,10 @@ export class ForestScorer implements MlScorer {
     if (slot.count >= o.minSamples && !slot.training && (slot.model === null || reading.ts >= slot.lastTrainedAt + o.retrainMs)) {
       this.#train(key, slot, reading.ts)
     }
-    let result: MlScore | null = null
-    const model = slot.model
-    if (model !== null) {
-      const s = model.forest.scoreSample(features)
-      result = { score: -s, anomaly: s - model.forest.offset < 0, modelVersion: model.version, model }
-    }
     slot.buffer.set(features, slot.head * FEATURES)
     slot.head = (slot.head + 1) % o.trainingSize
     if (slot.count < o.trainingSize) slot.count++
-    return result
+    return slot.model
   }
 
   #train (key: string, slot: Slot, ts: number): void {

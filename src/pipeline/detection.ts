@@ -6,7 +6,8 @@ import { type StoredModel } from '../storage/index.ts'
 
 /** The detection seam of the worker: one verdict per reading, in arrival order, per-sensor state inside. */
 export interface ReadingDetector {
-  detect(reading: Reading): Verdict
+  /** Verdicts of readings in arrival order (state moves on as if `detect` ran on each in turn). */
+  detectMany(readings: readonly Reading[]): Verdict[]
   /** Forget all state (after a failed batch or a rebalance); rebuilt from the database. */
   clear?(): void
   /** Models trained since the last call: stored in the transaction of the batch that trained them. */
@@ -52,8 +53,8 @@ export class PipelineDetector implements ReadingDetector {
     this.detector = new Detector({ rules: options.rules, ml: this.forest })
   }
 
-  detect (reading: Reading): Verdict {
-    return this.detector.detect(reading)
+  detectMany (readings: readonly Reading[]): Verdict[] {
+    return this.detector.detectMany(readings)
   }
 
   clear (): void {

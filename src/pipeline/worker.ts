@@ -288,11 +288,9 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     const newest = all.reduce((m, s) => Math.max(m, s.maxEventMs ?? -Infinity), -Infinity)
     let warmed = 0
     if (Number.isFinite(newest) && this.#deps.detector.clear !== undefined) {
-      for (const r of await loadRecentReadings(db, newest - o.warmupSpanMs, o.warmupReadings)) {
-        if (!owns(r.sensorId)) continue
-        this.#deps.detector.detect(r)
-        warmed++
-      }
+      const replay = (await loadRecentReadings(db, newest - o.warmupSpanMs, o.warmupReadings)).filter(r => owns(r.sensorId))
+      this.#deps.detector.detectMany(replay)
+      warmed = replay.length
     }
     this.#deps.log.info({ partitions, watermark: this.#op.watermark, warmed }, 'Partitions assigned.')
     return offsets
@@ -402,6 +400,7 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     const op = this.#op
     op.watermarks.tick(wall, this.#hasBacklog)
     const fallbackIngest = this.#deps.ingestClock()
+    const accepted: Reading[] = []
     const scored: ScoredReading[] = []
     const late: LateReading[] = []
     const deadLetters: DeadLetter[] = []
@@ -441,7 +440,13 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
         duplicates++
         continue
       }
-      const verdict = detector.detect(r)
+      accepted.push(r)
+    }
+    // Detection in one call (the Isolation Forest scores the batch's rows per model together).
+    const verdicts = detector.detectMany(accepted)
+    for (let i = 0; i < accepted.length; i++) {
+      const r = accepted[i] as Reading
+      const verdict = verdicts[i] as Verdict
       scored.push({ reading: r, verdict })
       addDelta(deltas, op.windows.startOf(r.ts), r, verdict)
     }

@@ -8,7 +8,7 @@ import { stringify } from 'csv-stringify'
 import {
   anomalyScore, detectionQuality, formatQuality, validateRuleConfig, type DetectionQuality, type RuleConfig
 } from '../anomaly/index.ts'
-import { DetectionCounter, IotError, parseTimestamp, type Reading } from '../domain/index.ts'
+import { DetectionCounter, IotError, parseTimestamp, type Reading, type Verdict } from '../domain/index.ts'
 import { PipelineDetector } from '../pipeline/detection.ts'
 
 export interface ReplayOptions {
@@ -99,6 +99,7 @@ export function parseReplayArgs (argv: readonly string[]): ReplayOptions {
   }
 }
 
+const CHUNK = 1024
 const outputColumns = ['timestamp', 'value', 'anomaly_score', 'anomaly', 'severity', 'rule_anomaly', 'z_score', 'z_anomaly',
   'ml_score', 'ml_anomaly', 'model_version', 'explanation', 'error']
 
@@ -152,6 +153,30 @@ export async function runReplay (o: ReplayOptions, stdout: Writable = process.st
   const write = async (row: string[]): Promise<void> => {
     if (!out.write(row)) await once(out, 'drain')
   }
+  // Rows wait in chunks so the detectors score them together (the Isolation Forest batches per model).
+  let chunk: Array<string[] | Reading> = []
+  const flush = async (): Promise<void> => {
+    const readings = chunk.filter((x): x is Reading => !Array.isArray(x))
+    const verdicts = detector.detectMany(readings)
+    let k = 0
+    for (const x of chunk) {
+      if (Array.isArray(x)) {
+        await write(x)
+        continue
+      }
+      const v = verdicts[k++] as Verdict
+      s.scored++
+      if (v.anomaly) s.anomalies++
+      if (x.anomaly !== null) {
+        counter.add(x, v)
+        labelled++
+      }
+      await write([new Date(x.ts).toISOString(), String(x.value), anomalyScore(v).toFixed(6), String(v.anomaly), v.severity ?? '',
+        String(v.ruleAnomaly), num(v.zScore), String(v.zAnomaly), num(v.mlScore), v.mlAnomaly === null ? '' : String(v.mlAnomaly),
+        v.modelVersion ?? '', v.explanation ?? '', ''])
+    }
+    chunk = []
+  }
   try {
     for await (const record of parser as AsyncIterable<Record<string, string>>) {
       if (!checkedHeader) {
@@ -169,7 +194,7 @@ export async function runReplay (o: ReplayOptions, stdout: Writable = process.st
       if (error !== null) {
         s.errors++
         if (s.firstErrors.length < 5) s.firstErrors.push(`row ${s.rows}: ${error}`)
-        await write([tsText, valueText, '', '', '', '', '', '', '', '', '', '', error])
+        chunk.push([tsText, valueText, '', '', '', '', '', '', '', '', '', '', error])
         continue
       }
       const label = o.labelColumn === null ? { anomaly: null, kind: null } : parseLabel(record[o.labelColumn])
@@ -184,17 +209,10 @@ export async function runReplay (o: ReplayOptions, stdout: Writable = process.st
         anomalyKind: label.kind,
         seq: null
       }
-      const v = detector.detect(reading)
-      s.scored++
-      if (v.anomaly) s.anomalies++
-      if (label.anomaly !== null) {
-        counter.add(reading, v)
-        labelled++
-      }
-      await write([new Date(ts).toISOString(), String(value), anomalyScore(v).toFixed(6), String(v.anomaly), v.severity ?? '',
-        String(v.ruleAnomaly), num(v.zScore), String(v.zAnomaly), num(v.mlScore), v.mlAnomaly === null ? '' : String(v.mlAnomaly),
-        v.modelVersion ?? '', v.explanation ?? '', ''])
+      chunk.push(reading)
+      if (chunk.length >= CHUNK) await flush()
     }
+    await flush()
   } catch (err) {
     if (err instanceof IotError) throw err
     const code = (err as { code?: string }).code

@@ -66,8 +66,10 @@ export class IsolationForest {
   readonly #nanLeft: Uint8Array
   /** At a leaf: sklearn's path length, (depth + 1) + c(nodeSamples) - 1. */
   readonly #pathLength: Float64Array
-  /** Training rows per node (n_node_samples). */
-  readonly #samples: Int32Array
+  /** log2(training rows of the parent / training rows of this node): what the split into this node narrowed down (0 at roots). */
+  readonly #gain: Float64Array
+  /** Scratch of explain: one tree's credits per feature. */
+  readonly #credit: Float64Array
   /** Depth of the compiled complete trees (see #compile), -1 when the forest is not compiled. */
   readonly #depth: number
   /**
@@ -115,7 +117,8 @@ export class IsolationForest {
     this.#bound = new Float64Array(nodes)
     this.#nanLeft = new Uint8Array(nodes)
     this.#pathLength = new Float64Array(nodes)
-    this.#samples = new Int32Array(nodes)
+    this.#gain = new Float64Array(nodes)
+    this.#credit = new Float64Array(nFeatures)
     const d = nFeatures
     const perFeature: number[][] = Array.from({ length: d }, () => [])
     let depth = 0
@@ -126,7 +129,6 @@ export class IsolationForest {
       for (let i = 0; i < t.left.length; i++) {
         const l = t.left[i] as number
         const g = o + i
-        this.#samples[g] = t.nodeSamples[i] as number
         if (l === -1) {
           this.#left[g] = -1
           this.#right[g] = -1
@@ -142,6 +144,9 @@ export class IsolationForest {
           this.#feature[g] = f
           this.#bound[g] = bound
           this.#nanLeft[g] = (t.nodeSamples[l] as number) > (t.nodeSamples[r] as number) ? 1 : 0
+          const n = t.nodeSamples[i] as number
+          this.#gain[o + l] = Math.log2(n / (t.nodeSamples[l] as number))
+          this.#gain[o + r] = Math.log2(n / (t.nodeSamples[r] as number))
           perFeature[f]?.push(bound)
         }
       }
@@ -363,16 +368,20 @@ export class IsolationForest {
     out.fill(0)
     const left = this.#left
     const feature = this.#feature
-    const samples = this.#samples
+    const gain = this.#gain
+    const credit = this.#credit
     for (let k = 0; k < this.nEstimators; k++) {
-      const root = this.#roots[k] as number
-      const weight = 1 / (this.#pathLength[this.#walk(row, start, root)] as number)
-      for (let g = root; left[g] !== -1;) {
+      // One walk: the credits of this tree's path, then weighted by 1 / its path length.
+      credit.fill(0)
+      let g = this.#roots[k] as number
+      while (left[g] !== -1) {
         const child = this.#step(row, start, g)
         const f = feature[g] as number
-        out[f] = (out[f] as number) + weight * Math.log2((samples[g] as number) / (samples[child] as number))
+        credit[f] = (credit[f] as number) + (gain[child] as number)
         g = child
       }
+      const weight = 1 / (this.#pathLength[g] as number)
+      for (let f = 0; f < d; f++) out[f] = (out[f] as number) + weight * (credit[f] as number)
     }
     let total = 0
     for (let f = 0; f < d; f++) total += out[f] as number
