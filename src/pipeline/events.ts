@@ -74,7 +74,10 @@ export class EventSink implements OutcomeSink {
         z_score_anomaly: v.zAnomaly,
         anomaly_score: v.mlScore,
         ml_anomaly: v.mlAnomaly,
-        model_version: v.modelVersion
+        model_version: v.modelVersion,
+        anomaly: v.anomaly,
+        severity: v.severity,
+        explanation: v.explanation
       })
     }
     await p.flush()

@@ -223,7 +223,11 @@ describe('Kafka distributed mode (real broker, real PostgreSQL)', { skip }, () =
       const anomalies = kcat(['-C', '-t', anomaliesTopic, '-o', 'beginning', '-e', '-q', '-f', '%k\\t%s\\n'])
       const hot = anomalies.split('\n').find(l => l.includes('"timestamp":"2026-05-01T10:30:05.000Z"') && l.startsWith('temp_001\t'))
       assert.ok(hot !== undefined, anomalies.slice(0, 2000))
-      assert.equal((JSON.parse(hot.split('\t')[1]!) as { rule_based_anomaly: boolean }).rule_based_anomaly, true)
+      const event = JSON.parse(hot.split('\t')[1]!) as { rule_based_anomaly: boolean, anomaly: boolean, severity: string, explanation: string }
+      assert.equal(event.rule_based_anomaly, true)
+      assert.equal(event.anomaly, true)
+      assert.equal(event.severity, 'critical')
+      assert.match(event.explanation, /^rule: above max 35 °C/)
       // Our readings topic is plain JSON in the original format for any consumer.
       const ours = kcat(['-C', '-t', topic, '-o', 'beginning', '-e', '-q', '-f', '%k\\n'])
       assert.deepEqual(ours.trim().split('\n').sort(), ['hum_002', 'temp_001', 'temp_001'])
