@@ -110,14 +110,18 @@ test('forest scorer - background trainer: the old model scores until the new one
   await s.settled()
   assert.equal(s.score(reading(52), features(rnd))!.modelVersion, 'temperature#1')
   assert.deepEqual(s.drainTrained().map(m => [m.version, m.trainedAt]), [['temperature#1', T0 + 50_000]])
-  // The next is due 5 minutes of event time after the first was ASKED for; a failure is counted and retried.
+  // The next is due 5 minutes of event time after the first was ASKED for; a failure is counted,
+  // the current model keeps scoring, and the next attempt comes at the next due time.
   s.score(reading(350), features(rnd))
   assert.equal(jobs.length, 2)
   jobs[1]!.reject(new Error('boom'))
   await s.settled()
   assert.equal(s.trainingFailures, 1)
   assert.equal(s.score(reading(351), features(rnd))!.modelVersion, 'temperature#1')
+  assert.equal(jobs.length, 2)
+  s.score(reading(650), features(rnd))
   assert.equal(jobs.length, 3)
+  assert.equal(jobs[2]!.job.sequence, 2)
   // clear() while a job runs: its result is dropped.
   s.clear()
   jobs[2]!.resolve(forest)

@@ -202,9 +202,8 @@ export class ForestScorer implements MlScorer {
       return
     }
     slot.training = true
-    // The schedule moves on now: the next training is due retrainMs after this one was asked for
-    // (after a failure, at once).
-    const previous = slot.lastTrainedAt
+    // The schedule moves on now: the next training is due retrainMs after this one was asked for,
+    // also after a failure (a broken trainer is not asked again on every reading).
     slot.lastTrainedAt = ts
     const generation = this.#generation
     const job: TrainingJob = { key, sequence, trainedAt: ts, rows: rows.slice(), samples, nEstimators: o.nEstimators, maxSamples: o.maxSamples, contamination: o.contamination, seed }
@@ -215,7 +214,6 @@ export class ForestScorer implements MlScorer {
     }, () => {
       if (generation !== this.#generation) return
       slot.training = false
-      slot.lastTrainedAt = previous
       this.trainingFailures++
     })
     this.#pending.add(done)

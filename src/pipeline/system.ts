@@ -114,8 +114,14 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         sink = new EventSink(bus.publisher(), topics)
       }
       consumer = bus.consumer(config.group)
-      const trainer = config.detection.ml ? new ThreadTrainer() : null
-      if (trainer !== null) closers.push(async () => { await trainer.close() })
+      const trainer = config.detection.ml
+        ? new ThreadTrainer(err => { log.error({ err }, 'The model training thread died: the Isolation Forest keeps its current models.') })
+        : null
+      if (trainer !== null) {
+        closers.push(async () => { await trainer.close() })
+        // Models from the first minutes on, also when the stream runs far faster than real time.
+        await trainer.ready()
+      }
       worker = new Worker({
         db,
         consumer,

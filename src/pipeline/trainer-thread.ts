@@ -3,6 +3,8 @@ import { parentPort } from 'node:worker_threads'
 import { FEATURES, IsolationForest, type TrainingJob } from '../anomaly/index.ts'
 import { createRandom } from '../domain/index.ts'
 
+// Loaded (TypeScript compiled, modules linked): the main thread may count on quick answers now.
+parentPort?.postMessage({ ready: true })
 parentPort?.on('message', (msg: { id: number, job: TrainingJob }) => {
   const { id, job } = msg
   try {

@@ -9,6 +9,7 @@ test('thread trainer - fits on a worker thread exactly what an inline fit with t
   const rows = new Float32Array(300 * FEATURES).map(() => rnd.normal())
   const inline = IsolationForest.fit(rows, FEATURES, { nEstimators: 25, contamination: 0.05, random: createRandom(77) })
   const trainer = new ThreadTrainer()
+  await trainer.ready()
   try {
     const jobs = [77, 78].map(seed => trainer.train({
       key: 'k', sequence: 1, trainedAt: 0, rows: rows.slice(), samples: 300, nEstimators: 25, maxSamples: 256, contamination: 0.05, seed

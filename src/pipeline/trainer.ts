@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads'
 import { IsolationForest, type ForestTrainer, type TrainingJob } from '../anomaly/index.ts'
 import { IotError } from '../domain/index.ts'
 
-interface Reply { id: number, model?: unknown, error?: string }
+interface Reply { id: number, ready?: true, model?: unknown, error?: string }
 
 /**
  * Fits forests on a worker thread, so a training (milliseconds) never holds up the stream. Jobs
@@ -13,11 +13,19 @@ export class ThreadTrainer implements ForestTrainer {
   readonly #waiting = new Map<number, { resolve: (f: IsolationForest) => void, reject: (e: Error) => void }>()
   #next = 0
   #closed = false
+  readonly #ready: Promise<void>
 
-  constructor () {
+  /** `onFailure` hears once that the thread died (trainings fail from then on; the current models keep scoring). */
+  constructor (onFailure: (err: Error) => void = () => {}) {
     this.#thread = new Worker(new URL('./trainer-thread.mjs', import.meta.url))
     this.#thread.unref()
+    let started = (): void => {}
+    this.#ready = new Promise(resolve => { started = resolve })
     this.#thread.on('message', (m: Reply) => {
+      if (m.ready === true) {
+        started()
+        return
+      }
       const w = this.#waiting.get(m.id)
       if (w === undefined) return
       this.#waiting.delete(m.id)
@@ -34,8 +42,19 @@ export class ThreadTrainer implements ForestTrainer {
       for (const w of this.#waiting.values()) w.reject(err)
       this.#waiting.clear()
     }
-    this.#thread.on('error', failAll)
-    this.#thread.on('exit', (code) => { failAll(new IotError('IOT_ERR_TRAINING', `training thread exited (${code})`)) })
+    const died = (err: Error): void => {
+      started()
+      failAll(err)
+      if (!this.#closed) onFailure(err)
+      this.#closed = true
+    }
+    this.#thread.on('error', died)
+    this.#thread.on('exit', (code) => { died(new IotError('IOT_ERR_TRAINING', `training thread exited (${code})`)) })
+  }
+
+  /** Resolves once the thread has loaded (a second or so under tsx), or failed to: start the stream after it. */
+  async ready (): Promise<void> {
+    await this.#ready
   }
 
   async train (job: TrainingJob): Promise<IsolationForest> {
