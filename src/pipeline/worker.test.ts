@@ -3,8 +3,9 @@ import assert from 'node:assert/strict'
 import { pino } from 'pino'
 import { Detector } from '../anomaly/index.ts'
 import { MemoryBus, partitionFor } from '../bus/index.ts'
-import { type Reading } from '../domain/index.ts'
+import { createRandom, type Reading } from '../domain/index.ts'
 import { type Db, migrate, openPglite } from '../storage/index.ts'
+import { PipelineDetector } from './detection.ts'
 import { PipelineMetrics } from './metrics.ts'
 import { Worker, type WorkerDeps } from './worker.ts'
 
@@ -145,5 +146,40 @@ test('Worker - late readings are kept, a late repeat of a stored reading is a du
   const dead = await db.query<{ reason: string, source: string }>('SELECT reason, source FROM dead_letters')
   assert.deepEqual(dead, [{ reason: 'invalid_json', source: 'iot_sensors/0@23' }])
   assert.equal(await count(db, 'SELECT count_readings AS n FROM sensor_aggregates WHERE is_final'), 6)
+  await db.close()
+})
+
+test('Worker - models are stored with the batch that trained them; a restarted worker restores the newest and numbers on', async () => {
+  const db = await freshDb()
+  let bus = new MemoryBus({ partitions: 1 })
+  const wall = { now: 0 }
+  const rnd = createRandom(8)
+  const send = (from: number, to: number): void => {
+    const p = bus.producer()
+    for (let s = from; s < to; s++) for (const id of ['t1', 't2']) p.tryProduce(id, reading(id, T0 + s * 1000, 20 + rnd.normal()))
+  }
+  const stored = async (): Promise<string[]> => (await db.query<{ version: string }>('SELECT version FROM anomaly_models ORDER BY sequence')).map(r => r.version)
+  const a = worker(db, bus, wall, undefined, { detector: new PipelineDetector({ ml: { nEstimators: 10 } }) })
+  await a.start()
+  // 2 sensors at 1/s: the z baselines warm up in 30 s, the first model after 50 vectors (25 s more), then one per 5 minutes.
+  send(0, 700)
+  await until('1400 readings stored', async () => await count(db, 'SELECT count(*)::int AS n FROM sensor_readings') === 1400)
+  await a.stop()
+  assert.deepEqual(await stored(), ['temperature#1', 'temperature#2', 'temperature#3'])
+  const before = await db.query<{ v: string }>("SELECT model_version AS v FROM sensor_readings WHERE timestamp = to_timestamp($1 / 1000.0) AND sensor_id = 't1'", [T0 + 699_000])
+  assert.deepEqual(before.map(r => r.v), ['temperature#3'])
+
+  // A restart: a fresh bus holding the whole stream again; the worker resumes from the stored offset.
+  bus = new MemoryBus({ partitions: 1 })
+  const b = worker(db, bus, wall, undefined, { detector: new PipelineDetector({ ml: { nEstimators: 10 } }) })
+  await b.start()
+  send(0, 1000)
+  await until('2000 readings stored', async () => await count(db, 'SELECT count(*)::int AS n FROM sensor_readings') === 2000)
+  await b.stop()
+  // Scored by the restored model at once, then the next in the sequence.
+  const after = await db.query<{ v: string }>('SELECT DISTINCT model_version AS v FROM sensor_readings WHERE timestamp >= to_timestamp($1 / 1000.0) ORDER BY 1', [T0 + 700_000])
+  assert.deepEqual(after.map(r => r.v), ['temperature#3', 'temperature#4'])
+  assert.deepEqual(await stored(), ['temperature#1', 'temperature#2', 'temperature#3', 'temperature#4'])
+  assert.equal(await count(db, 'SELECT sum(readings)::int AS n FROM detection_counts'), 2000)
   await db.close()
 })
