@@ -138,7 +138,7 @@ function checkOptions (o: ForestOptions): ForestOptions {
  * the newest `trainingSize`. A reading is scored by the model current before it arrived, then
  * joins the training rows.
  *
- * Without a trainer, training runs inside `score` (a few milliseconds, see `npm run bench --
+ * Without a trainer, training runs inside `assign` (a few milliseconds, see `npm run bench --
  * detect`): results depend only on the readings and the seed, as replays and evaluations need.
  * With a `ForestTrainer` (the live worker), the rows are copied and fitted in the background; the
  * current model keeps scoring until the new one is installed, so training never stalls the stream,
@@ -151,7 +151,7 @@ export class ForestScorer implements MlScorer {
   #trained: TrainedModel[] = []
   /** Bumped by `clear`: a background result for an older generation is dropped. */
   #generation = 0
-  #pending = new Set<Promise<void>>()
+  readonly #pending = new Set<Promise<void>>()
   /** Background trainings that failed (the key trains again at its next due time). */
   trainingFailures = 0
 
