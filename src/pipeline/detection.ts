@@ -12,8 +12,8 @@ export interface ReadingDetector {
   clear?(): void
   /** Models trained since the last call: stored in the transaction of the batch that trained them. */
   drainModels?(): StoredModel[]
-  /** Installs stored models (after `clear`, before the warm-up replay). */
-  restoreModels?(models: readonly StoredModel[]): void
+  /** Installs stored models (after `clear`, before the warm-up replay); returns the versions it could not read (skipped). */
+  restoreModels?(models: readonly StoredModel[]): string[]
 }
 
 export interface DetectionOptions {
@@ -65,7 +65,21 @@ export class PipelineDetector implements ReadingDetector {
     return this.forest?.drainTrained().map(toStored) ?? []
   }
 
-  restoreModels (models: readonly StoredModel[]): void {
-    this.forest?.restore(models.map(fromStored))
+  restoreModels (models: readonly StoredModel[]): string[] {
+    const forest = this.forest
+    if (forest === null) return []
+    const skipped: string[] = []
+    const restored: TrainedModel[] = []
+    for (const m of models) {
+      try {
+        restored.push(fromStored(m))
+      } catch (err) {
+        // A damaged row must not stop the worker: that key trains a new model from the stream.
+        if ((err as { code?: string }).code !== 'IOT_ERR_ANOMALY_STATE') throw err
+        skipped.push(m.version)
+      }
+    }
+    forest.restore(restored)
+    return skipped
   }
 }

@@ -284,7 +284,8 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
       if (owns(k.sensorId)) this.#recent.add(k.sensorId, k.ts)
     }
     // The detectors' models and baselines: the stored models, then the newest stored readings of each sensor, replayed in order.
-    if (this.#deps.detector.restoreModels !== undefined) this.#deps.detector.restoreModels(await loadLatestModels(db))
+    const unreadable = this.#deps.detector.restoreModels?.(await loadLatestModels(db)) ?? []
+    if (unreadable.length > 0) this.#deps.log.warn({ versions: unreadable }, 'Stored models could not be read; their keys train new ones.')
     const newest = all.reduce((m, s) => Math.max(m, s.maxEventMs ?? -Infinity), -Infinity)
     let warmed = 0
     if (Number.isFinite(newest) && this.#deps.detector.clear !== undefined) {
