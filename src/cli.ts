@@ -57,7 +57,7 @@ async function run (command: string, config: Config, log: Logger): Promise<numbe
   const parts: string[] = []
   if (sys.app !== null) {
     const address = await sys.app.listen({ host: config.host, port: config.port })
-    parts.push(`iot-monitor ${command} is running: ${address} (API: /api/readings, /api/aggregates, /api/anomalies, /health, /metrics)`)
+    parts.push(`iot-monitor ${command} is running: ${address} (dashboard: ${address}/, API: /api/..., /health, /metrics)`)
   } else {
     parts.push(`iot-monitor ${command} is running`)
   }

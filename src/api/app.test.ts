@@ -2,17 +2,21 @@
 // with app.inject(): nothing listens on a port.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { type FastifyInstance } from 'fastify'
 import { type DeadLetter, type Reading, type ScoredReading, type Verdict } from '../domain/index.ts'
 import { PipelineMetrics } from '../pipeline/index.ts'
 import {
   type Db, type Queryable, countDetections, ensureDayPartitions, finalizeWindows, insertDeadLetters, insertLateReadings, insertReadings,
-  mergeDetectionCounts, mergeWindowDeltas, saveModels
+  mergeDetectionCounts, mergeHourlyRollups, mergeWindowDeltas, migrate, openPglite, saveModels, upsertSensors
 } from '../storage/index.ts'
 import { type DetectionQuality } from '../anomaly/index.ts'
 import { addToStats, createStatsAccumulator, type StatsAccumulator } from '../windowing/index.ts'
 import { testDatabases, type TestDatabase } from '../../test/helpers/databases.ts'
 import { buildApp } from './app.ts'
+import { LiveHub } from './live.ts'
 
 const MIN = 60_000
 const T0 = Date.UTC(2026, 0, 15, 12, 0, 0)
@@ -26,14 +30,15 @@ function verdict (over: Partial<Verdict> = {}): Verdict {
 }
 const scored = (r: Partial<Reading>, v: Partial<Verdict> = {}): ScoredReading => ({ reading: reading(r), verdict: verdict(v) })
 
-function acc (values: number[], flags: { rule?: number, label?: number, z?: number, ml?: number } = {}): StatsAccumulator {
+function acc (values: number[], flags: { rule?: number, label?: number, z?: number, ml?: number, combined?: number } = {}): StatsAccumulator {
   const a = createStatsAccumulator()
   values.forEach((value, i) => addToStats(a, {
     value,
     ruleAnomaly: i < (flags.rule ?? 0),
     labelAnomaly: i < (flags.label ?? 0),
     zAnomaly: i < (flags.z ?? 0),
-    mlAnomaly: i < (flags.ml ?? 0)
+    mlAnomaly: i < (flags.ml ?? 0),
+    combinedAnomaly: i < (flags.combined ?? 0)
   }))
   return a
 }
@@ -80,19 +85,22 @@ async function seed (db: Db): Promise<void> {
   await ensureDayPartitions(db, [T0, T0 - 3_600_000])
   await db.transaction(async tx => {
     await insertReadings(tx, [api1, api2, api3, api4, ...bulk])
-    await mergeWindowDeltas(tx, [
+    await upsertSensors(tx, [api1, api2, api3, api4, ...bulk])
+    const deltas = [
       { location: 'lab', sensorType: 'temperature', start: T0, end: T0 + MIN, acc: acc([21.5, 22.5], { rule: 1, label: 2, z: 1 }) },
       { location: 'lab', sensorType: 'humidity', start: T0, end: T0 + MIN, acc: acc([45.25]) },
-      { location: 'yard', sensorType: 'temperature', start: T0, end: T0 + MIN, acc: acc([1, 2, 3, 4], { ml: 3 }) },
+      { location: 'yard', sensorType: 'temperature', start: T0, end: T0 + MIN, acc: acc([1, 2, 3, 4], { ml: 3, combined: 2 }) },
       { location: 'yard', sensorType: 'temperature', start: T0 + MIN, end: T0 + 2 * MIN, acc: acc([5]) }
-    ])
+    ]
+    await mergeHourlyRollups(tx, deltas, await mergeWindowDeltas(tx, deltas))
     await finalizeWindows(tx, T0 + MIN)
     await insertDeadLetters(tx, deadLetters)
     await mergeDetectionCounts(tx, countDetections([api1, api2, api3, api4, ...bulk]))
     await saveModels(tx, [{ version: 'temperature#2', key: 'temperature', sequence: 2, trainedAt: T0, samples: 1000, nEstimators: 1, maxSamples: 256, offset: -0.6, model: { trees: [] } }])
   })
   // A second delta for one window: revision 2.
-  await mergeWindowDeltas(db, [{ location: 'yard', sensorType: 'temperature', start: T0 + MIN, end: T0 + 2 * MIN, acc: acc([7]) }])
+  const again = [{ location: 'yard', sensorType: 'temperature', start: T0 + MIN, end: T0 + 2 * MIN, acc: acc([7]) }]
+  await db.transaction(async tx => { await mergeHourlyRollups(tx, again, await mergeWindowDeltas(tx, again)) })
   // Late readings in two batches (received_at differs), the later batch is the newer.
   await insertLateReadings(db, [{ reading: reading({ sensorId: 'late-1', location: 'lab', ts: T0 - 5 * MIN + 123 }), windowStart: T0 - 5 * MIN, watermark: T0, latenessMs: 5 * MIN - 123 }])
   await new Promise(resolve => setTimeout(resolve, 5))
@@ -230,6 +238,7 @@ for (const tdb of testDatabases) {
           label_anomaly_count: 2,
           z_score_anomalies: 1,
           ml_anomaly_count: 0,
+          combined_anomaly_count: 0,
           revision: 1,
           is_final: true
         }]
@@ -237,9 +246,9 @@ for (const tdb of testDatabases) {
       res = await get('/api/aggregates', { location: 'yard' })
       const yard = res.body as { count: number, aggregates: Record<string, unknown>[] }
       assert.equal(yard.count, 2)
-      assert.deepEqual(yard.aggregates.map(a => [a.window_start, a.count_readings, a.avg_value, a.min_value, a.max_value, a.stddev_value, a.revision, a.is_final, a.ml_anomaly_count]), [
-        [iso(T0 + MIN), 2, 6, 5, 7, 1, 2, false, 0],
-        [iso(T0), 4, 2.5, 1, 4, Math.sqrt(1.25), 1, true, 3]
+      assert.deepEqual(yard.aggregates.map(a => [a.window_start, a.count_readings, a.avg_value, a.min_value, a.max_value, a.stddev_value, a.revision, a.is_final, a.ml_anomaly_count, a.combined_anomaly_count]), [
+        [iso(T0 + MIN), 2, 6, 5, 7, 1, 2, false, 0, 0],
+        [iso(T0), 4, 2.5, 1, 4, Math.sqrt(1.25), 1, true, 3, 2]
       ])
       const keys = async (query: Record<string, string>): Promise<string[]> => {
         const r = await get('/api/aggregates', query)
@@ -359,6 +368,131 @@ for (const tdb of testDatabases) {
       await bad('/api/readings', { from: '99999999999999999999' })()
       await bad('/api/aggregates', { to: '9'.repeat(30) })()
     })
+
+    // --- The dashboard's views.
+    const range = { from: iso(T0), to: iso(T0 + 2 * MIN) }
+
+    test(`${name}: GET /api/meta lists locations, sensor types with units, the sensors and their event-time span`, async () => {
+      const res = await get('/api/meta')
+      assert.equal(res.status, 200)
+      assert.deepEqual(res.body, {
+        locations: ['bulk', 'lab', 'yard'],
+        sensor_types: [{ sensor_type: 'co2', unit: 'ppm' }, { sensor_type: 'humidity', unit: '%' }, { sensor_type: 'temperature', unit: '°C' }],
+        sensors: 5,
+        oldest: iso(T0 - 3_600_000),
+        newest: iso(T0 + 3000),
+        window_ms: MIN
+      })
+    })
+
+    test(`${name}: GET /api/overview sums the windows of the range; active sensors are those seen in the 5 min before the newest reading`, async () => {
+      const res = await get('/api/overview', range)
+      assert.equal(res.status, 200)
+      assert.deepEqual(res.body, {
+        ...range,
+        readings: 9,
+        anomalies: 2,
+        rule_anomalies: 1,
+        z_anomalies: 1,
+        ml_anomalies: 3,
+        label_anomalies: 2,
+        windows: 4,
+        final_windows: 3,
+        avg_readings_per_window: 2.25,
+        active_sensors: 4,
+        sensors: 5,
+        locations: 3,
+        by_location: [{ key: 'lab', readings: 3, anomalies: 0 }, { key: 'yard', readings: 6, anomalies: 2 }],
+        by_sensor_type: [{ key: 'humidity', readings: 1, anomalies: 0 }, { key: 'temperature', readings: 8, anomalies: 2 }]
+      })
+      const yard = await get('/api/overview', { ...range, location: 'yard' }) as { body: { readings: number, active_sensors: number, sensors: number } }
+      assert.deepEqual([yard.body.readings, yard.body.active_sensors, yard.body.sensors], [6, 2, 2])
+      // Without a range: the hour before the newest reading.
+      const dflt = await get('/api/overview') as { body: { from: string, to: string } }
+      assert.deepEqual([dflt.body.from, dflt.body.to], [iso(T0 + 3001 - 3_600_000), iso(T0 + 3001)])
+    })
+
+    test(`${name}: GET /api/series answers from raw readings over a short span and from windows over a longer one, saying which`, async () => {
+      let res = await get('/api/series', { ...range, sensor_type: 'temperature', max_points: '10' })
+      assert.equal(res.status, 200)
+      assert.deepEqual(res.body, {
+        ...range,
+        resolution: 'raw',
+        bucket_ms: 12_000,
+        rows_read: 3,
+        series: [
+          { sensor_type: 'temperature', unit: '°C', name: 'lab', points: [[T0, 21.5, 21.5, 21.5, 1]] },
+          { sensor_type: 'temperature', unit: '°C', name: 'yard', points: [[T0, (0.1 + 0.2 - 4.5) / 2, -4.5, 0.1 + 0.2, 2]] }
+        ]
+      })
+      res = await get('/api/series', { from: iso(T0), to: iso(T0 + 20 * MIN), sensor_type: 'temperature', max_points: '10', group_by: 'sensor_type' })
+      assert.deepEqual(res.body, {
+        from: iso(T0),
+        to: iso(T0 + 20 * MIN),
+        resolution: 'window',
+        bucket_ms: 2 * MIN,
+        rows_read: 3,
+        series: [{ sensor_type: 'temperature', unit: '°C', name: 'temperature', points: [[T0, (2 * 22 + 4 * 2.5 + 2 * 6) / 8, 1, 22.5, 8]] }]
+      })
+    })
+
+    test(`${name}: GET /api/analytics/stats and /correlation summarise the range per location and type`, async () => {
+      const res = await get('/api/analytics/stats', range)
+      assert.equal(res.status, 200)
+      const body = res.body as { rows: { location: string, sensor_type: string, unit: string, readings: number, avg: number, min: number, max: number, anomalies: number, anomaly_rate: number }[] }
+      assert.deepEqual(body.rows.map(r => [r.location, r.sensor_type, r.unit, r.readings, r.avg, r.min, r.max, r.anomalies, r.anomaly_rate]), [
+        ['lab', 'humidity', '%', 1, 45.25, 45.25, 45.25, 0, 0],
+        ['lab', 'temperature', '°C', 2, 22, 21.5, 22.5, 0, 0],
+        ['yard', 'temperature', '°C', 6, 22 / 6, 1, 7, 2, 2 / 6]
+      ])
+      const corr = await get('/api/analytics/correlation', range)
+      assert.equal(corr.status, 200)
+      assert.deepEqual(corr.body, {
+        ...range, resolution: 'window', sensor_types: ['humidity', 'temperature'], matrix: [[null, null], [null, 1]], pairs: [[1, 1], [1, 3]]
+      }, 'fewer than 3 aligned windows: no coefficient')
+    })
+
+    test(`${name}: GET /api/detection/scores is a histogram of the newest scored readings; /api/anomalies?detector= picks one detector`, async () => {
+      const res = await get('/api/detection/scores', { limit: '100' })
+      assert.equal(res.status, 200)
+      const body = res.body as { readings: number, bins: { from: number, to: number, normal: number, anomalous: number }[] }
+      assert.equal(body.readings, 100)
+      assert.deepEqual(body.bins.filter(b => b.normal + b.anomalous > 0), [{ from: 0.25, to: 0.3, normal: 98, anomalous: 1 }, { from: 0.85, to: 0.9, normal: 1, anomalous: 0 }])
+      await bad('/api/detection/scores', { limit: '50' })()
+      assert.deepEqual(ids((await get('/api/anomalies', { detector: 'ml' })).body as { anomalies: [] }), ['api-4@3000'])
+      assert.deepEqual(ids((await get('/api/anomalies', { detector: 'rule' })).body as { anomalies: [] }), ['api-3@2000'])
+      assert.deepEqual(ids((await get('/api/anomalies', { detector: 'zscore' })).body as { anomalies: [] }), ['api-3@2000', 'api-1@0'])
+      assert.deepEqual(ids((await get('/api/anomalies', { detector: 'combined' })).body as { anomalies: [] }), ['api-3@2000'])
+      await bad('/api/anomalies', { detector: 'oracle' })()
+    })
+
+    test(`${name}: GET /api/pipeline reports totals, lag, watermark and the newest model per key`, async () => {
+      status = { watermark: T0 - 7000, lag: 3 }
+      const res = await get('/api/pipeline')
+      assert.equal(res.status, 200)
+      assert.deepEqual({ ...res.body as object, models: undefined }, {
+        database: name,
+        readings_per_s: 0,
+        readings_total: TOTAL,
+        latency_ms: null,
+        watermark: iso(T0 - 7000),
+        newest_event: iso(T0 + 3000),
+        late_readings: 2,
+        dead_letters: 2,
+        consumer_lag: 3,
+        models: undefined
+      })
+      assert.deepEqual((res.body as { models: { version: string, samples: number }[] }).models.map(m => [m.version, m.samples]), [['temperature#2', 1000]])
+    })
+
+    test(`${name}: dashboard views reject bad ranges and parameters with a 400`, async () => {
+      await bad('/api/overview', { from: iso(T0), to: iso(T0) })()
+      await bad('/api/series', { max_points: '5' })()
+      await bad('/api/series', { max_points: '2001' })()
+      await bad('/api/series', { group_by: 'sensor' })()
+      await bad('/api/analytics/stats', { limit: '5' })()
+      await bad('/api/live', { sensortype: 'co2' })()
+    })
   })
 }
 
@@ -379,5 +513,73 @@ test('GET /health is 503 when the database query fails', async () => {
     assert.equal(data.json().error, 'internal')
   } finally {
     await app.close()
+  }
+})
+
+test('GET /api/live streams what the live hub publishes as Server-Sent Events, filtered by the query', async () => {
+  const db = await openPglite('memory://')
+  await migrate(db)
+  const live = new LiveHub({ flushMs: 20 })
+  const app = await buildApp({ db, registry: new PipelineMetrics(undefined, false).registry, status: () => ({ watermark: T0, lag: 0 }), live, webRoot: null })
+  const abort = new AbortController()
+  try {
+    const base = await app.listen({ host: '127.0.0.1', port: 0 })
+    const res = await fetch(`${base}/api/live?sensor_type=humidity`, { signal: abort.signal })
+    assert.equal(res.status, 200)
+    assert.equal(res.headers.get('content-type'), 'text/event-stream; charset=utf-8')
+    const reader = res.body!.getReader()
+    let text = ''
+    const until = async (re: RegExp): Promise<void> => {
+      const deadline = Date.now() + 5000
+      while (!re.test(text)) {
+        assert.ok(Date.now() < deadline, `timed out waiting for ${re} in: ${text.slice(0, 300)}`)
+        const { value } = await reader.read()
+        text += new TextDecoder().decode(value)
+      }
+    }
+    await until(/retry: 2000\n/)
+    live.publish({ stored: [api1, api2], revised: [], finalized: [], oldestProducedAt: null })
+    await until(/event: readings\ndata: .*\n\n/)
+    const data = JSON.parse(/event: readings\ndata: (.*)\n\n/.exec(text)![1]!) as { sensor_id: string }[]
+    assert.deepEqual(data.map(r => r.sensor_id), ['api-2'], 'only the humidity reading')
+    assert.equal(live.clients, 1)
+    abort.abort()
+    const deadline = Date.now() + 5000
+    while (live.clients > 0) {
+      assert.ok(Date.now() < deadline, 'the closed stream unsubscribes')
+      await new Promise(resolve => setTimeout(resolve, 10))
+    }
+  } finally {
+    abort.abort()
+    await app.close()
+    await db.close()
+  }
+})
+
+test('the built dashboard is served at / and for any page path; unknown /api paths stay JSON 404s', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'iot-web-'))
+  writeFileSync(join(root, 'index.html'), '<!doctype html><title>dash</title>')
+  writeFileSync(join(root, 'app.js'), 'console.log(1)')
+  const db: Queryable & { kind: string } = { kind: 'pglite', query: async () => [], copyFrom: async () => {} }
+  const registry = new PipelineMetrics(undefined, false).registry
+  const app = await buildApp({ db, registry, status: () => ({ watermark: T0, lag: 0 }), webRoot: root })
+  const bare = await buildApp({ db, registry, status: () => ({ watermark: T0, lag: 0 }), webRoot: null })
+  try {
+    for (const url of ['/', '/?tab=ml&location=lab', '/some/page']) {
+      const res = await app.inject({ method: 'GET', url })
+      assert.equal(res.statusCode, 200, url)
+      assert.equal(res.body, '<!doctype html><title>dash</title>', url)
+    }
+    assert.equal((await app.inject({ method: 'GET', url: '/app.js' })).body, 'console.log(1)')
+    const missing = await app.inject({ method: 'GET', url: '/api/nope?x=1' })
+    assert.equal(missing.statusCode, 404)
+    assert.deepEqual(missing.json(), { error: 'not_found', code: 'IOT_ERR_NOT_FOUND', message: 'no route GET /api/nope' })
+    const notBuilt = await bare.inject({ method: 'GET', url: '/' })
+    assert.equal(notBuilt.statusCode, 200)
+    assert.match(notBuilt.body, /npm run build:web/)
+  } finally {
+    await app.close()
+    await bare.close()
+    rmSync(root, { recursive: true, force: true })
   }
 })

@@ -14,6 +14,8 @@ export interface BusRecord {
   value: BusValue
   /** When the record entered the bus (Kafka's record timestamp): the ingest clock for validation. */
   timestamp?: number
+  /** Wall time when the record was produced (end-to-end latency), if known. */
+  producedAt?: number
 }
 
 /** Where a consumer starts on each partition it is given. */

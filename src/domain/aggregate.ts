@@ -14,6 +14,7 @@ export interface WindowAggregate {
   labelAnomalyCount: number
   zScoreAnomalies: number
   mlAnomalyCount: number
+  combinedAnomalyCount: number
   revision: number
   isFinal: boolean
 }

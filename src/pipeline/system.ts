@@ -1,7 +1,7 @@
 import { hostname } from 'node:os'
 import { type FastifyInstance } from 'fastify'
 import { type Logger } from 'pino'
-import { buildApp } from '../api/index.ts'
+import { LiveHub, buildApp } from '../api/index.ts'
 import { type Bus, type BusConsumer, KafkaBus, MemoryBus, ensureTopics, partitionFor } from '../bus/index.ts'
 import { type Config } from '../config/index.ts'
 import { IotError } from '../domain/index.ts'
@@ -155,7 +155,17 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
 
     let app: FastifyInstance | null = null
     if (roles.has('api') && db !== null) {
-      app = await buildApp({ db, registry: metrics.registry, status: () => ({ watermark: watermark(), lag: lag() }), logger: log })
+      // Batches stored in this process reach the dashboards at once.
+      const live = worker === null ? undefined : new LiveHub()
+      if (live !== undefined) worker?.on('batch', b => { live.publish(b) })
+      app = await buildApp({
+        db,
+        registry: metrics.registry,
+        status: () => ({ watermark: watermark(), lag: lag() }),
+        logger: log,
+        windowing: config.windowing,
+        ...(live === undefined ? {} : { live })
+      })
     }
 
     const timers: NodeJS.Timeout[] = []

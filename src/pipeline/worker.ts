@@ -8,8 +8,8 @@ import {
 import {
   type Db, type LateReading, type PartitionProgress, type PartitionState, type StoredModel, advanceWatermark, claimPartitions, countDetections,
   ensureDayPartitions, fencePartitions, finalizeWindows, findStoredKeys, insertDeadLetters, insertLateReadings, insertReadings, loadLatestModels,
-  loadPartitions, loadReadingKeysSince, loadRecentReadings, loadWatermark, lockFinality, markIdle, mergeDetectionCounts, mergeWindowDeltas,
-  saveModels, saveProgress
+  loadPartitions, loadReadingKeysSince, loadRecentReadings, loadWatermark, lockFinality, markIdle, mergeDetectionCounts, mergeHourlyRollups,
+  mergeWindowDeltas, saveModels, saveProgress, upsertSensors
 } from '../storage/index.ts'
 import {
   ON_TIME, WindowDeltas, WindowOperator, type WindowingOptions, combinedWatermark, defaultWindowingOptions
@@ -27,6 +27,8 @@ export interface BatchOutcome {
   deadLetters: DeadLetter[]
   duplicates: number
   watermark: number
+  /** Wall time the oldest record of the batch was produced, when the bus knows it (end-to-end latency). */
+  oldestProducedAt: number | null
 }
 
 /**
@@ -53,6 +55,7 @@ interface PreparedBatch {
   watermark: number
   finalBoundary: number
   started: number
+  oldestProducedAt: number | null
 }
 
 export interface WorkerOptions {
@@ -375,7 +378,7 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
       if (endOfInput === null && watermark <= stored) return { all, watermark: stored, outcome: null }
       const finalized = await finalizeWindows(tx, endOfInput === null ? this.#finalEnd(watermark) : Infinity)
       await advanceWatermark(tx, group, topic, watermark)
-      const outcome: BatchOutcome = { stored: [], revised: [], finalized, late: [], deadLetters: [], duplicates: 0, watermark }
+      const outcome: BatchOutcome = { stored: [], revised: [], finalized, late: [], deadLetters: [], duplicates: 0, watermark, oldestProducedAt: null }
       if (finalized.length > 0) await this.#deps.sink?.publish(outcome)
       return { all, watermark: Math.max(stored, watermark), outcome }
     })
@@ -410,6 +413,7 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     const first = new Map<number, number>()
     let received = 0
     let duplicates = 0
+    let oldestProducedAt = Infinity
     // In arrival order: validate raw text (in-process readings are trusted), then watermark and
     // lateness, de-duplication, detection and the window delta.
     for (const rec of records) {
@@ -419,6 +423,7 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
       if (!first.has(rec.partition)) first.set(rec.partition, stored)
       expected.set(rec.partition, rec.offset + 1)
       received++
+      if (rec.producedAt !== undefined && rec.producedAt < oldestProducedAt) oldestProducedAt = rec.producedAt
       let r: Reading
       if (typeof rec.value === 'string') {
         const v = validateMessage(rec.value, rec.timestamp ?? fallbackIngest, this.options.validation)
@@ -462,7 +467,8 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     const finalBoundary = op.finalEndBoundary
     this.#recent.pruneBefore(finalBoundary - op.options.sizeMs)
     const models = detector.drainModels?.() ?? []
-    return { received, scored, late, deadLetters, deltas, models, next, progress, duplicates, watermark: op.watermark, finalBoundary, started }
+    const oldest = Number.isFinite(oldestProducedAt) ? oldestProducedAt : null
+    return { received, scored, late, deadLetters, deltas, models, next, progress, duplicates, watermark: op.watermark, finalBoundary, started, oldestProducedAt: oldest }
   }
 
   /**
@@ -506,7 +512,10 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
       await insertReadings(tx, b.scored)
       const lateKept = await insertLateReadings(tx, late)
       await insertDeadLetters(tx, b.deadLetters)
-      const revised = await mergeWindowDeltas(tx, b.deltas.drain())
+      const deltas = b.deltas.drain()
+      const revised = await mergeWindowDeltas(tx, deltas)
+      await mergeHourlyRollups(tx, deltas, revised)
+      await upsertSensors(tx, b.scored)
       await mergeDetectionCounts(tx, countDetections(b.scored))
       await saveModels(tx, b.models)
       all = await saveProgress(tx, group, topic, b.progress)
@@ -517,7 +526,8 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
         late,
         deadLetters: b.deadLetters,
         duplicates: b.duplicates + b.late.length - lateKept,
-        watermark: Math.max(b.watermark, storedWatermark)
+        watermark: Math.max(b.watermark, storedWatermark),
+        oldestProducedAt: b.oldestProducedAt
       }
       await this.#deps.sink?.publish(out)
       return out
@@ -564,6 +574,7 @@ function addDelta (deltas: WindowDeltas, start: number, r: Reading, verdict: Ver
     ruleAnomaly: verdict.ruleAnomaly,
     labelAnomaly: r.anomaly === true,
     zAnomaly: verdict.zAnomaly,
-    mlAnomaly: verdict.mlAnomaly === true
+    mlAnomaly: verdict.mlAnomaly === true,
+    combinedAnomaly: verdict.anomaly
   })
 }

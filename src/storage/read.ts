@@ -63,18 +63,24 @@ export async function newestEventTime (db: Queryable, of?: { group: string, topi
 }
 
 /**
- * "The newest N raw rows" without sorting the whole table: without `from`, look back from the
- * newest event time over growing spans (the BRIN index on time keeps each look cheap) and only
- * read everything when the recent past does not hold N rows.
+ * "The newest N raw rows" without sorting the whole range: look back from the newest event time
+ * (or `to`) over growing spans (the BRIN index on time keeps each look cheap), never before
+ * `from`. The first span is a minute; each next one is sized from the rows the last one held, so
+ * a dense stream needs two looks and a sparse one a few more; only when six looks do not hold N
+ * rows is the whole range read.
  */
 async function newestFirst<T> (db: Queryable, f: QueryFilter, query: (f: QueryFilter) => Promise<T[]>): Promise<T[]> {
-  if (f.from !== undefined) return await query(f)
   const newest = await newestEventTime(db)
   if (newest === null) return await query(f)
   const upper = Math.min(f.to ?? Infinity, newest + 1)
-  for (const span of [60_000, 3_600_000, 86_400_000]) {
+  let span = 60_000
+  for (let look = 0; look < 6; look++) {
+    if (f.from !== undefined && upper - span <= f.from) break
     const rows = await query({ ...f, from: upper - span })
     if (rows.length >= f.limit) return rows
+    // Enough span for 1.5 times the rows still missing at the density just seen (at least double).
+    const grow = rows.length === 0 ? 60 : Math.ceil(1.5 * f.limit / rows.length)
+    span *= Math.max(2, Math.min(grow, 1000))
   }
   return await query(f)
 }
@@ -87,12 +93,31 @@ export async function recentReadings (db: Queryable, f: QueryFilter): Promise<St
   })
 }
 
-/** Readings flagged by any detector (rule, z-score, ML), newest first. */
-export async function recentAnomalies (db: Queryable, f: QueryFilter): Promise<StoredReading[]> {
+/** Which verdict makes a reading an anomaly in recentAnomalies: any detector, or one of them. */
+export type AnomalyDetector = 'any' | 'rule' | 'zscore' | 'ml' | 'combined'
+const anomalyCondition: Record<AnomalyDetector, string> = {
+  any: '(rule_anomaly OR z_anomaly OR coalesce(ml_anomaly, false))',
+  rule: 'rule_anomaly',
+  zscore: 'z_anomaly',
+  ml: 'ml_anomaly',
+  combined: 'combined_anomaly'
+}
+
+/** Readings flagged by any detector (rule, z-score, ML) or by the one given, newest first. */
+export async function recentAnomalies (db: Queryable, f: QueryFilter, detector: AnomalyDetector = 'any'): Promise<StoredReading[]> {
   return await newestFirst(db, f, async f => {
-    const w = where(f, 'timestamp', ['(rule_anomaly OR z_anomaly OR coalesce(ml_anomaly, false))'])
+    const w = where(f, 'timestamp', [anomalyCondition[detector]])
     return await db.query<StoredReading>(
       `SELECT ${readingColumns} FROM sensor_readings ${w.sql} ORDER BY timestamp DESC LIMIT $${w.params.length}`, w.params)
+  })
+}
+
+/** The Isolation Forest scores and combined verdicts of the newest scored readings. */
+export async function recentScores (db: Queryable, f: QueryFilter): Promise<{ mlScore: number, combinedAnomaly: boolean }[]> {
+  return await newestFirst(db, f, async f => {
+    const w = where(f, 'timestamp', ['ml_score IS NOT NULL'])
+    return await db.query<{ mlScore: number, combinedAnomaly: boolean }>(
+      `SELECT ml_score AS "mlScore", combined_anomaly AS "combinedAnomaly" FROM sensor_readings ${w.sql} ORDER BY timestamp DESC LIMIT $${w.params.length}`, w.params)
   })
 }
 
@@ -155,4 +180,10 @@ export interface ModelInfo {
 export async function recentModels (db: Queryable, limit: number): Promise<ModelInfo[]> {
   return await db.query<ModelInfo>(`SELECT version, model_key AS key, sequence, ${timestampToMs('trained_at')} AS "trainedAt", samples,
     ${timestampToMs('created_at')} AS "createdAt" FROM anomaly_models ORDER BY created_at DESC, trained_at DESC LIMIT $1`, [limit])
+}
+
+/** The newest model of each key (sensor type, or sensor with per-sensor models). */
+export async function newestModels (db: Queryable): Promise<ModelInfo[]> {
+  return await db.query<ModelInfo>(`SELECT DISTINCT ON (model_key) version, model_key AS key, sequence, ${timestampToMs('trained_at')} AS "trainedAt",
+    samples, ${timestampToMs('created_at')} AS "createdAt" FROM anomaly_models ORDER BY model_key, trained_at DESC, sequence DESC`)
 }

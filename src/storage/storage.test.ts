@@ -155,7 +155,7 @@ function lcg (seed: number): () => number {
 }
 
 function input (value: number, i: number): StatsInput {
-  return { value, ruleAnomaly: i % 3 === 0, labelAnomaly: i % 5 === 0, zAnomaly: i % 7 === 0, mlAnomaly: i % 11 === 0 }
+  return { value, ruleAnomaly: i % 3 === 0, labelAnomaly: i % 5 === 0, zAnomaly: i % 7 === 0, mlAnomaly: i % 11 === 0, combinedAnomaly: i % 13 === 0 }
 }
 
 function accOf (values: readonly number[], offset = 0): StatsAccumulator {
@@ -513,8 +513,8 @@ for (const tdb of testDatabases) {
       assert.equal(agg.max, all.max)
       closeTo(agg.avg, all.avg, 'avg')
       closeTo(agg.stddev, all.stddev, 'stddev')
-      deepEqual([agg.anomalyCount, agg.labelAnomalyCount, agg.zScoreAnomalies, agg.mlAnomalyCount],
-        [all.ruleAnomalies, all.labelAnomalies, all.zAnomalies, all.mlAnomalies])
+      deepEqual([agg.anomalyCount, agg.labelAnomalyCount, agg.zScoreAnomalies, agg.mlAnomalyCount, agg.combinedAnomalyCount],
+        [all.ruleAnomalies, all.labelAnomalies, all.zAnomalies, all.mlAnomalies, all.combinedAnomalies])
       assert.equal(agg.revision, chunks.length)
       assert.equal(agg.isFinal, false)
       const [hum] = await recentAggregates(db, { location: loc, sensorType: 'humidity', limit: 10 })
@@ -751,6 +751,7 @@ for (const tdb of testDatabases) {
           labelAnomalyCount: 1,
           zScoreAnomalies: 1,
           mlAnomalyCount: 1,
+          combinedAnomalyCount: 1,
           revision: 1,
           isFinal: false
         }])

@@ -1,6 +1,6 @@
 // The worker's write path: everything of one batch goes through these, inside one transaction.
 import { type DeadLetter, type DetectionCount, type Reading, type ScoredReading, type WindowAggregate, DetectionCounter } from '../domain/index.ts'
-import { type WindowDelta } from '../windowing/index.ts'
+import { type WindowDelta, rollUp, rollUpKey } from '../windowing/index.ts'
 import {
   boolArray, copyBool, copyNumber, copyText, copyTimestamp, msToTimestamp, numberArray, textArray, timestampToMs
 } from './arrays.ts'
@@ -8,6 +8,7 @@ import { type Db, type Queryable } from './db.ts'
 import { gunzipSync, gzipSync } from 'node:zlib'
 
 const DAY_MS = 86_400_000
+const HOUR_MS = 3_600_000
 
 /** A reading that arrived after its window was final. */
 export interface LateReading {
@@ -22,7 +23,7 @@ export const aggregateColumns = `
   location, sensor_type AS "sensorType", avg_value AS avg, min_value AS min, max_value AS max,
   stddev_value AS stddev, count_readings AS count, anomaly_count AS "anomalyCount",
   label_anomaly_count AS "labelAnomalyCount", z_score_anomalies AS "zScoreAnomalies",
-  ml_anomaly_count AS "mlAnomalyCount", revision, is_final AS "isFinal"`
+  ml_anomaly_count AS "mlAnomalyCount", combined_anomaly_count AS "combinedAnomalyCount", revision, is_final AS "isFinal"`
 
 const createdPartitions = new WeakMap<Db, Set<number>>()
 
@@ -236,28 +237,32 @@ export async function insertDeadLetters (tx: Queryable, letters: readonly DeadLe
  * Merges window deltas into sensor_aggregates (Chan's formula, the same as the in-memory merge)
  * and returns the revised windows.
  */
-export async function mergeWindowDeltas (tx: Queryable, deltas: readonly WindowDelta[]): Promise<WindowAggregate[]> {
-  if (deltas.length === 0) return []
-  const n = 'a.count_readings::float8 + excluded.count_readings'
-  const d = '(excluded.avg_value - a.avg_value)'
-  const m2 = `a.m2 + excluded.m2 + ${d} * ${d} * (a.count_readings::float8 * excluded.count_readings / (${n}))`
-  return await tx.query<WindowAggregate>(`
-    INSERT INTO sensor_aggregates AS a (window_start, window_end, location, sensor_type, avg_value, min_value, max_value,
-      stddev_value, count_readings, anomaly_count, label_anomaly_count, z_score_anomalies, ml_anomaly_count, m2)
-    SELECT ${msToTimestamp('ws')}, ${msToTimestamp('we')}, l, t, mean, mn, mx, sqrt(greatest(m2, 0) / cnt), cnt, ra, la, za, ma, m2
-    FROM unnest($1::float8[], $2::float8[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::float8[], $8::int4[],
-      $9::int4[], $10::int4[], $11::int4[], $12::int4[], $13::float8[]) AS x(ws, we, l, t, mean, mn, mx, cnt, ra, la, za, ma, m2)
-    ON CONFLICT (location, sensor_type, window_start) DO UPDATE SET
+// Chan's merge of a stored row `a` with the incoming delta `excluded`, in SQL.
+const mergedN = 'a.count_readings::float8 + excluded.count_readings'
+const meanDiff = '(excluded.avg_value - a.avg_value)'
+const mergedM2 = `a.m2 + excluded.m2 + ${meanDiff} * ${meanDiff} * (a.count_readings::float8 * excluded.count_readings / (${mergedN}))`
+const mergeSet = `
       count_readings = a.count_readings + excluded.count_readings,
-      avg_value = a.avg_value + ${d} * (excluded.count_readings / (${n})),
-      m2 = ${m2},
-      stddev_value = sqrt(greatest(0, ${m2}) / (${n})),
+      avg_value = a.avg_value + ${meanDiff} * (excluded.count_readings / (${mergedN})),
+      m2 = ${mergedM2},
+      stddev_value = sqrt(greatest(0, ${mergedM2}) / (${mergedN})),
       min_value = least(a.min_value, excluded.min_value),
       max_value = greatest(a.max_value, excluded.max_value),
       anomaly_count = a.anomaly_count + excluded.anomaly_count,
       label_anomaly_count = a.label_anomaly_count + excluded.label_anomaly_count,
       z_score_anomalies = a.z_score_anomalies + excluded.z_score_anomalies,
       ml_anomaly_count = a.ml_anomaly_count + excluded.ml_anomaly_count,
+      combined_anomaly_count = a.combined_anomaly_count + excluded.combined_anomaly_count`
+
+export async function mergeWindowDeltas (tx: Queryable, deltas: readonly WindowDelta[]): Promise<WindowAggregate[]> {
+  if (deltas.length === 0) return []
+  return await tx.query<WindowAggregate>(`
+    INSERT INTO sensor_aggregates AS a (window_start, window_end, location, sensor_type, avg_value, min_value, max_value,
+      stddev_value, count_readings, anomaly_count, label_anomaly_count, z_score_anomalies, ml_anomaly_count, combined_anomaly_count, m2)
+    SELECT ${msToTimestamp('ws')}, ${msToTimestamp('we')}, l, t, mean, mn, mx, sqrt(greatest(m2, 0) / cnt), cnt, ra, la, za, ma, ca, m2
+    FROM unnest($1::float8[], $2::float8[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::float8[], $8::int4[],
+      $9::int4[], $10::int4[], $11::int4[], $12::int4[], $13::float8[], $14::int4[]) AS x(ws, we, l, t, mean, mn, mx, cnt, ra, la, za, ma, m2, ca)
+    ON CONFLICT (location, sensor_type, window_start) DO UPDATE SET${mergeSet},
       revision = a.revision + 1,
       updated_at = now()
     RETURNING ${aggregateColumns}`,
@@ -265,7 +270,69 @@ export async function mergeWindowDeltas (tx: Queryable, deltas: readonly WindowD
     textArray(deltas.map(x => x.sensorType)), numberArray(deltas.map(x => x.acc.mean)), numberArray(deltas.map(x => x.acc.min)),
     numberArray(deltas.map(x => x.acc.max)), numberArray(deltas.map(x => x.acc.count)), numberArray(deltas.map(x => x.acc.ruleAnomalies)),
     numberArray(deltas.map(x => x.acc.labelAnomalies)), numberArray(deltas.map(x => x.acc.zAnomalies)),
-    numberArray(deltas.map(x => x.acc.mlAnomalies)), numberArray(deltas.map(x => x.acc.m2))])
+    numberArray(deltas.map(x => x.acc.mlAnomalies)), numberArray(deltas.map(x => x.acc.m2)),
+    numberArray(deltas.map(x => x.acc.combinedAnomalies))])
+}
+
+/**
+ * Merges a batch's window deltas into the hourly roll-ups (`deltas` as given to mergeWindowDeltas,
+ * `merged` what it returned: windows at revision 1 are new and count in their hour's `windows`).
+ * A window belongs to the hour its start falls in.
+ */
+export async function mergeHourlyRollups (tx: Queryable, deltas: readonly WindowDelta[], merged: readonly WindowAggregate[]): Promise<void> {
+  if (deltas.length === 0) return
+  const hours = rollUp(deltas, HOUR_MS)
+  const created = new Map<string, number>()
+  for (const w of merged) {
+    if (w.revision !== 1) continue
+    const key = rollUpKey(w.location, w.sensorType, Math.floor(w.windowStart / HOUR_MS) * HOUR_MS)
+    created.set(key, (created.get(key) ?? 0) + 1)
+  }
+  await tx.query(`
+    INSERT INTO sensor_aggregates_hourly AS a (hour_start, location, sensor_type, avg_value, min_value, max_value, stddev_value,
+      count_readings, anomaly_count, label_anomaly_count, z_score_anomalies, ml_anomaly_count, combined_anomaly_count, m2, windows)
+    SELECT ${msToTimestamp('hs')}, l, t, mean, mn, mx, sqrt(greatest(m2, 0) / cnt), cnt, ra, la, za, ma, ca, m2, w
+    FROM unnest($1::float8[], $2::text[], $3::text[], $4::float8[], $5::float8[], $6::float8[], $7::int8[], $8::int8[], $9::int8[],
+      $10::int8[], $11::int8[], $12::int8[], $13::float8[], $14::int4[]) AS x(hs, l, t, mean, mn, mx, cnt, ra, la, za, ma, ca, m2, w)
+    ON CONFLICT (location, sensor_type, hour_start) DO UPDATE SET${mergeSet},
+      windows = a.windows + excluded.windows`,
+  [numberArray(hours.map(x => x.start)), textArray(hours.map(x => x.location)), textArray(hours.map(x => x.sensorType)),
+    numberArray(hours.map(x => x.acc.mean)), numberArray(hours.map(x => x.acc.min)), numberArray(hours.map(x => x.acc.max)),
+    numberArray(hours.map(x => x.acc.count)), numberArray(hours.map(x => x.acc.ruleAnomalies)), numberArray(hours.map(x => x.acc.labelAnomalies)),
+    numberArray(hours.map(x => x.acc.zAnomalies)), numberArray(hours.map(x => x.acc.mlAnomalies)),
+    numberArray(hours.map(x => x.acc.combinedAnomalies)), numberArray(hours.map(x => x.acc.m2)),
+    numberArray(hours.map(x => created.get(rollUpKey(x.location, x.sensorType, x.start)) ?? 0))])
+}
+
+/**
+ * Records the sensors of a batch with the event time span it covered (one row per sensor; a
+ * repeated delivery changes nothing). Location, type and unit follow the sensor's newest reading.
+ */
+export async function upsertSensors (tx: Queryable, scored: readonly ScoredReading[]): Promise<void> {
+  if (scored.length === 0) return
+  const seen = new Map<string, { r: Reading, first: number, last: number }>()
+  for (const { reading: r } of scored) {
+    const s = seen.get(r.sensorId)
+    if (s === undefined) seen.set(r.sensorId, { r, first: r.ts, last: r.ts })
+    else {
+      if (r.ts < s.first) s.first = r.ts
+      if (r.ts >= s.last) { s.last = r.ts; s.r = r }
+    }
+  }
+  // In sensor order: concurrent workers lock rows in the same order.
+  const rows = [...seen.values()].sort((a, b) => a.r.sensorId < b.r.sensorId ? -1 : a.r.sensorId > b.r.sensorId ? 1 : 0)
+  await tx.query(`
+    INSERT INTO sensors AS s (sensor_id, sensor_type, location, unit, first_seen, last_seen)
+    SELECT id, t, l, u, ${msToTimestamp('f')}, ${msToTimestamp('la')}
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[]) AS x(id, t, l, u, f, la)
+    ON CONFLICT (sensor_id) DO UPDATE SET
+      first_seen = least(s.first_seen, excluded.first_seen),
+      last_seen = greatest(s.last_seen, excluded.last_seen),
+      sensor_type = CASE WHEN excluded.last_seen >= s.last_seen THEN excluded.sensor_type ELSE s.sensor_type END,
+      location = CASE WHEN excluded.last_seen >= s.last_seen THEN excluded.location ELSE s.location END,
+      unit = CASE WHEN excluded.last_seen >= s.last_seen THEN excluded.unit ELSE s.unit END`,
+  [textArray(rows.map(x => x.r.sensorId)), textArray(rows.map(x => x.r.sensorType)), textArray(rows.map(x => x.r.location)),
+    textArray(rows.map(x => x.r.unit)), numberArray(rows.map(x => x.first)), numberArray(rows.map(x => x.last))])
 }
 
 /** Marks windows final whose end is at or before `endBoundary` (watermark − allowed lateness). */

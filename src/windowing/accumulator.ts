@@ -25,6 +25,8 @@ export interface StatsAccumulator {
   zAnomalies: number
   /** Readings flagged by the Isolation Forest. */
   mlAnomalies: number
+  /** Readings the combined verdict calls anomalous. */
+  combinedAnomalies: number
 }
 
 export interface StatsInput {
@@ -33,6 +35,7 @@ export interface StatsInput {
   labelAnomaly: boolean
   zAnomaly: boolean
   mlAnomaly: boolean
+  combinedAnomaly: boolean
 }
 
 export interface WindowStats {
@@ -46,10 +49,11 @@ export interface WindowStats {
   labelAnomalies: number
   zAnomalies: number
   mlAnomalies: number
+  combinedAnomalies: number
 }
 
 export function createStatsAccumulator (): StatsAccumulator {
-  return { count: 0, mean: 0, m2: 0, min: Infinity, max: -Infinity, ruleAnomalies: 0, labelAnomalies: 0, zAnomalies: 0, mlAnomalies: 0 }
+  return { count: 0, mean: 0, m2: 0, min: Infinity, max: -Infinity, ruleAnomalies: 0, labelAnomalies: 0, zAnomalies: 0, mlAnomalies: 0, combinedAnomalies: 0 }
 }
 
 /** Adds one value in place (Welford). */
@@ -65,6 +69,7 @@ export function addToStats (acc: StatsAccumulator, x: StatsInput): StatsAccumula
   if (x.labelAnomaly) acc.labelAnomalies++
   if (x.zAnomaly) acc.zAnomalies++
   if (x.mlAnomaly) acc.mlAnomalies++
+  if (x.combinedAnomaly) acc.combinedAnomalies++
   return acc
 }
 
@@ -83,7 +88,8 @@ export function mergeStats (a: StatsAccumulator, b: StatsAccumulator): StatsAccu
     ruleAnomalies: a.ruleAnomalies + b.ruleAnomalies,
     labelAnomalies: a.labelAnomalies + b.labelAnomalies,
     zAnomalies: a.zAnomalies + b.zAnomalies,
-    mlAnomalies: a.mlAnomalies + b.mlAnomalies
+    mlAnomalies: a.mlAnomalies + b.mlAnomalies,
+    combinedAnomalies: a.combinedAnomalies + b.combinedAnomalies
   }
 }
 
@@ -97,7 +103,8 @@ export function statsResult (acc: StatsAccumulator): WindowStats {
     ruleAnomalies: acc.ruleAnomalies,
     labelAnomalies: acc.labelAnomalies,
     zAnomalies: acc.zAnomalies,
-    mlAnomalies: acc.mlAnomalies
+    mlAnomalies: acc.mlAnomalies,
+    combinedAnomalies: acc.combinedAnomalies
   }
 }
 

@@ -1,4 +1,4 @@
-import { addToStats, createStatsAccumulator, type StatsAccumulator, type StatsInput } from './accumulator.ts'
+import { addToStats, createStatsAccumulator, mergeStats, type StatsAccumulator, type StatsInput } from './accumulator.ts'
 import { TumblingEventTimeWindows } from './time-window.ts'
 import { ChannelWatermarks } from './watermark.ts'
 
@@ -86,7 +86,7 @@ export class WindowDeltas {
   }
 
   add (location: string, sensorType: string, start: number, input: StatsInput): void {
-    const key = `${start}\u0000${location}\u0000${sensorType}`
+    const key = rollUpKey(location, sensorType, start)
     let d = this.#deltas.get(key)
     if (d === undefined) {
       d = { location, sensorType, start, end: start + this.sizeMs, acc: createStatsAccumulator() }
@@ -104,9 +104,30 @@ export class WindowDeltas {
    * the same windows concurrently then lock their rows in the same order and cannot deadlock.
    */
   drain (): WindowDelta[] {
-    const out = [...this.#deltas.values()].sort((a, b) =>
-      a.location < b.location ? -1 : a.location > b.location ? 1 : a.sensorType < b.sensorType ? -1 : a.sensorType > b.sensorType ? 1 : a.start - b.start)
+    const out = [...this.#deltas.values()].sort(byKey)
     this.#deltas = new Map()
     return out
   }
+}
+
+export const rollUpKey = (location: string, sensorType: string, start: number): string => `${start}\u0000${location}\u0000${sensorType}`
+
+/**
+ * Merges window deltas into coarser buckets of `bucketMs` (hourly roll-ups): a window belongs to
+ * the bucket its start falls in. Same fixed order as WindowDeltas.drain.
+ */
+export function rollUp (deltas: readonly WindowDelta[], bucketMs: number): WindowDelta[] {
+  const out = new Map<string, WindowDelta>()
+  for (const d of deltas) {
+    const start = Math.floor(d.start / bucketMs) * bucketMs
+    const key = rollUpKey(d.location, d.sensorType, start)
+    const o = out.get(key)
+    if (o === undefined) out.set(key, { location: d.location, sensorType: d.sensorType, start, end: start + bucketMs, acc: { ...d.acc } })
+    else o.acc = mergeStats(o.acc, d.acc)
+  }
+  return [...out.values()].sort(byKey)
+}
+
+function byKey (a: WindowDelta, b: WindowDelta): number {
+  return a.location < b.location ? -1 : a.location > b.location ? 1 : a.sensorType < b.sensorType ? -1 : a.sensorType > b.sensorType ? 1 : a.start - b.start
 }

@@ -6,7 +6,7 @@ import {
 } from './index.ts'
 
 const input = (value: number, flags: Partial<StatsInput> = {}): StatsInput =>
-  ({ value, ruleAnomaly: false, labelAnomaly: false, zAnomaly: false, mlAnomaly: false, ...flags })
+  ({ value, ruleAnomaly: false, labelAnomaly: false, zAnomaly: false, mlAnomaly: false, combinedAnomaly: false, ...flags })
 
 test('TumblingEventTimeWindows - assigns [start, end) aligned to the epoch, negatives too', () => {
   const w = new TumblingEventTimeWindows(60_000)
@@ -147,7 +147,7 @@ test('WindowDeltas - one delta per (window, location, type), drained once', () =
   assert.equal(d.size, 0)
   const co2 = out.find(x => x.sensorType === 'co2' && x.start === 0)
   assert.deepEqual(co2 && statsResult(co2.acc), {
-    count: 2, avg: 500, min: 400, max: 600, stddev: 100, ruleAnomalies: 0, labelAnomalies: 1, zAnomalies: 0, mlAnomalies: 0
+    count: 2, avg: 500, min: 400, max: 600, stddev: 100, ruleAnomalies: 0, labelAnomalies: 1, zAnomalies: 0, mlAnomalies: 0, combinedAnomalies: 0
   })
   assert.equal(co2?.end, 60_000)
 })

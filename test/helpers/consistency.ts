@@ -3,7 +3,8 @@
 // for windows of identical values PostgreSQL's stddev_pop gives ~1e-15 × mean, we give exactly 0,
 // so a stddev is compared relative to at least 1e-6 × |mean|),
 // every raw reading is in a window, no key is both stored and late, and the detection counts
-// equal a count of the raw readings by sensor type, label and verdicts.
+// equal a count of the raw readings by sensor type, label and verdicts; the hourly roll-ups equal
+// the windows grouped by hour, and the sensors table the raw readings' sensors and time spans.
 import { type Queryable } from '../../src/storage/index.ts'
 
 export interface ConsistencyReport {
@@ -25,15 +26,17 @@ export async function checkConsistency (db: Queryable, windowMs = 60_000): Promi
              to_timestamp(floor(extract(epoch FROM timestamp) * 1000 / $1) * $1 / 1000.0) AS ws,
              count(*)::int AS n, min(value) AS mn, max(value) AS mx, avg(value) AS av, stddev_pop(value) AS sd,
              count(*) FILTER (WHERE rule_anomaly)::int AS ra, count(*) FILTER (WHERE z_anomaly)::int AS za,
-             count(*) FILTER (WHERE anomaly)::int AS la, count(*) FILTER (WHERE ml_anomaly)::int AS ma
+             count(*) FILTER (WHERE anomaly)::int AS la, count(*) FILTER (WHERE ml_anomaly)::int AS ma,
+             count(*) FILTER (WHERE combined_anomaly)::int AS ca
       FROM sensor_readings GROUP BY 1, 2, 3)
     SELECT coalesce(a.location, r.location) AS location, coalesce(a.sensor_type, r.sensor_type) AS sensor_type,
            coalesce(a.window_start, r.ws)::text AS ws,
            CASE WHEN a.window_start IS NULL THEN 'readings without a window'
                 WHEN r.ws IS NULL THEN 'window without readings'
-                ELSE format('count %s/%s min %s/%s max %s/%s avg %s/%s sd %s/%s anomalies %s/%s %s/%s %s/%s %s/%s',
+                ELSE format('count %s/%s min %s/%s max %s/%s avg %s/%s sd %s/%s anomalies %s/%s %s/%s %s/%s %s/%s %s/%s',
                   a.count_readings, r.n, a.min_value, r.mn, a.max_value, r.mx, a.avg_value, r.av, a.stddev_value, r.sd,
-                  a.anomaly_count, r.ra, a.z_score_anomalies, r.za, a.label_anomaly_count, r.la, a.ml_anomaly_count, r.ma)
+                  a.anomaly_count, r.ra, a.z_score_anomalies, r.za, a.label_anomaly_count, r.la, a.ml_anomaly_count, r.ma,
+                  a.combined_anomaly_count, r.ca)
            END AS problem
     FROM sensor_aggregates a
     FULL OUTER JOIN r ON a.location = r.location AND a.sensor_type = r.sensor_type AND a.window_start = r.ws
@@ -42,7 +45,40 @@ export async function checkConsistency (db: Queryable, windowMs = 60_000): Promi
        OR abs(a.avg_value - r.av) > 1e-9 * greatest(abs(r.av), 1e-12)
        OR abs(a.stddev_value - r.sd) > 1e-9 * greatest(r.sd, abs(r.av) * 1e-6)
        OR a.anomaly_count <> r.ra OR a.z_score_anomalies <> r.za OR a.label_anomaly_count <> r.la OR a.ml_anomaly_count <> r.ma
+       OR a.combined_anomaly_count <> r.ca
     LIMIT 20`, [windowMs])
+  // The hourly roll-ups equal the windows grouped by the hour they start in.
+  const hourly = await db.query<{ key: string, problem: string }>(`
+    WITH w AS (
+      SELECT location, sensor_type, to_timestamp(floor(extract(epoch FROM window_start) / 3600) * 3600) AS hs,
+             sum(count_readings)::int AS n, min(min_value) AS mn, max(max_value) AS mx,
+             sum(count_readings * avg_value) / sum(count_readings) AS av,
+             sqrt(greatest(0, sum(m2) + sum(count_readings * avg_value * avg_value) - sum(count_readings * avg_value) ^ 2 / sum(count_readings))
+               / sum(count_readings)) AS sd,
+             sum(anomaly_count)::int AS ra, sum(label_anomaly_count)::int AS la, sum(z_score_anomalies)::int AS za,
+             sum(ml_anomaly_count)::int AS ma, sum(combined_anomaly_count)::int AS ca, count(*)::int AS wn
+      FROM sensor_aggregates GROUP BY 1, 2, 3)
+    SELECT concat_ws('/', coalesce(h.location, w.location), coalesce(h.sensor_type, w.sensor_type), coalesce(h.hour_start, w.hs)) AS key,
+           format('count %s/%s min %s/%s max %s/%s avg %s/%s sd %s/%s anomalies %s/%s %s/%s %s/%s %s/%s %s/%s windows %s/%s',
+             h.count_readings, w.n, h.min_value, w.mn, h.max_value, w.mx, h.avg_value, w.av, h.stddev_value, w.sd,
+             h.anomaly_count, w.ra, h.label_anomaly_count, w.la, h.z_score_anomalies, w.za, h.ml_anomaly_count, w.ma,
+             h.combined_anomaly_count, w.ca, h.windows, w.wn) AS problem
+    FROM sensor_aggregates_hourly h
+    FULL OUTER JOIN w ON h.location = w.location AND h.sensor_type = w.sensor_type AND h.hour_start = w.hs
+    WHERE h.hour_start IS NULL OR w.hs IS NULL
+       OR h.count_readings <> w.n OR h.min_value <> w.mn OR h.max_value <> w.mx
+       OR abs(h.avg_value - w.av) > 1e-9 * greatest(abs(w.av), 1e-12)
+       OR abs(h.stddev_value - w.sd) > 1e-9 * greatest(w.sd, abs(w.av) * 1e-6)
+       OR h.anomaly_count <> w.ra OR h.label_anomaly_count <> w.la OR h.z_score_anomalies <> w.za OR h.ml_anomaly_count <> w.ma
+       OR h.combined_anomaly_count <> w.ca OR h.windows <> w.wn
+    LIMIT 20`)
+  // The sensors table covers exactly the stored readings' sensors and event time spans.
+  const sensors = await db.query<{ sensor_id: string, problem: string }>(`
+    WITH r AS (SELECT sensor_id, min(timestamp) AS f, max(timestamp) AS l FROM sensor_readings GROUP BY 1)
+    SELECT coalesce(s.sensor_id, r.sensor_id) AS sensor_id, format('first %s/%s last %s/%s', s.first_seen, r.f, s.last_seen, r.l) AS problem
+    FROM sensors s FULL OUTER JOIN r USING (sensor_id)
+    WHERE s.first_seen IS DISTINCT FROM r.f OR s.last_seen IS DISTINCT FROM r.l
+    LIMIT 20`)
   // detection_counts equals the same count over the raw readings.
   const detection = await db.query<{ cell: string, stored: number | null, counted: number | null }>(`
     WITH g AS (
@@ -70,7 +106,9 @@ export async function checkConsistency (db: Queryable, windowMs = 60_000): Promi
     countedInWindows: c!.counted,
     mismatches: [
       ...mismatches.map(m => `${m.ws} ${m.location}/${m.sensor_type}: ${m.problem}`),
-      ...detection.map(d => `detection_counts ${d.cell}: counted ${d.counted ?? 0}, stored readings ${d.stored ?? 0}`)
+      ...detection.map(d => `detection_counts ${d.cell}: counted ${d.counted ?? 0}, stored readings ${d.stored ?? 0}`),
+      ...hourly.map(h => `sensor_aggregates_hourly ${h.key}: ${h.problem}`),
+      ...sensors.map(s => `sensors ${s.sensor_id}: ${s.problem}`)
     ]
   }
 }

@@ -482,7 +482,9 @@ class KafkaBusConsumer implements BusConsumer {
         offset: Number(m.offset),
         key: m.key ?? '',
         value: m.value ?? '',
-        timestamp: ingestTime(m)
+        timestamp: ingestTime(m),
+        // The record's own timestamp is the producer's wall time (the simulated clock travels in a header).
+        producedAt: Number(m.timestamp)
       })
       if (this.#buffer.length - this.#head >= limit) stream.pause()
       this.#wake?.()

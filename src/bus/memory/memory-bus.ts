@@ -84,7 +84,7 @@ export class MemoryBus implements Bus {
     const partition = partitionFor(key, this.partitions)
     const offset = this.#nextOffset[partition]!
     this.#nextOffset[partition] = offset + 1
-    this.#queue.push({ partition, offset, key, value })
+    this.#queue.push({ partition, offset, key, value, producedAt: Date.now() })
     if (this.#dataWaiters.length > 0) this.#wakeData()
     return true
   }

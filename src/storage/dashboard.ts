@@ -1,0 +1,291 @@
+// Queries behind the dashboard. Anything over a time range reads windows and hourly roll-ups, never
+// raw readings (except a chart over a span short enough to hold few raw rows), so each answers in
+// milliseconds whatever the size of sensor_readings.
+import { msToTimestamp, timestampToMs } from './arrays.ts'
+import { type Queryable } from './db.ts'
+
+const HOUR_MS = 3_600_000
+
+export interface RangeFilter {
+  location?: string | undefined
+  sensorType?: string | undefined
+  /** Inclusive lower bound on event time (epoch ms). */
+  from: number
+  /** Exclusive upper bound on event time (epoch ms). */
+  to: number
+}
+
+/** SQL conditions for the filter's location and sensor type; pushes their parameters. */
+function keyConds (f: { location?: string | undefined, sensorType?: string | undefined }, params: unknown[]): string[] {
+  const conds: string[] = []
+  if (f.location !== undefined) { params.push(f.location); conds.push(`location = $${params.length}`) }
+  if (f.sensorType !== undefined) { params.push(f.sensorType); conds.push(`sensor_type = $${params.length}`) }
+  return conds
+}
+
+function param (params: unknown[], v: unknown): string {
+  params.push(v)
+  return `$${params.length}`
+}
+const tsParam = (params: unknown[], ms: number): string => msToTimestamp(`${param(params, ms)}::float8`)
+
+export interface SensorInfo {
+  sensorId: string
+  sensorType: string
+  location: string
+  unit: string
+  firstSeen: number
+  lastSeen: number
+}
+
+export interface Meta {
+  locations: string[]
+  sensorTypes: { sensorType: string, unit: string }[]
+  sensors: number
+  oldest: number | null
+  newest: number | null
+}
+
+/** What the filters offer, from the sensors table (one row per sensor). */
+export async function loadMeta (db: Queryable): Promise<Meta> {
+  const [types, locations, span] = await Promise.all([
+    db.query<{ sensorType: string, unit: string }>('SELECT sensor_type AS "sensorType", min(unit) AS unit FROM sensors GROUP BY 1 ORDER BY 1'),
+    db.query<{ location: string }>('SELECT DISTINCT location FROM sensors ORDER BY 1'),
+    db.query<{ n: number, oldest: number | null, newest: number | null }>(`SELECT count(*)::int AS n,
+      ${timestampToMs('min(first_seen)')} AS oldest, ${timestampToMs('max(last_seen)')} AS newest FROM sensors`)
+  ])
+  const s = span[0]
+  return { locations: locations.map(l => l.location), sensorTypes: types.map(t => ({ sensorType: t.sensorType, unit: t.unit })), sensors: s?.n ?? 0, oldest: s?.oldest ?? null, newest: s?.newest ?? null }
+}
+
+/** Event time of the newest stored reading (null when none). */
+export async function newestReadingTime (db: Queryable): Promise<number | null> {
+  const [r] = await db.query<{ t: number | null }>(`SELECT ${timestampToMs('max(last_seen)')} AS t FROM sensors`)
+  return r?.t ?? null
+}
+
+/** Window statistics merged over a range, per location and sensor type. */
+export interface RangeStats {
+  location: string
+  sensorType: string
+  readings: number
+  avg: number
+  min: number
+  max: number
+  stddev: number
+  ruleAnomalies: number
+  labelAnomalies: number
+  zAnomalies: number
+  mlAnomalies: number
+  combinedAnomalies: number
+  windows: number
+}
+
+/**
+ * Statistics of the windows that start in [from, to), per location and sensor type: whole hours
+ * inside the range come from the hourly roll-ups, the edges from the windows (exact when the window
+ * size divides an hour, as 60 s does). At most (2 h of windows + the hours) rows per series.
+ */
+export async function rangeStats (db: Queryable, f: RangeFilter): Promise<RangeStats[]> {
+  let h1 = Math.ceil(f.from / HOUR_MS) * HOUR_MS
+  let h2 = Math.floor(f.to / HOUR_MS) * HOUR_MS
+  if (h1 >= h2) h1 = h2 = f.to
+  const p: unknown[] = []
+  const keys = keyConds(f, p)
+  const k = keys.length > 0 ? ` AND ${keys.join(' AND ')}` : ''
+  const from = tsParam(p, f.from); const to = tsParam(p, f.to); const a = tsParam(p, h1); const b = tsParam(p, h2)
+  return await db.query<RangeStats>(`
+    WITH parts AS (
+      SELECT location, sensor_type, count_readings::float8 AS n, avg_value AS av, m2, min_value AS mn, max_value AS mx,
+             anomaly_count AS ra, label_anomaly_count AS la, z_score_anomalies AS za, ml_anomaly_count AS ma,
+             combined_anomaly_count AS ca, 1 AS w
+      FROM sensor_aggregates
+      WHERE ((window_start >= ${from} AND window_start < ${a}) OR (window_start >= ${b} AND window_start < ${to}))${k}
+      UNION ALL
+      SELECT location, sensor_type, count_readings::float8, avg_value, m2, min_value, max_value, anomaly_count, label_anomaly_count,
+             z_score_anomalies, ml_anomaly_count, combined_anomaly_count, windows
+      FROM sensor_aggregates_hourly WHERE hour_start >= ${a} AND hour_start < ${b}${k})
+    SELECT location, sensor_type AS "sensorType", sum(n) AS readings, sum(n * av) / sum(n) AS avg, min(mn) AS min, max(mx) AS max,
+           sqrt(greatest(0, sum(m2) + sum(n * av * av) - sum(n * av) ^ 2 / sum(n)) / sum(n)) AS stddev,
+           sum(ra)::float8 AS "ruleAnomalies", sum(la)::float8 AS "labelAnomalies", sum(za)::float8 AS "zAnomalies",
+           sum(ma)::float8 AS "mlAnomalies", sum(ca)::float8 AS "combinedAnomalies", sum(w)::float8 AS windows
+    FROM parts WHERE n > 0 GROUP BY 1, 2 ORDER BY 1, 2`, p)
+}
+
+/** Windows not final yet in the range (the partial index on open windows keeps this cheap). */
+export async function openWindows (db: Queryable, f: RangeFilter): Promise<number> {
+  const p: unknown[] = []
+  const conds = [...keyConds(f, p), 'NOT is_final', `window_start >= ${tsParam(p, f.from)}`, `window_start < ${tsParam(p, f.to)}`]
+  // The range bound on window_end lets the planner use the partial index on open windows.
+  conds.push(`window_end > ${tsParam(p, f.from)}`)
+  const [r] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM sensor_aggregates WHERE ${conds.join(' AND ')}`, p)
+  return r?.n ?? 0
+}
+
+export interface SensorCounts {
+  sensors: number
+  active: number
+  locations: number
+}
+
+/** Sensors matching the filter, those with a reading at or after `activeSince`, and their locations. */
+export async function sensorCounts (db: Queryable, f: { location?: string | undefined, sensorType?: string | undefined }, activeSince: number): Promise<SensorCounts> {
+  const p: unknown[] = []
+  const conds = keyConds(f, p)
+  const since = tsParam(p, activeSince)
+  const [r] = await db.query<SensorCounts>(`SELECT count(*)::int AS sensors, count(*) FILTER (WHERE last_seen >= ${since})::int AS active,
+    count(DISTINCT location)::int AS locations FROM sensors ${conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : ''}`, p)
+  return r ?? { sensors: 0, active: 0, locations: 0 }
+}
+
+export type Resolution = 'raw' | 'window' | 'hour'
+
+export interface SeriesOptions {
+  maxPoints: number
+  groupBy: 'location' | 'sensor_type'
+  windowMs: number
+  /** Raw rows a chart may read at most; beyond that it reads windows. */
+  rawLimit?: number
+  /** Window rows a chart may read at most; beyond that it reads hourly roll-ups. */
+  windowLimit?: number
+}
+
+export interface SeriesBucket {
+  sensorType: string
+  name: string
+  t: number
+  avg: number
+  min: number
+  max: number
+  n: number
+}
+
+export interface SeriesResult {
+  resolution: Resolution
+  bucketMs: number
+  rowsRead: number
+  buckets: SeriesBucket[]
+}
+
+/** The smallest multiple of `unit` that splits `span` into at most `maxPoints` buckets. */
+export function bucketSize (span: number, maxPoints: number, unit: number): number {
+  return Math.max(1, Math.ceil(span / maxPoints / unit)) * unit
+}
+
+/**
+ * Time series of avg/min/max per sensor type and location (or per sensor type alone) in at most
+ * `maxPoints` buckets per series. Reads raw readings when the range holds at most `rawLimit` of
+ * them and buckets finer than a window are wanted, else windows when at most `windowLimit` window
+ * rows, else hourly roll-ups; the answer says which and how many rows it read.
+ */
+export async function series (db: Queryable, f: RangeFilter, o: SeriesOptions): Promise<SeriesResult> {
+  const span = Math.max(1, f.to - f.from)
+  const stats = await rangeStats(db, f)
+  const raw = stats.reduce((s, x) => s + x.readings, 0)
+  const windowRows = stats.reduce((s, x) => s + x.windows, 0)
+  let resolution: Resolution
+  let bucketMs: number
+  if (raw <= (o.rawLimit ?? 20_000) && span / o.maxPoints < o.windowMs) {
+    resolution = 'raw'
+    bucketMs = bucketSize(span, o.maxPoints, 1000)
+  } else if (windowRows <= (o.windowLimit ?? 40_000) && span / o.maxPoints < HOUR_MS) {
+    resolution = 'window'
+    bucketMs = bucketSize(span, o.maxPoints, o.windowMs)
+  } else {
+    resolution = 'hour'
+    bucketMs = bucketSize(span, o.maxPoints, HOUR_MS)
+  }
+  const p: unknown[] = []
+  const keys = keyConds(f, p)
+  const b = param(p, bucketMs)
+  const name = o.groupBy === 'location' ? 'location' : 'sensor_type'
+  const table = resolution === 'raw'
+    ? { from: 'sensor_readings', time: 'timestamp', n: '1::float8', avg: 'value', min: 'value', max: 'value' }
+    : { from: resolution === 'window' ? 'sensor_aggregates' : 'sensor_aggregates_hourly', time: resolution === 'window' ? 'window_start' : 'hour_start', n: 'count_readings::float8', avg: 'avg_value', min: 'min_value', max: 'max_value' }
+  const conds = [...keys, `${table.time} >= ${tsParam(p, f.from)}`, `${table.time} < ${tsParam(p, f.to)}`]
+  const rows = await db.query<SeriesBucket & { rows: number }>(`
+    SELECT sensor_type AS "sensorType", ${name} AS name, floor(${timestampToMs(table.time)} / ${b}) * ${b} AS t,
+           sum(${table.n} * ${table.avg}) / sum(${table.n}) AS avg, min(${table.min}) AS min, max(${table.max}) AS max,
+           sum(${table.n}) AS n, count(*)::int AS rows
+    FROM ${table.from} WHERE ${conds.join(' AND ')}
+    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`, p)
+  let rowsRead = 0
+  const buckets = rows.map(({ rows: r, ...bucket }) => { rowsRead += r; return bucket })
+  return { resolution, bucketMs, rowsRead, buckets }
+}
+
+export interface Correlation {
+  resolution: Resolution
+  sensorTypes: string[]
+  /** Pearson r per pair (null with fewer than 3 aligned pairs or no variance). */
+  matrix: (number | null)[][]
+  pairs: number[][]
+}
+
+/**
+ * Correlation between sensor types of their window (or hourly) means, aligned on location and
+ * window start and centred per location and type, so that rooms at different levels do not pose
+ * as correlation. Windows for spans up to `windowSpanLimitMs`, hourly roll-ups beyond.
+ */
+export async function correlation (db: Queryable, f: Omit<RangeFilter, 'sensorType'>, windowSpanLimitMs = 2 * 86_400_000): Promise<Correlation> {
+  const resolution: Resolution = f.to - f.from <= windowSpanLimitMs ? 'window' : 'hour'
+  const table = resolution === 'window' ? { from: 'sensor_aggregates', time: 'window_start' } : { from: 'sensor_aggregates_hourly', time: 'hour_start' }
+  const p: unknown[] = []
+  const conds = [...keyConds(f, p), `${table.time} >= ${tsParam(p, f.from)}`, `${table.time} < ${tsParam(p, f.to)}`]
+  const rows = await db.query<{ x: string, y: string, r: number | null, n: number }>(`
+    WITH w AS (
+      SELECT location, ${table.time} AS t, sensor_type, avg_value - avg(avg_value) OVER (PARTITION BY location, sensor_type) AS d
+      FROM ${table.from} WHERE ${conds.join(' AND ')})
+    SELECT a.sensor_type AS x, b.sensor_type AS y, corr(a.d, b.d) AS r, count(*)::int AS n
+    FROM w a JOIN w b ON a.location = b.location AND a.t = b.t AND a.sensor_type <= b.sensor_type
+    GROUP BY 1, 2`, p)
+  const types = [...new Set(rows.flatMap(r => [r.x, r.y]))].sort()
+  const index = new Map(types.map((t, i) => [t, i]))
+  const matrix = types.map(() => types.map((): number | null => null))
+  const pairs = types.map(() => types.map(() => 0))
+  for (const r of rows) {
+    const i = index.get(r.x)!; const j = index.get(r.y)!
+    // Rounding can put corr() a hair outside [-1, 1]; the diagonal is 1 by definition where defined.
+    const v = r.n < 3 || r.r === null ? null : i === j ? 1 : Math.max(-1, Math.min(1, r.r))
+    matrix[i]![j] = v; matrix[j]![i] = v
+    pairs[i]![j] = r.n; pairs[j]![i] = r.n
+  }
+  return { resolution, sensorTypes: types, matrix, pairs }
+}
+
+export interface ScoreBin {
+  from: number
+  to: number
+  normal: number
+  anomalous: number
+}
+
+/**
+ * Histogram of the Isolation Forest scores (20 bins over [0, 1]) of the given scored readings,
+ * split by the combined verdict.
+ */
+export function scoreBins (readings: readonly { mlScore: number | null, combinedAnomaly: boolean }[], bins = 20): ScoreBin[] {
+  const out = Array.from({ length: bins }, (_, i) => ({ from: i / bins, to: (i + 1) / bins, normal: 0, anomalous: 0 }))
+  for (const r of readings) {
+    if (r.mlScore === null || !Number.isFinite(r.mlScore)) continue
+    const bin = out[Math.min(bins - 1, Math.max(0, Math.floor(r.mlScore * bins)))]!
+    if (r.combinedAnomaly) bin.anomalous++
+    else bin.normal++
+  }
+  return out
+}
+
+export interface PipelineCounts {
+  readingsTotal: number
+  lateReadings: number
+  deadLetters: number
+}
+
+/** Totals for the health strip (small tables only: detection_counts, late_readings, dead_letters). */
+export async function pipelineCounts (db: Queryable): Promise<PipelineCounts> {
+  const [r] = await db.query<PipelineCounts>(`SELECT
+    (SELECT coalesce(sum(readings), 0)::float8 FROM detection_counts) AS "readingsTotal",
+    (SELECT count(*)::float8 FROM late_readings) AS "lateReadings",
+    (SELECT count(*)::float8 FROM dead_letters) AS "deadLetters"`)
+  return r ?? { readingsTotal: 0, lateReadings: 0, deadLetters: 0 }
+}
