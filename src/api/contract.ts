@@ -140,7 +140,7 @@ export interface QualityJson {
 /**
  * GET /api/detection/scores?location&sensor_type&limit: histogram of the Isolation Forest score
  * (0..1, 20 bins of 0.05) over the newest `limit` (100-5000, default 1000) scored readings, split
- * by the combined verdict, plus the decision threshold of the newest model per sensor type.
+ * by the combined verdict.
  */
 export interface ScoreHistogramJson {
   readings: number

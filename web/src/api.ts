@@ -1,0 +1,103 @@
+// Typed fetch helpers for the endpoints of src/api/contract.ts. Every helper throws ApiError on a
+// non-2xx answer or a network failure; the views turn that into an empty state, never a crash.
+import type {
+  CorrelationJson, LocationStatsJson, MetaJson, ModelJson, OverviewJson, PipelineJson, QualityJson,
+  ReadingJson, ScoreHistogramJson, SeriesJson, WindowJson
+} from '../../src/api/contract.ts'
+
+export class ApiError extends Error {
+  /** HTTP status, 0 for a network failure. */
+  readonly status: number
+  constructor (status: number, message: string) {
+    super(message)
+    this.name = 'ApiError'
+    this.status = status
+  }
+
+  /** The endpoint is not there (an older server, or not yet deployed). */
+  get missing (): boolean { return this.status === 404 }
+}
+
+export type Params = Record<string, string | number | undefined>
+
+/** The filter every view shares; `from`/`to` are ISO strings relative to the newest reading. */
+export interface ViewQuery {
+  location?: string | undefined
+  sensor_type?: string | undefined
+  from?: string | undefined
+  to?: string | undefined
+}
+
+export function buildUrl (path: string, params: Params = {}): string {
+  const qs = new URLSearchParams()
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== '') qs.set(k, String(v))
+  }
+  const s = qs.toString()
+  return s === '' ? path : `${path}?${s}`
+}
+
+/** The query the aggregate views share; `key` changes on every refresh (and with the filter). */
+export interface SharedQuery extends ViewQuery {
+  key: string
+  /** What is asked, without the refresh revision (filter and range id). */
+  scope: string
+}
+
+export async function getJson<T> (path: string, params: Params, signal?: AbortSignal): Promise<T> {
+  let res: Response
+  try {
+    res = await fetch(buildUrl(path, params), { signal: signal ?? null, headers: { accept: 'application/json' } })
+  } catch (err) {
+    if (signal?.aborted === true) throw err
+    throw new ApiError(0, `network error: ${(err as Error).message}`)
+  }
+  if (!res.ok) {
+    let message = `${res.status} ${res.statusText}`
+    try {
+      const body: unknown = await res.json()
+      if (typeof body === 'object' && body !== null && 'message' in body && typeof body.message === 'string') message = body.message
+    } catch { /* not JSON */ }
+    throw new ApiError(res.status, res.status === 404 ? `${path} is not available on this server` : message)
+  }
+  const body: unknown = await res.json()
+  return body as T
+}
+
+const q = (v: ViewQuery): Params => ({ location: v.location, sensor_type: v.sensor_type, from: v.from, to: v.to })
+
+// Envelopes of the list endpoints (src/api/app.ts).
+interface ReadingsBody { count: number, readings: ReadingJson[] }
+interface AnomaliesBody { count: number, anomalies: ReadingJson[] }
+interface AggregatesBody { count: number, aggregates: WindowJson[] }
+interface ModelsBody { count: number, models: ModelJson[] }
+
+export type Detector = 'ml' | 'rule' | 'zscore' | 'combined'
+
+export const api = {
+  meta: async (signal?: AbortSignal) => await getJson<MetaJson>('/api/meta', {}, signal),
+  pipeline: async (signal?: AbortSignal) => await getJson<PipelineJson>('/api/pipeline', {}, signal),
+  overview: async (v: ViewQuery, signal?: AbortSignal) => await getJson<OverviewJson>('/api/overview', q(v), signal),
+  series: async (v: ViewQuery, opts: { max_points?: number, group_by?: 'location' | 'sensor_type' }, signal?: AbortSignal) =>
+    await getJson<SeriesJson>('/api/series', { ...q(v), ...opts }, signal),
+  /** Newest readings, whatever the time range (the live table). */
+  readings: async (v: ViewQuery, limit: number, signal?: AbortSignal) =>
+    (await getJson<ReadingsBody>('/api/readings', { location: v.location, sensor_type: v.sensor_type, limit }, signal)).readings,
+  anomalies: async (v: ViewQuery, detector: Detector | undefined, limit: number, signal?: AbortSignal) =>
+    (await getJson<AnomaliesBody>('/api/anomalies', { location: v.location, sensor_type: v.sensor_type, detector, limit }, signal)).anomalies,
+  aggregates: async (v: ViewQuery, limit: number, signal?: AbortSignal) =>
+    (await getJson<AggregatesBody>('/api/aggregates', { location: v.location, sensor_type: v.sensor_type, limit }, signal)).aggregates,
+  quality: async (v: ViewQuery, signal?: AbortSignal) => await getJson<QualityJson>('/api/detection/quality', { sensor_type: v.sensor_type }, signal),
+  scores: async (v: ViewQuery, limit: number, signal?: AbortSignal) =>
+    await getJson<ScoreHistogramJson>('/api/detection/scores', { location: v.location, sensor_type: v.sensor_type, limit }, signal),
+  models: async (limit: number, signal?: AbortSignal) => (await getJson<ModelsBody>('/api/detection/models', { limit }, signal)).models,
+  correlation: async (v: ViewQuery, signal?: AbortSignal) =>
+    await getJson<CorrelationJson>('/api/analytics/correlation', { location: v.location, from: v.from, to: v.to }, signal),
+  stats: async (v: ViewQuery, signal?: AbortSignal) => await getJson<LocationStatsJson>('/api/analytics/stats', q(v), signal)
+}
+
+export function errorText (err: unknown): string {
+  if (err instanceof ApiError) return err.message
+  if (err instanceof Error) return err.message
+  return String(err)
+}
