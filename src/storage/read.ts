@@ -66,15 +66,17 @@ export async function newestEventTime (db: Queryable, of?: { group: string, topi
  * "The newest N raw rows" without sorting the whole range: look back from the newest event time
  * (or `to`) over growing spans (the BRIN index on time keeps each look cheap), never before
  * `from`. The first span is a minute; each next one is sized from the rows the last one held, so
- * a dense stream needs two looks and a sparse one a few more; only when six looks do not hold N
- * rows is the whole range read.
+ * a dense stream needs two looks and a sparse one a few more; only when six looks (or a year) do
+ * not hold N rows is the whole range read.
  */
+const MAX_LOOK_BACK_MS = 366 * 86_400_000
+
 async function newestFirst<T> (db: Queryable, f: QueryFilter, query: (f: QueryFilter) => Promise<T[]>): Promise<T[]> {
   const newest = await newestEventTime(db)
   if (newest === null) return await query(f)
   const upper = Math.min(f.to ?? Infinity, newest + 1)
   let span = 60_000
-  for (let look = 0; look < 6; look++) {
+  for (let look = 0; look < 6 && span <= MAX_LOOK_BACK_MS; look++) {
     if (f.from !== undefined && upper - span <= f.from) break
     const rows = await query({ ...f, from: upper - span })
     if (rows.length >= f.limit) return rows

@@ -4,8 +4,8 @@ import { useMemo, type JSX } from 'react'
 import type { SeriesPoint } from '../../../src/api/contract.ts'
 import { EChart } from './EChart.tsx'
 import { COLORS, type ChartOption } from './echarts.ts'
-import { bottomLegend, escapeHtml, grid, timeAxis, tooltipTime } from './common.ts'
-import { fmtInt, fmtValue, typeLabel, withUnit } from '../format.ts'
+import { bottomLegend, escapeHtml, grid, sensorValueAxis, timeAxis, tooltipTime } from './common.ts'
+import { fmtInt, fmtValue, typeLabel } from '../format.ts'
 
 export function BandChart ({ sensorType, unit, points, testId }: {
   sensorType: string
@@ -35,14 +35,7 @@ export function BandChart ({ sensorType, unit, points, testId }: {
       },
       legend: { ...bottomLegend(), data: [{ name: 'average' }, { name: 'min–max', icon: 'rect' }] },
       xAxis: timeAxis(),
-      yAxis: {
-        type: 'value',
-        scale: true,
-        name: withUnit(typeLabel(sensorType), unit),
-        nameLocation: 'end',
-        nameTextStyle: { align: 'left', fontSize: 12 },
-        axisLabel: { fontSize: 11 }
-      },
+      yAxis: sensorValueAxis(sensorType, unit),
       series: [
         {
           type: 'line',

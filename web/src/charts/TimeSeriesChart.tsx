@@ -3,8 +3,8 @@ import { useMemo, type JSX } from 'react'
 import type { SeriesPoint } from '../../../src/api/contract.ts'
 import { EChart } from './EChart.tsx'
 import type { ChartOption } from './echarts.ts'
-import { axisTooltip, bottomLegend, grid, timeAxis } from './common.ts'
-import { fmtValue, typeLabel, withUnit } from '../format.ts'
+import { axisTooltip, bottomLegend, grid, sensorValueAxis, timeAxis } from './common.ts'
+import { fmtValue, typeLabel } from '../format.ts'
 
 export interface LineSeries { name: string, points: SeriesPoint[] }
 
@@ -25,14 +25,7 @@ export function TimeSeriesChart ({ sensorType, unit, series, testId, height }: {
       tooltip: axisTooltip({ valueFormatter: v => `${fmtValue(typeof v === 'number' ? v : Number(v))} ${unit}` }),
       legend: bottomLegend(),
       xAxis: timeAxis(),
-      yAxis: {
-        type: 'value',
-        scale: true,
-        name: withUnit(typeLabel(sensorType), unit),
-        nameLocation: 'end',
-        nameTextStyle: { align: 'left', fontSize: 12 },
-        axisLabel: { fontSize: 11 }
-      },
+      yAxis: sensorValueAxis(sensorType, unit),
       series: series.map(s => ({
         type: 'line',
         name: s.name,

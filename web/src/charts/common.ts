@@ -1,6 +1,6 @@
 // Option pieces every chart shares: legible fonts, labels kept inside the canvas, confined tooltips.
 import type { GridComponentOption, TooltipComponentOption, LegendComponentOption } from 'echarts/components'
-import { fmtTime } from '../format.ts'
+import { fmtTime, typeLabel, withUnit } from '../format.ts'
 
 /**
  * Keeps axis labels and names inside the chart: the ECharts 6 form of `containLabel: true`
@@ -32,6 +32,18 @@ export function timeAxis () {
     nameGap: 26,
     axisLabel: { hideOverlap: true, fontSize: 11 },
     splitLine: { show: false }
+  }
+}
+
+/** The value axis of a sensor type's chart, named with its unit: "temperature (°C)". */
+export function sensorValueAxis (sensorType: string, unit: string) {
+  return {
+    type: 'value' as const,
+    scale: true,
+    name: withUnit(typeLabel(sensorType), unit),
+    nameLocation: 'end' as const,
+    nameTextStyle: { align: 'left' as const, fontSize: 12 },
+    axisLabel: { fontSize: 11 }
   }
 }
 
