@@ -1,6 +1,8 @@
 // Benchmarks: `npm run bench -- <name> [--readings N]`. Ratios within one run are what to compare:
 // this machine is shared and noisy, absolute figures move between runs.
 import { parseArgs } from 'node:util'
+import { runApi } from './api.ts'
+import { BenchSetupError, DEFAULT_READINGS, loadDataset } from './api-load.ts'
 import { runDetect } from './detect.ts'
 import { measureEmbedded, runEmbedded } from './embedded.ts'
 import { runKafka } from './kafka.ts'
@@ -9,7 +11,15 @@ import { runQuality } from './quality.ts'
 const { positionals, values } = parseArgs({
   args: process.argv.slice(2),
   allowPositionals: true,
-  options: { readings: { type: 'string' }, sensors: { type: 'string' }, hours: { type: 'string' }, seed: { type: 'string' }, 'no-ml': { type: 'boolean' } }
+  options: {
+    readings: { type: 'string' },
+    sensors: { type: 'string' },
+    hours: { type: 'string' },
+    seed: { type: 'string' },
+    'no-ml': { type: 'boolean' },
+    reload: { type: 'boolean' },
+    requests: { type: 'string' }
+  }
 })
 const name = positionals[0] ?? 'embedded'
 const benches: Record<string, () => Promise<void>> = {
@@ -17,6 +27,15 @@ const benches: Record<string, () => Promise<void>> = {
   kafka: async () => { await runKafka({ readings: Number(values.readings ?? 500_000) }) },
   // Isolation Forest fit and scoring; --readings sets the rows scored (default 1,000,000)
   detect: async () => { await runDetect({ rows: Number(values.readings ?? 1_000_000) }) },
+  // Dashboard API over a stored data set (DATABASE_URL's server, database <name>_bench): loads it
+  // when missing (--readings N, default 50,000,000; --reload forces), then --requests N per endpoint (default 60)
+  api: async () => {
+    await runApi({ readings: Number(values.readings ?? DEFAULT_READINGS), seed: Number(values.seed ?? 42), reload: values.reload === true, requests: Number(values.requests ?? 60) })
+  },
+  // the load of the api bench alone
+  'api-load': async () => {
+    await loadDataset({ readings: Number(values.readings ?? DEFAULT_READINGS), seed: Number(values.seed ?? 42), reload: values.reload === true })
+  },
   quality: async () => { await runQuality({ sensors: Number(values.sensors ?? 25), hours: Number(values.hours ?? 24), seed: Number(values.seed ?? 42) }) },
   // internal: one measurement in a child process (so its peak RSS is its own)
   'embedded-run': async () => { await measureEmbedded(Number(values.readings ?? 500_000), values['no-ml'] !== true) }
@@ -26,4 +45,10 @@ if (bench === undefined) {
   process.stderr.write(`Unknown benchmark "${name}". Available: ${Object.keys(benches).join(', ')}\n`)
   process.exit(2)
 }
-await bench()
+try {
+  await bench()
+} catch (err) {
+  if (!(err instanceof BenchSetupError)) throw err
+  process.stderr.write(`${err.message}\n`)
+  process.exit(2)
+}

@@ -9,7 +9,7 @@ import { pino, type Logger } from 'pino'
 import {
   type ModelInfo, type PipelineCounts, type Queryable, type QueryFilter, type RangeFilter, correlation, loadDetectionCounts, loadMeta, newestModels, newestReadingTime,
   openWindows, pipelineCounts, rangeStats, recentAggregates, recentAnomalies, recentDeadLetters, recentLateReadings, recentModels,
-  recentReadings, recentScores, scoreBins, sensorCounts, series
+  recentReadings, recentScores, scoreBins, sensorCounts, sensorUnits, series
 } from '../storage/index.ts'
 import { detectionQuality } from '../anomaly/index.ts'
 import { IotError, parseTimestamp } from '../domain/index.ts'
@@ -248,11 +248,11 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
 
   app.get<{ Querystring: Static<typeof SeriesQuery> }>('/api/series', { schema: { querystring: SeriesQuery } }, async (req): Promise<SeriesJson> => {
     const r = await rangeOf(req.query, HOUR)
-    const [result, meta] = await Promise.all([
+    const [result, types] = await Promise.all([
       series(deps.db, r, { maxPoints: req.query.max_points ?? 300, groupBy: req.query.group_by ?? 'location', windowMs }),
-      loadMeta(deps.db)
+      sensorUnits(deps.db)
     ])
-    const units = new Map(meta.sensorTypes.map(t => [t.sensorType, t.unit]))
+    const units = new Map(types.map(t => [t.sensorType, t.unit]))
     const out = new Map<string, SeriesJson['series'][number]>()
     for (const b of result.buckets) {
       const key = `${b.sensorType}\u0000${b.name}`
@@ -280,8 +280,8 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
 
   app.get<{ Querystring: Range }>('/api/analytics/stats', { schema: { querystring: RangeSchema } }, async (req): Promise<LocationStatsJson> => {
     const r = await rangeOf(req.query, 24 * HOUR)
-    const [stats, meta] = await Promise.all([rangeStats(deps.db, r), loadMeta(deps.db)])
-    const units = new Map(meta.sensorTypes.map(t => [t.sensorType, t.unit]))
+    const [stats, types] = await Promise.all([rangeStats(deps.db, r), sensorUnits(deps.db)])
+    const units = new Map(types.map(t => [t.sensorType, t.unit]))
     return {
       from: iso(r.from),
       to: iso(r.to),

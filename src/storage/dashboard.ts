@@ -46,16 +46,22 @@ export interface Meta {
   newest: number | null
 }
 
+/** The sensor types seen and their unit, by name. */
+export async function sensorUnits (db: Queryable): Promise<{ sensorType: string, unit: string }[]> {
+  const rows = await db.query<{ sensorType: string, unit: string }>('SELECT sensor_type AS "sensorType", min(unit) AS unit FROM sensors GROUP BY 1 ORDER BY 1')
+  return rows.map(t => ({ sensorType: t.sensorType, unit: t.unit }))
+}
+
 /** What the filters offer, from the sensors table (one row per sensor). */
 export async function loadMeta (db: Queryable): Promise<Meta> {
   const [types, locations, span] = await Promise.all([
-    db.query<{ sensorType: string, unit: string }>('SELECT sensor_type AS "sensorType", min(unit) AS unit FROM sensors GROUP BY 1 ORDER BY 1'),
+    sensorUnits(db),
     db.query<{ location: string }>('SELECT DISTINCT location FROM sensors ORDER BY 1'),
     db.query<{ n: number, oldest: number | null, newest: number | null }>(`SELECT count(*)::int AS n,
       ${timestampToMs('min(first_seen)')} AS oldest, ${timestampToMs('max(last_seen)')} AS newest FROM sensors`)
   ])
   const s = span[0]
-  return { locations: locations.map(l => l.location), sensorTypes: types.map(t => ({ sensorType: t.sensorType, unit: t.unit })), sensors: s?.n ?? 0, oldest: s?.oldest ?? null, newest: s?.newest ?? null }
+  return { locations: locations.map(l => l.location), sensorTypes: types, sensors: s?.n ?? 0, oldest: s?.oldest ?? null, newest: s?.newest ?? null }
 }
 
 /** Event time of the newest stored reading (null when none). */
@@ -148,6 +154,8 @@ export interface SeriesOptions {
   rawLimit?: number
   /** Window rows a chart may read at most; beyond that it reads hourly roll-ups. */
   windowLimit?: number
+  /** Points over all series at most: with many series, each gets fewer than maxPoints. */
+  totalPoints?: number
 }
 
 export interface SeriesBucket {
@@ -174,7 +182,7 @@ export function bucketSize (span: number, maxPoints: number, unit: number): numb
 
 /**
  * Time series of avg/min/max per sensor type and location (or per sensor type alone) in at most
- * `maxPoints` buckets per series. Reads raw readings when the range holds at most `rawLimit` of
+ * `maxPoints` buckets per series, and at most `totalPoints` over all series (default 3000). Reads raw readings when the range holds at most `rawLimit` of
  * them and buckets finer than a window are wanted, else windows when at most `windowLimit` window
  * rows, else hourly roll-ups; the answer says which and how many rows it read.
  */
@@ -183,34 +191,40 @@ export async function series (db: Queryable, f: RangeFilter, o: SeriesOptions): 
   const stats = await rangeStats(db, f)
   const raw = stats.reduce((s, x) => s + x.readings, 0)
   const windowRows = stats.reduce((s, x) => s + x.windows, 0)
+  const seriesCount = o.groupBy === 'location' ? stats.length : new Set(stats.map(x => x.sensorType)).size
+  const maxPoints = Math.min(o.maxPoints, Math.max(10, Math.floor((o.totalPoints ?? 3000) / Math.max(1, seriesCount))))
   let resolution: Resolution
   let bucketMs: number
-  if (raw <= (o.rawLimit ?? 20_000) && span / o.maxPoints < o.windowMs) {
+  if (raw <= (o.rawLimit ?? 20_000) && span / maxPoints < o.windowMs) {
     resolution = 'raw'
-    bucketMs = bucketSize(span, o.maxPoints, 1000)
-  } else if (windowRows <= (o.windowLimit ?? 40_000) && span / o.maxPoints < HOUR_MS) {
+    bucketMs = bucketSize(span, maxPoints, 1000)
+  } else if (windowRows <= (o.windowLimit ?? 40_000) && span / maxPoints < HOUR_MS) {
     resolution = 'window'
-    bucketMs = bucketSize(span, o.maxPoints, o.windowMs)
+    bucketMs = bucketSize(span, maxPoints, o.windowMs)
   } else {
     resolution = 'hour'
-    bucketMs = bucketSize(span, o.maxPoints, HOUR_MS)
+    bucketMs = bucketSize(span, maxPoints, HOUR_MS)
   }
   const p: unknown[] = []
   const keys = keyConds(f, p)
-  const b = param(p, bucketMs)
   const name = o.groupBy === 'location' ? 'location' : 'sensor_type'
   const table = resolution === 'raw'
     ? { from: 'sensor_readings', time: 'timestamp', n: '1::float8', avg: 'value', min: 'value', max: 'value' }
     : { from: resolution === 'window' ? 'sensor_aggregates' : 'sensor_aggregates_hourly', time: resolution === 'window' ? 'window_start' : 'hour_start', n: 'count_readings::float8', avg: 'avg_value', min: 'min_value', max: 'max_value' }
+  // Buckets by date_bin on the timestamp (cheap per row), aligned to the epoch; converted to ms once per bucket.
+  const bin = `date_bin(${param(p, bucketMs)}::float8 * interval '1 millisecond', ${table.time}, to_timestamp(0))`
   const conds = [...keys, `${table.time} >= ${tsParam(p, f.from)}`, `${table.time} < ${tsParam(p, f.to)}`]
   const rows = await db.query<SeriesBucket & { rows: number }>(`
-    SELECT sensor_type AS "sensorType", ${name} AS name, floor(${timestampToMs(table.time)} / ${b}) * ${b} AS t,
-           sum(${table.n} * ${table.avg}) / sum(${table.n}) AS avg, min(${table.min}) AS min, max(${table.max}) AS max,
-           sum(${table.n}) AS n, count(*)::int AS rows
-    FROM ${table.from} WHERE ${conds.join(' AND ')}
-    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`, p)
+    SELECT "sensorType", name, ${timestampToMs('b')} AS t, avg, min, max, n, rows FROM (
+      SELECT sensor_type AS "sensorType", ${name} AS name, ${bin} AS b,
+             sum(${table.n} * ${table.avg}) / sum(${table.n}) AS avg, min(${table.min}) AS min, max(${table.max}) AS max,
+             sum(${table.n}) AS n, count(*)::int AS rows
+      FROM ${table.from} WHERE ${conds.join(' AND ')}
+      GROUP BY 1, 2, 3) g`, p)
   let rowsRead = 0
   const buckets = rows.map(({ rows: r, ...bucket }) => { rowsRead += r; return bucket })
+  // Sorted here rather than in SQL: a sort on text keys under the database's collation costs more than the grouping.
+  buckets.sort((a, b) => a.sensorType < b.sensorType ? -1 : a.sensorType > b.sensorType ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : a.t - b.t)
   return { resolution, bucketMs, rowsRead, buckets }
 }
 
@@ -225,32 +239,38 @@ export interface Correlation {
 /**
  * Correlation between sensor types of their window (or hourly) means, aligned on location and
  * window start and centred per location and type, so that rooms at different levels do not pose
- * as correlation. Windows for spans up to `windowSpanLimitMs`, hourly roll-ups beyond.
+ * as correlation. Windows for spans up to `windowSpanLimitMs`, hourly roll-ups beyond. One pass:
+ * the windows are pivoted to one row per (location, start) with a column per type, and every
+ * pair's corr() is computed in the same aggregate.
  */
 export async function correlation (db: Queryable, f: Omit<RangeFilter, 'sensorType'>, windowSpanLimitMs = 2 * 86_400_000): Promise<Correlation> {
   const resolution: Resolution = f.to - f.from <= windowSpanLimitMs ? 'window' : 'hour'
+  const known = (await sensorUnits(db)).map(u => u.sensorType)
+  if (known.length === 0) return { resolution, sensorTypes: [], matrix: [], pairs: [] }
   const table = resolution === 'window' ? { from: 'sensor_aggregates', time: 'window_start' } : { from: 'sensor_aggregates_hourly', time: 'hour_start' }
   const p: unknown[] = []
   const conds = [...keyConds(f, p), `${table.time} >= ${tsParam(p, f.from)}`, `${table.time} < ${tsParam(p, f.to)}`]
-  const rows = await db.query<{ x: string, y: string, r: number | null, n: number }>(`
-    WITH w AS (
-      SELECT location, ${table.time} AS t, sensor_type, avg_value - avg(avg_value) OVER (PARTITION BY location, sensor_type) AS d
-      FROM ${table.from} WHERE ${conds.join(' AND ')})
-    SELECT a.sensor_type AS x, b.sensor_type AS y, corr(a.d, b.d) AS r, count(*)::int AS n
-    FROM w a JOIN w b ON a.location = b.location AND a.t = b.t AND a.sensor_type <= b.sensor_type
-    GROUP BY 1, 2`, p)
-  const types = [...new Set(rows.flatMap(r => [r.x, r.y]))].sort()
-  const index = new Map(types.map((t, i) => [t, i]))
-  const matrix = types.map(() => types.map((): number | null => null))
-  const pairs = types.map(() => types.map(() => 0))
-  for (const r of rows) {
-    const i = index.get(r.x)!; const j = index.get(r.y)!
+  const pivot = known.map((t, i) => `max(avg_value) FILTER (WHERE sensor_type = ${param(p, t)}) AS x${i}`)
+  const centred = known.map((_, i) => `x${i} - avg(x${i}) OVER (PARTITION BY location) AS x${i}`)
+  const pairs: [number, number][] = []
+  for (let i = 0; i < known.length; i++) for (let j = i; j < known.length; j++) pairs.push([i, j])
+  const [row] = await db.query<Record<string, number | null>>(`
+    WITH p AS (SELECT location, ${pivot.join(', ')} FROM ${table.from} WHERE ${conds.join(' AND ')} GROUP BY location, ${table.time}),
+         c AS (SELECT ${centred.join(', ')} FROM p)
+    SELECT ${pairs.map(([i, j]) => `corr(x${i}, x${j}) AS r${i}_${j}, count(x${i} * x${j})::int AS n${i}_${j}`).join(', ')} FROM c`, p)
+  // Types without a window in the range are left out.
+  const present = known.map((_, i) => i).filter(i => (row?.[`n${i}_${i}`] ?? 0) > 0)
+  const matrix = present.map(() => present.map((): number | null => null))
+  const counts = present.map(() => present.map(() => 0))
+  present.forEach((i, a) => present.forEach((j, b) => {
+    const [lo, hi] = i <= j ? [i, j] : [j, i]
+    const n = row?.[`n${lo}_${hi}`] ?? 0
+    const r = row?.[`r${lo}_${hi}`] ?? null
+    counts[a]![b] = n
     // Rounding can put corr() a hair outside [-1, 1]; the diagonal is 1 by definition where defined.
-    const v = r.n < 3 || r.r === null ? null : i === j ? 1 : Math.max(-1, Math.min(1, r.r))
-    matrix[i]![j] = v; matrix[j]![i] = v
-    pairs[i]![j] = r.n; pairs[j]![i] = r.n
-  }
-  return { resolution, sensorTypes: types, matrix, pairs }
+    matrix[a]![b] = n < 3 || r === null ? null : i === j ? 1 : Math.max(-1, Math.min(1, r))
+  }))
+  return { resolution, sensorTypes: present.map(i => known[i]!), matrix, pairs: counts }
 }
 
 export interface ScoreBin {

@@ -45,6 +45,7 @@ function where (f: QueryFilter, timeColumn: string, extra: string[] = []): { sql
   return { sql: conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : '', params }
 }
 
+// The output column "timestamp" (epoch ms) shadows the table's in ORDER BY: order by sensor_readings.timestamp.
 const readingColumns = `sensor_id AS "sensorId", sensor_type AS "sensorType", location, value,
   ${timestampToMs('timestamp')} AS timestamp, unit, anomaly, anomaly_type AS "anomalyType",
   rule_anomaly AS "ruleAnomaly", z_score AS "zScore", z_anomaly AS "zAnomaly", ml_score AS "mlScore",
@@ -91,14 +92,15 @@ export async function recentReadings (db: Queryable, f: QueryFilter): Promise<St
   return await newestFirst(db, f, async f => {
     const w = where(f, 'timestamp')
     return await db.query<StoredReading>(
-      `SELECT ${readingColumns} FROM sensor_readings ${w.sql} ORDER BY timestamp DESC LIMIT $${w.params.length}`, w.params)
+      `SELECT ${readingColumns} FROM sensor_readings ${w.sql} ORDER BY sensor_readings.timestamp DESC LIMIT $${w.params.length}`, w.params)
   })
 }
 
 /** Which verdict makes a reading an anomaly in recentAnomalies: any detector, or one of them. */
 export type AnomalyDetector = 'any' | 'rule' | 'zscore' | 'ml' | 'combined'
 const anomalyCondition: Record<AnomalyDetector, string> = {
-  any: '(rule_anomaly OR z_anomaly OR coalesce(ml_anomaly, false))',
+  // Each condition implies the predicate of the partial index on flagged readings (0005), so the planner can use it.
+  any: '(rule_anomaly OR z_anomaly OR ml_anomaly)',
   rule: 'rule_anomaly',
   zscore: 'z_anomaly',
   ml: 'ml_anomaly',
@@ -110,7 +112,7 @@ export async function recentAnomalies (db: Queryable, f: QueryFilter, detector: 
   return await newestFirst(db, f, async f => {
     const w = where(f, 'timestamp', [anomalyCondition[detector]])
     return await db.query<StoredReading>(
-      `SELECT ${readingColumns} FROM sensor_readings ${w.sql} ORDER BY timestamp DESC LIMIT $${w.params.length}`, w.params)
+      `SELECT ${readingColumns} FROM sensor_readings ${w.sql} ORDER BY sensor_readings.timestamp DESC LIMIT $${w.params.length}`, w.params)
   })
 }
 
@@ -143,7 +145,7 @@ export async function recentLateReadings (db: Queryable, f: QueryFilter): Promis
   const w = where(f, 'timestamp')
   return await db.query<LateReadingRow>(`SELECT sensor_id AS "sensorId", location, sensor_type AS "sensorType", value,
     ${timestampToMs('timestamp')} AS timestamp, ${timestampToMs('window_start')} AS "windowStart", lateness_ms AS "latenessMs"
-    FROM late_readings ${w.sql} ORDER BY received_at DESC, timestamp DESC LIMIT $${w.params.length}`, w.params)
+    FROM late_readings ${w.sql} ORDER BY received_at DESC, late_readings.timestamp DESC LIMIT $${w.params.length}`, w.params)
 }
 
 export interface DeadLetterRow {
