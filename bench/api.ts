@@ -140,7 +140,7 @@ function endpoints (newest: number): Endpoint[] {
     e('/api/pipeline', fixed('/api/pipeline'), lengthOf('models')),
     e('/api/overview', inRanges('/api/overview', filters), none),
     e('/api/series?group_by=location&max_points=300', inRanges('/api/series', filters, { group_by: 'location', max_points: 300 }), seriesPoints),
-    e('/api/series?group_by=sensor_type&max_points=200', inRanges('/api/series', filters, { group_by: 'sensor_type', max_points: 200 }), seriesPoints),
+    e('/api/series?group_by=sensor_type&max_points=200&min_resolution=window', inRanges('/api/series', filters, { group_by: 'sensor_type', max_points: 200, min_resolution: 'window' }), seriesPoints),
     e('/api/readings?limit=15', newestRows('/api/readings', { limit: 15 }), lengthOf('readings')),
     e('/api/readings?limit=2000', newestRows('/api/readings', { limit: 2000 }), lengthOf('readings')),
     e('/api/anomalies?limit=15', newestRows('/api/anomalies', { limit: 15 }), lengthOf('anomalies')),

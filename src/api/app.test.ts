@@ -425,6 +425,17 @@ for (const tdb of testDatabases) {
           { sensor_type: 'temperature', unit: '°C', name: 'yard', points: [[T0, (0.1 + 0.2 - 4.5) / 2, -4.5, 0.1 + 0.2, 2]] }
         ]
       })
+      res = await get('/api/series', { ...range, sensor_type: 'temperature', max_points: '10', min_resolution: 'window' })
+      assert.deepEqual(res.body, {
+        ...range,
+        resolution: 'window',
+        bucket_ms: MIN,
+        rows_read: 3,
+        series: [
+          { sensor_type: 'temperature', unit: '°C', name: 'lab', points: [[T0, 22, 21.5, 22.5, 2]] },
+          { sensor_type: 'temperature', unit: '°C', name: 'yard', points: [[T0, 2.5, 1, 4, 4], [T0 + MIN, 6, 5, 7, 2]] }
+        ]
+      }, 'never finer than min_resolution')
       res = await get('/api/series', { from: iso(T0), to: iso(T0 + 20 * MIN), sensor_type: 'temperature', max_points: '10', group_by: 'sensor_type' })
       assert.deepEqual(res.body, {
         from: iso(T0),
@@ -490,6 +501,7 @@ for (const tdb of testDatabases) {
       await bad('/api/series', { max_points: '5' })()
       await bad('/api/series', { max_points: '2001' })()
       await bad('/api/series', { group_by: 'sensor' })()
+      await bad('/api/series', { min_resolution: 'minute' })()
       await bad('/api/analytics/stats', { limit: '5' })()
       await bad('/api/live', { sensortype: 'co2' })()
     })

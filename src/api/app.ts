@@ -62,7 +62,8 @@ const AnomalyQuery = Type.Object({
 const SeriesQuery = Type.Object({
   ...rangeFields,
   max_points: Type.Optional(limitField(10, 2000, 300)),
-  group_by: Type.Optional(Type.Union([Type.Literal('location'), Type.Literal('sensor_type')]))
+  group_by: Type.Optional(Type.Union([Type.Literal('location'), Type.Literal('sensor_type')])),
+  min_resolution: Type.Optional(Type.Union([Type.Literal('raw'), Type.Literal('window'), Type.Literal('hour')]))
 }, { additionalProperties: false })
 const ScoresQuery = Type.Object({ ...rangeFields, limit: Type.Optional(limitField(100, 5000, 1000)) }, { additionalProperties: false })
 const LiveQuery = Type.Object({ location: rangeFields.location, sensor_type: rangeFields.sensor_type }, { additionalProperties: false })
@@ -249,7 +250,7 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
   app.get<{ Querystring: Static<typeof SeriesQuery> }>('/api/series', { schema: { querystring: SeriesQuery } }, async (req): Promise<SeriesJson> => {
     const r = await rangeOf(req.query, HOUR)
     const [result, types] = await Promise.all([
-      series(deps.db, r, { maxPoints: req.query.max_points ?? 300, groupBy: req.query.group_by ?? 'location', windowMs }),
+      series(deps.db, r, { maxPoints: req.query.max_points ?? 300, groupBy: req.query.group_by ?? 'location', windowMs, minResolution: req.query.min_resolution ?? 'raw' }),
       sensorUnits(deps.db)
     ])
     const units = new Map(types.map(t => [t.sensorType, t.unit]))

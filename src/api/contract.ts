@@ -105,10 +105,11 @@ export type Resolution = 'raw' | 'window' | 'hour'
 export type SeriesPoint = [number, number, number, number, number]
 
 /**
- * GET /api/series?location&sensor_type&from&to&max_points&group_by=location|sensor_type:
+ * GET /api/series?location&sensor_type&from&to&max_points&group_by=location|sensor_type&min_resolution=raw|window|hour:
  * per sensor type, one series per location (group_by=location, the default) or one merged over
  * locations (group_by=sensor_type), each at most `max_points` (default 300, 10-2000) buckets.
- * The server reads raw readings, windows or hourly roll-ups, whichever fits, and says which.
+ * The server reads raw readings, windows or hourly roll-ups, whichever fits (never finer than
+ * `min_resolution`), and says which.
  */
 export interface SeriesJson {
   from: string

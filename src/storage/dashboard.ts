@@ -156,6 +156,8 @@ export interface SeriesOptions {
   windowLimit?: number
   /** Points over all series at most: with many series, each gets fewer than maxPoints. */
   totalPoints?: number
+  /** The finest source to read (`window`: never raw readings, e.g. for a view of the windows). */
+  minResolution?: Resolution
 }
 
 export interface SeriesBucket {
@@ -195,10 +197,11 @@ export async function series (db: Queryable, f: RangeFilter, o: SeriesOptions): 
   const maxPoints = Math.min(o.maxPoints, Math.max(10, Math.floor((o.totalPoints ?? 3000) / Math.max(1, seriesCount))))
   let resolution: Resolution
   let bucketMs: number
-  if (raw <= (o.rawLimit ?? 20_000) && span / maxPoints < o.windowMs) {
+  const finest = o.minResolution ?? 'raw'
+  if (finest === 'raw' && raw <= (o.rawLimit ?? 20_000) && span / maxPoints < o.windowMs) {
     resolution = 'raw'
     bucketMs = bucketSize(span, maxPoints, 1000)
-  } else if (windowRows <= (o.windowLimit ?? 40_000) && span / maxPoints < HOUR_MS) {
+  } else if (finest !== 'hour' && windowRows <= (o.windowLimit ?? 40_000) && span / maxPoints < HOUR_MS) {
     resolution = 'window'
     bucketMs = bucketSize(span, maxPoints, o.windowMs)
   } else {

@@ -78,7 +78,7 @@ export const api = {
   meta: async (signal?: AbortSignal) => await getJson<MetaJson>('/api/meta', {}, signal),
   pipeline: async (signal?: AbortSignal) => await getJson<PipelineJson>('/api/pipeline', {}, signal),
   overview: async (v: ViewQuery, signal?: AbortSignal) => await getJson<OverviewJson>('/api/overview', q(v), signal),
-  series: async (v: ViewQuery, opts: { max_points?: number, group_by?: 'location' | 'sensor_type' }, signal?: AbortSignal) =>
+  series: async (v: ViewQuery, opts: { max_points?: number, group_by?: 'location' | 'sensor_type', min_resolution?: 'raw' | 'window' | 'hour' }, signal?: AbortSignal) =>
     await getJson<SeriesJson>('/api/series', { ...q(v), ...opts }, signal),
   /** Newest readings, whatever the time range (the live table). */
   readings: async (v: ViewQuery, limit: number, signal?: AbortSignal) =>

@@ -19,7 +19,7 @@ export function WindowsTab ({ query, live, records, units }: {
   units: Record<string, string>
 }): JSX.Element {
   const overview = useFetch(`overview:${query?.key}`, async s => await api.overview(query ?? {}, s), query !== null, `overview:${query?.scope}`)
-  const series = useFetch(`series-type:${query?.key}`, async s => await api.series(query ?? {}, { group_by: 'sensor_type', max_points: 200 }, s), query !== null, `series-type:${query?.scope}`)
+  const series = useFetch(`series-type:${query?.key}`, async s => await api.series(query ?? {}, { group_by: 'sensor_type', max_points: 200, min_resolution: 'window' }, s), query !== null, `series-type:${query?.scope}`)
   const o = overview.data
   const trends = [...(series.data?.series ?? [])].sort((a, b) => a.sensor_type.localeCompare(b.sensor_type))
   const caption = series.data !== null ? resolutionCaption(series.data.resolution, series.data.bucket_ms) : undefined
