@@ -63,43 +63,51 @@ export async function newestEventTime (db: Queryable, of?: { group: string, topi
   return rows[0]?.m ?? null
 }
 
-/**
- * "The newest N raw rows" without sorting the whole range: look back from the newest event time
- * (or `to`) over growing spans (the BRIN index on time keeps each look cheap), never before
- * `from`. The first span is a minute; each next one is sized from the rows the last one held, so
- * a dense stream needs two looks and a sparse one a few more; only when six looks (or a year) do
- * not hold N rows is the whole range read.
- */
 const MAX_LOOK_BACK_MS = 366 * 86_400_000
 
-async function newestFirst<T> (db: Queryable, f: QueryFilter, query: (f: QueryFilter) => Promise<T[]>): Promise<T[]> {
+/**
+ * "The newest N raw rows" (of sensor_readings, with the filter and `extra` conditions) without
+ * sorting the whole range: look back from the newest event time (or `to`) over growing spans (the
+ * BRIN index on time keeps each look cheap), never before `from`. The first span is a minute (for
+ * N above 100 sized from a count of the last minute, so that no rows travel twice); each next one
+ * from the rows the last one held, so a dense stream needs one or two looks and a sparse one a few
+ * more; only when six looks (or a year) do not hold N rows is the whole range read.
+ */
+async function newestFirst<T extends object> (db: Queryable, f: QueryFilter, select: string, extra: string[] = []): Promise<T[]> {
+  const rowsOf = async (g: QueryFilter): Promise<T[]> => {
+    const w = where(g, 'timestamp', extra)
+    return await db.query<T>(`SELECT ${select} FROM sensor_readings ${w.sql} ORDER BY sensor_readings.timestamp DESC LIMIT $${w.params.length}`, w.params)
+  }
   const newest = await newestEventTime(db)
-  if (newest === null) return await query(f)
+  if (newest === null) return await rowsOf(f)
   const upper = Math.min(f.to ?? Infinity, newest + 1)
+  const reaches = (span: number): boolean => f.from !== undefined && upper - span <= f.from
   let span = 60_000
-  for (let look = 0; look < 6 && span <= MAX_LOOK_BACK_MS; look++) {
-    if (f.from !== undefined && upper - span <= f.from) break
-    const rows = await query({ ...f, from: upper - span })
+  if (f.limit > 100 && !reaches(span)) {
+    const w = where({ ...f, from: upper - span }, 'timestamp', extra)
+    // The limit is the last parameter; the count does not use it.
+    const [c] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM sensor_readings ${w.sql}`, w.params.slice(0, -1))
+    const n = c?.n ?? 0
+    if (n < f.limit) span *= n === 0 ? 60 : Math.min(Math.ceil(1.5 * f.limit / n), 1000)
+  }
+  for (let look = 0; look < 6 && span <= MAX_LOOK_BACK_MS && !reaches(span); look++) {
+    const rows = await rowsOf({ ...f, from: upper - span })
     if (rows.length >= f.limit) return rows
     // Enough span for 1.5 times the rows still missing at the density just seen (at least double).
     const grow = rows.length === 0 ? 60 : Math.ceil(1.5 * f.limit / rows.length)
     span *= Math.max(2, Math.min(grow, 1000))
   }
-  return await query(f)
+  return await rowsOf(f)
 }
 
 export async function recentReadings (db: Queryable, f: QueryFilter): Promise<StoredReading[]> {
-  return await newestFirst(db, f, async f => {
-    const w = where(f, 'timestamp')
-    return await db.query<StoredReading>(
-      `SELECT ${readingColumns} FROM sensor_readings ${w.sql} ORDER BY sensor_readings.timestamp DESC LIMIT $${w.params.length}`, w.params)
-  })
+  return await newestFirst<StoredReading>(db, f, readingColumns)
 }
 
 /** Which verdict makes a reading an anomaly in recentAnomalies: any detector, or one of them. */
 export type AnomalyDetector = 'any' | 'rule' | 'zscore' | 'ml' | 'combined'
 const anomalyCondition: Record<AnomalyDetector, string> = {
-  // Each condition implies the predicate of the partial index on flagged readings (0005), so the planner can use it.
+  // Each condition implies the predicate of the partial indexes on flagged readings (0005), so the planner can use them.
   any: '(rule_anomaly OR z_anomaly OR ml_anomaly)',
   rule: 'rule_anomaly',
   zscore: 'z_anomaly',
@@ -109,20 +117,12 @@ const anomalyCondition: Record<AnomalyDetector, string> = {
 
 /** Readings flagged by any detector (rule, z-score, ML) or by the one given, newest first. */
 export async function recentAnomalies (db: Queryable, f: QueryFilter, detector: AnomalyDetector = 'any'): Promise<StoredReading[]> {
-  return await newestFirst(db, f, async f => {
-    const w = where(f, 'timestamp', [anomalyCondition[detector]])
-    return await db.query<StoredReading>(
-      `SELECT ${readingColumns} FROM sensor_readings ${w.sql} ORDER BY sensor_readings.timestamp DESC LIMIT $${w.params.length}`, w.params)
-  })
+  return await newestFirst<StoredReading>(db, f, readingColumns, [anomalyCondition[detector]])
 }
 
 /** The Isolation Forest scores and combined verdicts of the newest scored readings. */
 export async function recentScores (db: Queryable, f: QueryFilter): Promise<{ mlScore: number, combinedAnomaly: boolean }[]> {
-  return await newestFirst(db, f, async f => {
-    const w = where(f, 'timestamp', ['ml_score IS NOT NULL'])
-    return await db.query<{ mlScore: number, combinedAnomaly: boolean }>(
-      `SELECT ml_score AS "mlScore", combined_anomaly AS "combinedAnomaly" FROM sensor_readings ${w.sql} ORDER BY timestamp DESC LIMIT $${w.params.length}`, w.params)
-  })
+  return await newestFirst(db, f, 'ml_score AS "mlScore", combined_anomaly AS "combinedAnomaly"', ['ml_score IS NOT NULL'])
 }
 
 export async function recentAggregates (db: Queryable, f: QueryFilter): Promise<WindowAggregate[]> {
