@@ -117,11 +117,32 @@ describe('Kafka distributed mode (real broker, real PostgreSQL)', { skip }, () =
     const ingest = spawnCli('ingest', ['ingest', ...common, '--start', '2026-04-01T00:00:00Z', '--duration', '100m', '--speedup', '150', '--seed', '7'])
     const a = spawnCli('worker A', workerArgs)
     const b = spawnCli('worker B', workerArgs)
+    // The dashboard's process: no worker of its own, it follows what the workers store.
+    const api = spawnCli('api', ['api', '--database-url', url, '--port', '0'])
     let a2: Proc | null = null
-    const procs = (): Proc[] => [ingest, a, b, ...(a2 === null ? [] : [a2])]
+    const procs = (): Proc[] => [ingest, a, b, api, ...(a2 === null ? [] : [a2])]
     try {
       const stored = async (): Promise<number> => await count(db, 'SELECT count(*)::int AS n FROM sensor_readings')
       await until('30,000 readings stored', async () => await stored() >= 30_000, 90_000, procs())
+
+      // The api process pushes what the workers store to a live dashboard.
+      const base = /running: (http:\/\/[^\s]+)/.exec(api.output())?.[1]
+      assert.ok(base !== undefined, `the api process listens:\n${api.output()}`)
+      const abort = new AbortController()
+      try {
+        const res = await fetch(`${base}/api/live?location=Server%20Room`, { signal: abort.signal })
+        const reader = res.body!.getReader()
+        let text = ''
+        const deadline = Date.now() + 15_000
+        while (!/event: readings\ndata: /.test(text)) {
+          assert.ok(Date.now() < deadline, `live readings from the api process within 15 s; got: ${text.slice(0, 500)}`)
+          text += new TextDecoder().decode((await reader.read()).value)
+        }
+        const batch = JSON.parse(/event: readings\ndata: (.*)\n\n/.exec(text)![1]!) as { location: string }[]
+        assert.ok(batch.length > 0 && batch.every(r => r.location === 'Server Room'), 'filtered live readings')
+      } finally {
+        abort.abort()
+      }
       // Both workers took part: each stored progress for its own partitions.
       const owners = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stream_offsets WHERE consumer_group = '${group}' AND next_offset > 0`)
       assert.equal(owners[0]!.n, 6, 'all six partitions make progress')
@@ -146,7 +167,7 @@ describe('Kafka distributed mode (real broker, real PostgreSQL)', { skip }, () =
       await until('every produced reading stored', async () => await stored() >= produced, 120_000, procs())
       // Let anything still in flight land, then stop the workers.
       await new Promise(resolve => setTimeout(resolve, 1500))
-      for (const p of [b, a2]) assert.equal(await stopProc(p), 0, `${p.name} stopped cleanly:\n${p.output()}`)
+      for (const p of [b, a2, api]) assert.equal(await stopProc(p), 0, `${p.name} stopped cleanly:\n${p.output()}`)
 
       // The broker's own count of records on the topic: what was accepted.
       const offsets = kcat(['-Q', '-t', `${topic}:0:-1`, '-t', `${topic}:1:-1`, '-t', `${topic}:2:-1`, '-t', `${topic}:3:-1`, '-t', `${topic}:4:-1`, '-t', `${topic}:5:-1`])
