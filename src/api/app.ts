@@ -23,7 +23,7 @@ import { LiveHub } from './live.ts'
 import { DbTail } from './tail.ts'
 
 /** The built dashboard (npm run build:web). */
-export const defaultWebRoot = fileURLToPath(new URL('../../web/dist', import.meta.url))
+const defaultWebRoot = fileURLToPath(new URL('../../web/dist', import.meta.url))
 
 export interface ApiDeps {
   db: Queryable & { readonly kind: string }
@@ -187,10 +187,7 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
 
   app.get<{ Querystring: Static<typeof Limit> }>('/api/detection/models', { schema: { querystring: Limit } }, async (req) => {
     const rows = await recentModels(deps.db, req.query.limit ?? 100)
-    return {
-      count: rows.length,
-      models: rows.map(m => ({ version: m.version, key: m.key, sequence: m.sequence, trained_at: iso(m.trainedAt), samples: m.samples, created_at: iso(m.createdAt) }))
-    }
+    return { count: rows.length, models: rows.map(modelJson) }
   })
 
   // --- The dashboard's views. Ranges default to a span before the newest reading (event time may run ahead of the wall clock).
@@ -204,6 +201,8 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
     if (from >= to) throw new IotError('IOT_ERR_VALIDATION', `from (${iso(from)}) must be before to (${iso(to)})`)
     return { location: q.location, sensorType: q.sensor_type, from, to, newest }
   }
+
+  const unitsByType = async (): Promise<Map<string, string>> => new Map((await sensorUnits(deps.db)).map(t => [t.sensorType, t.unit]))
 
   app.get('/api/meta', async (): Promise<MetaJson> => {
     const m = await loadMeta(deps.db)
@@ -249,11 +248,10 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
 
   app.get<{ Querystring: Static<typeof SeriesQuery> }>('/api/series', { schema: { querystring: SeriesQuery } }, async (req): Promise<SeriesJson> => {
     const r = await rangeOf(req.query, HOUR)
-    const [result, types] = await Promise.all([
+    const [result, units] = await Promise.all([
       series(deps.db, r, { maxPoints: req.query.max_points ?? 300, groupBy: req.query.group_by ?? 'location', windowMs, minResolution: req.query.min_resolution ?? 'raw' }),
-      sensorUnits(deps.db)
+      unitsByType()
     ])
-    const units = new Map(types.map(t => [t.sensorType, t.unit]))
     const out = new Map<string, SeriesJson['series'][number]>()
     for (const b of result.buckets) {
       const key = `${b.sensorType}\u0000${b.name}`
@@ -281,8 +279,7 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
 
   app.get<{ Querystring: Range }>('/api/analytics/stats', { schema: { querystring: RangeSchema } }, async (req): Promise<LocationStatsJson> => {
     const r = await rangeOf(req.query, 24 * HOUR)
-    const [stats, types] = await Promise.all([rangeStats(deps.db, r), sensorUnits(deps.db)])
-    const units = new Map(types.map(t => [t.sensorType, t.unit]))
+    const [stats, units] = await Promise.all([rangeStats(deps.db, r), unitsByType()])
     return {
       from: iso(r.from),
       to: iso(r.to),
@@ -301,10 +298,10 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
     }
   })
 
-  // Stored readings per second, from the detection counts sampled once a second (whichever process stores them).
   const live = deps.live ?? new LiveHub()
   // No worker here: what the workers store is read back while dashboards are connected.
   const tail = deps.live === undefined ? new DbTail(deps.db, live, { openSpanMs: windowMs + windowing.maxOutOfOrdernessMs + windowing.allowedLatenessMs }) : null
+  // Stored readings per second, from the detection counts sampled once a second (whichever process stores them).
   const samples: [number, number][] = []
   let sampler: NodeJS.Timeout | null = null
   const sample = async (): Promise<PipelineCounts & { rate: number }> => {

@@ -1,3 +1,3 @@
-export { buildApp, defaultWebRoot, type ApiDeps } from './app.ts'
-export { LiveHub, type LiveBatch, type LiveFilter } from './live.ts'
+export { buildApp, type ApiDeps } from './app.ts'
+export { LiveHub } from './live.ts'
 export type * from './contract.ts'

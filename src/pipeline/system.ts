@@ -156,8 +156,12 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
     let app: FastifyInstance | null = null
     if (roles.has('api') && db !== null) {
       // Batches stored in this process reach the dashboards at once.
-      const live = worker === null ? undefined : new LiveHub()
-      if (live !== undefined) worker?.on('batch', b => { live.publish(b) })
+      let live: LiveHub | undefined
+      if (worker !== null) {
+        const hub = new LiveHub()
+        worker.on('batch', b => { hub.publish(b) })
+        live = hub
+      }
       app = await buildApp({
         db,
         registry: metrics.registry,

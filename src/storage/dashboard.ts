@@ -1,8 +1,9 @@
 // Queries behind the dashboard. Anything over a time range reads windows and hourly roll-ups, never
 // raw readings (except a chart over a span short enough to hold few raw rows), so each answers in
 // milliseconds whatever the size of sensor_readings.
-import { msToTimestamp, timestampToMs } from './arrays.ts'
+import { timestampToMs } from './arrays.ts'
 import { type Queryable } from './db.ts'
+import { keyConds, param, tsParam } from './filter-sql.ts'
 
 const HOUR_MS = 3_600_000
 
@@ -13,29 +14,6 @@ export interface RangeFilter {
   from: number
   /** Exclusive upper bound on event time (epoch ms). */
   to: number
-}
-
-/** SQL conditions for the filter's location and sensor type; pushes their parameters. */
-function keyConds (f: { location?: string | undefined, sensorType?: string | undefined }, params: unknown[]): string[] {
-  const conds: string[] = []
-  if (f.location !== undefined) { params.push(f.location); conds.push(`location = $${params.length}`) }
-  if (f.sensorType !== undefined) { params.push(f.sensorType); conds.push(`sensor_type = $${params.length}`) }
-  return conds
-}
-
-function param (params: unknown[], v: unknown): string {
-  params.push(v)
-  return `$${params.length}`
-}
-const tsParam = (params: unknown[], ms: number): string => msToTimestamp(`${param(params, ms)}::float8`)
-
-export interface SensorInfo {
-  sensorId: string
-  sensorType: string
-  location: string
-  unit: string
-  firstSeen: number
-  lastSeen: number
 }
 
 export interface Meta {

@@ -1,7 +1,8 @@
 // Read queries behind the JSON API. All times are epoch ms; every query is bounded by `limit`.
 import { type DetectionCount, type WindowAggregate } from '../domain/index.ts'
-import { msToTimestamp, timestampToMs } from './arrays.ts'
+import { timestampToMs } from './arrays.ts'
 import { type Queryable } from './db.ts'
+import { keyConds, tsParam } from './filter-sql.ts'
 import { aggregateColumns } from './write.ts'
 
 export interface QueryFilter {
@@ -35,12 +36,10 @@ export interface StoredReading {
 }
 
 function where (f: QueryFilter, timeColumn: string, extra: string[] = []): { sql: string, params: unknown[] } {
-  const conds = [...extra]
   const params: unknown[] = []
-  if (f.location !== undefined) { params.push(f.location); conds.push(`location = $${params.length}`) }
-  if (f.sensorType !== undefined) { params.push(f.sensorType); conds.push(`sensor_type = $${params.length}`) }
-  if (f.from !== undefined) { params.push(f.from); conds.push(`${timeColumn} >= ${msToTimestamp(`$${params.length}::float8`)}`) }
-  if (f.to !== undefined) { params.push(f.to); conds.push(`${timeColumn} < ${msToTimestamp(`$${params.length}::float8`)}`) }
+  const conds = [...extra, ...keyConds(f, params)]
+  if (f.from !== undefined) conds.push(`${timeColumn} >= ${tsParam(params, f.from)}`)
+  if (f.to !== undefined) conds.push(`${timeColumn} < ${tsParam(params, f.to)}`)
   params.push(f.limit)
   return { sql: conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : '', params }
 }
