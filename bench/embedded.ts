@@ -66,10 +66,10 @@ export async function measureEmbedded (readings: number, ml = true): Promise<voi
   }
 }
 
-/** The rows the pipeline stores: simulated readings with a verdict. */
+/** The rows the pipeline stores: simulated readings with a verdict (a normal one, with a model's score). */
 function scoredRows (readings: number): ScoredReading[] {
   const sim = new Simulator({ sensors: SENSORS, ratePerSensor: 1, seed: 42, startTs: START })
-  const verdict = { ruleAnomaly: false, zScore: 0.5, zAnomaly: false, mlScore: null, mlAnomaly: null, modelVersion: null, anomaly: false, severity: null, explanation: null }
+  const verdict = { ruleAnomaly: false, zScore: 0.5, zAnomaly: false, mlScore: 0.42, mlAnomaly: false, modelVersion: 'temperature#3', anomaly: false, severity: null, explanation: null }
   return Array.from({ length: readings }, () => ({ reading: sim.next(), verdict }))
 }
 
@@ -93,7 +93,7 @@ async function barePglite (readings: number): Promise<Result> {
 }
 
 /** Bare COPY into PostgreSQL of the same rows in one stream: the physical limit DESIGN.md compares against. */
-async function barePostgresCopy (url: string, readings: number): Promise<Result> {
+export async function barePostgresCopy (url: string, readings: number): Promise<Result> {
   const rows = scoredRows(readings)
   const db = await openPostgres(url)
   await migrate(db)

@@ -1,17 +1,60 @@
 // End-to-end throughput through Apache Kafka into PostgreSQL: `ingest` (simulator → Kafka) and
 // 1 or 2 `worker` processes (Kafka → detect, window → PostgreSQL) running at once, each its own
-// process as in production, next to the embedded pipeline on the same PostgreSQL, in one run.
+// process as in production, next to the embedded pipeline on the same PostgreSQL and to the two
+// physical limits DESIGN.md names (a bare COPY of the same rows, Kafka's own producer perf tool
+// with the same messages), in one run. For each, the CPU it took per 100,000 readings, by part:
+// at 100,000 readings/s on 2 cores the parts together have 2 core-seconds per 100,000.
 // Needs KAFKA_BROKERS and DATABASE_URL (`eval "$(npm run -s services:up)"`).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import postgres from 'postgres'
+import { ensureTopics } from '../src/bus/kafka/index.ts'
+import { toWire } from '../src/domain/index.ts'
+import { Simulator } from '../src/sources/simulator/index.ts'
 import { createServerDatabase } from '../test/helpers/databases.ts'
-import { pipeline, type Result } from './embedded.ts'
+import { cpuBetween, cpuSnapshot, isBroker, isPostgres, machineCpu, type Groups } from './cpu.ts'
+import { barePostgresCopy, pipeline } from './embedded.ts'
 
 const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
+const kafkaTool = fileURLToPath(new URL('../deploy/kafka/tool.sh', import.meta.url))
 const SENSORS = 100
+const PARTITIONS = 6
+
+interface Row {
+  label: string
+  readings: number
+  seconds: number
+  /** Core-seconds per part over the measured interval. */
+  cpu: Map<string, number>
+  /** Core-seconds the whole machine was busy over the interval (other load included). */
+  machine: number
+}
+
+/**
+ * Runs `measure` and returns its result with the CPU each group and the machine used meanwhile.
+ * Processes are sampled every 100 ms, so one that exits meanwhile counts up to its last sample.
+ */
+async function withCpu<T> (groups: Groups, measure: () => Promise<T>): Promise<{ value: T, cpu: Map<string, number>, machine: number }> {
+  const before = cpuSnapshot(groups)
+  const m0 = machineCpu()
+  const latest = new Map(before)
+  const sample = (): void => { for (const [pid, s] of cpuSnapshot(groups)) latest.set(pid, s) }
+  const timer = setInterval(sample, 100)
+  try {
+    const value = await measure()
+    sample()
+    return { value, cpu: cpuBetween(before, latest), machine: machineCpu().busy - m0.busy }
+  } finally {
+    clearInterval(timer)
+  }
+}
+
+const serverParts: Groups = p => isPostgres(p) ? 'PostgreSQL' : isBroker(p) ? 'Kafka broker' : null
 
 function spawnCli (args: string[]): { child: ChildProcess, output: () => string } {
   const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args, '--log-level', 'warn', '--status', '0'],
@@ -23,11 +66,11 @@ function spawnCli (args: string[]): { child: ChildProcess, output: () => string 
 }
 
 /** Ingest and `workers` worker processes on a fresh topic and database; the sustained rate from the first stored reading to the last. */
-async function throughKafka (brokers: string, serverUrl: string, workers: number, readings: number): Promise<Result> {
+async function throughKafka (brokers: string, serverUrl: string, workers: number, readings: number): Promise<Row> {
   const db = await createServerDatabase(serverUrl)
   const sql = postgres(db.url, { max: 1, onnotice: () => {} })
   const topic = `bench_${randomBytes(4).toString('hex')}`
-  const common = ['--kafka-brokers', brokers, '--topic', topic, '--partitions', '6', '--no-events']
+  const common = ['--kafka-brokers', brokers, '--topic', topic, '--partitions', String(PARTITIONS), '--no-events']
   const procs: ReturnType<typeof spawnCli>[] = []
   try {
     const migrated = spawnCli(['migrate', '--database-url', db.url])
@@ -38,22 +81,81 @@ async function throughKafka (brokers: string, serverUrl: string, workers: number
     const ingest = spawnCli(['ingest', ...common, '--sensors', String(SENSORS), '--speedup', 'max', '--start', '2026-01-01T00:00:00Z',
       '--duration', `${Math.round(readings / SENSORS)}s`])
     procs.push(ingest)
+    const role = new Map<number, string>(procs.map(p => [p.child.pid!, p === ingest ? 'ingest (node)' : 'worker (node)']))
+    const groups: Groups = p => role.get(p.pid) ?? serverParts(p)
     const count = async (): Promise<number> => (await sql<Array<{ n: number }>>`SELECT count(*)::int AS n FROM sensor_readings`)[0]!.n
-    let first = 0
     while (await count() === 0) await new Promise(resolve => setTimeout(resolve, 20))
-    first = performance.now()
-    const deadline = Date.now() + 600_000
-    let stored = 0
-    while ((stored = await count()) < readings) {
-      if (Date.now() > deadline) throw new Error(`stalled at ${stored} of ${readings}:\n${procs.map(p => p.output().slice(-2000)).join('\n')}`)
-      await new Promise(resolve => setTimeout(resolve, 50))
-    }
-    const seconds = (performance.now() - first) / 1000
-    return { label: `Kafka + PostgreSQL, ${workers} worker${workers > 1 ? 's' : ''} (+ ingest)`, readings: stored, seconds, peakRssMb: Number.NaN }
+    const { value: { stored, seconds }, cpu, machine } = await withCpu(groups, async () => {
+      const first = performance.now()
+      const deadline = Date.now() + 600_000
+      let n = 0
+      while ((n = await count()) < readings) {
+        if (Date.now() > deadline) throw new Error(`stalled at ${n} of ${readings}:\n${procs.map(p => p.output().slice(-2000)).join('\n')}`)
+        await new Promise(resolve => setTimeout(resolve, 50))
+      }
+      return { stored: n, seconds: (performance.now() - first) / 1000 }
+    })
+    return { label: `Kafka + PostgreSQL, ${workers} worker${workers > 1 ? 's' : ''} (+ ingest)`, readings: stored, seconds, cpu, machine }
   } finally {
     for (const p of procs) p.child.kill('SIGKILL')
     await sql.end()
     await db.drop()
+  }
+}
+
+/** Kafka's ProducerPerformance sending the readings' own JSON (random lines of a payload file) with our producer's settings. */
+async function producerPerf (brokers: string, readings: number): Promise<Row> {
+  const topic = `bench_perf_${randomBytes(4).toString('hex')}`
+  await ensureTopics(brokers.split(','), [{ name: topic, partitions: PARTITIONS }])
+  const dir = mkdtempSync(join(tmpdir(), 'iot-bench-'))
+  try {
+    const sim = new Simulator({ sensors: SENSORS, ratePerSensor: 1, seed: 42, startTs: Date.UTC(2026, 0, 1) })
+    const payloads = join(dir, 'readings.jsonl')
+    writeFileSync(payloads, Array.from({ length: 20_000 }, () => toWire(sim.next())).join('\n'))
+    const child = spawn('bash', [kafkaTool, 'ProducerPerformance', '--topic', topic, '--num-records', String(readings), '--payload-file', payloads,
+      '--throughput', '-1', '--producer-props', `bootstrap.servers=${brokers}`, 'acks=all', 'enable.idempotence=true', 'compression.type=lz4',
+      'linger.ms=5', 'batch.size=1048576'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { out += d.toString() })
+    const { value: code, cpu, machine } = await withCpu(p => p.pid === child.pid ? 'producer perf tool (JVM, start-up included)' : serverParts(p), async () => {
+      const [c] = await once(child, 'exit') as [number | null]
+      return c
+    })
+    // Its own rate (from the first record sent to the last acknowledged): the last summary line.
+    const m = /(\d+) records sent, ([\d.]+) records\/sec/.exec(out.trim().split('\n').filter(l => l.includes('records sent')).pop() ?? '')
+    if (code !== 0 || m === null) throw new Error(`ProducerPerformance failed (exit ${code}):\n${out.slice(-2000)}`)
+    const rate = Number(m[2])
+    return { label: 'limit: Kafka producer perf tool, same JSON', readings: Number(m[1]), seconds: Number(m[1]) / rate, cpu, machine }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+async function bareCopy (url: string, readings: number): Promise<Row> {
+  const b = await createServerDatabase(url)
+  try {
+    const { value: r, cpu, machine } = await withCpu(p => isPostgres(p) ? 'PostgreSQL' : p.pid === process.pid ? 'this process (COPY text)' : null,
+      async () => await barePostgresCopy(b.url, readings))
+    return { label: 'limit: bare COPY into PostgreSQL, same rows', readings: r.readings, seconds: r.seconds, cpu, machine }
+  } finally { await b.drop() }
+}
+
+function print (rows: Row[], base: Row): void {
+  const w = Math.max(...rows.map(r => r.label.length))
+  const baseRate = base.readings / base.seconds
+  process.stdout.write(`\n${'benchmark'.padEnd(w)}  readings   seconds   readings/s   vs bare COPY   machine busy\n`)
+  for (const r of rows) {
+    const rate = r.readings / r.seconds
+    process.stdout.write(`${r.label.padEnd(w)}  ${String(r.readings).padStart(8)}  ${r.seconds.toFixed(2).padStart(8)}  ${Math.round(rate).toLocaleString('en-US').padStart(11)}  ` +
+      `${(rate / baseRate).toFixed(2).padStart(12)}x  ${(100 * r.machine / r.seconds / 2).toFixed(0).padStart(11)}%\n`)
+  }
+  process.stdout.write('\nCPU per 100,000 readings (core-seconds; at 100,000 readings/s on 2 cores all parts together have 2.0):\n')
+  for (const r of rows) {
+    if (r.cpu.size === 0) continue
+    const per = (s: number): string => (s * 100_000 / r.readings).toFixed(2)
+    const parts = [...r.cpu].sort((a, b) => b[1] - a[1]).map(([k, s]) => `${k} ${per(s)}`).join(', ')
+    process.stdout.write(`  ${r.label}: ${parts}; whole machine ${per(r.machine)}\n`)
   }
 }
 
@@ -64,19 +166,18 @@ export async function runKafka ({ readings }: { readings: number }): Promise<voi
     process.stderr.write('The Kafka benchmark needs KAFKA_BROKERS and DATABASE_URL: eval "$(bash scripts/services.sh up)"\n')
     process.exit(2)
   }
-  process.stdout.write(`Kafka benchmark: ${readings.toLocaleString('en-US')} readings from ${SENSORS} simulated sensors, topic of 6 partitions, ` +
+  process.stdout.write(`Kafka benchmark: ${readings.toLocaleString('en-US')} readings from ${SENSORS} simulated sensors, topic of ${PARTITIONS} partitions, ` +
     'each role in its own process, as fast as possible.\n')
-  const rows: Result[] = []
+  const rows: Row[] = []
+  const copy = await bareCopy(url, readings)
+  rows.push(copy)
+  rows.push(await producerPerf(brokers, readings))
+  const m0 = machineCpu()
   const embedded = await pipeline('embedded pipeline on PostgreSQL (memory bus)', readings, url)
-  rows.push(embedded)
+  // Its CPU split is not measured (one child process); the machine's busy time spans its start-up too.
+  rows.push({ ...embedded, cpu: new Map(), machine: (machineCpu().busy - m0.busy) * embedded.seconds / ((machineCpu().total - m0.total) / 2) })
   rows.push(await throughKafka(brokers, url, 1, readings))
   rows.push(await throughKafka(brokers, url, 2, readings))
-  const w = Math.max(...rows.map(r => r.label.length))
-  process.stdout.write(`\n${'benchmark'.padEnd(w)}  readings   seconds   readings/s   vs embedded\n`)
-  const base = embedded.readings / embedded.seconds
-  for (const r of rows) {
-    const rate = r.readings / r.seconds
-    process.stdout.write(`${r.label.padEnd(w)}  ${String(r.readings).padStart(8)}  ${r.seconds.toFixed(2).padStart(8)}  ${Math.round(rate).toLocaleString('en-US').padStart(11)}  ${(rate / base).toFixed(2).padStart(10)}x\n`)
-  }
+  print(rows, copy)
   process.stdout.write('\nTarget: >= 100,000 readings/s end to end through Kafka into PostgreSQL (DESIGN.md section 7).\n')
 }

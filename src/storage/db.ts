@@ -75,43 +75,25 @@ export async function openPostgres (url: string, max = 4): Promise<Db> {
   const run = async <T extends object>(q: postgres.Sql | postgres.TransactionSql, text: string, params?: readonly unknown[]): Promise<T[]> =>
     // postgres.js types its parameters loosely; our callers pass strings, numbers, booleans and null.
     await q.unsafe(text, params as postgres.ParameterOrJSON<never>[] | undefined) as unknown as T[]
-  // postgres.js 3.4 never settles a COPY … FROM STDIN that the server rejects (porsager/postgres#1173):
-  // the transaction would hang instead of rolling back. So COPY goes into a session-local staging
-  // table of text columns, which cannot reject anything, and one INSERT … SELECT casts the rows into
-  // the real table, where a failure (a duplicate key, a bad value) surfaces as an ordinary error.
-  const columnTypes = new Map<string, Map<string, string>>()
+  // COPY FROM STDIN straight into the table. A row the server rejects (a duplicate key, a bad
+  // value) fails the COPY and so the transaction; postgres.js 3.4.9 would never settle the stream
+  // then (porsager/postgres#1173): patches/postgres+3.4.9.patch applies the fix of PR #1183.
   const copy = async (q: postgres.Sql | postgres.TransactionSql, table: string, columns: readonly string[], rows: string): Promise<void> => {
-    let types = columnTypes.get(table)
-    if (types === undefined) {
-      const cols = await run<{ name: string, type: string }>(q, `SELECT attname AS name, format_type(atttypid, atttypmod) AS type
-        FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`, [table])
-      types = new Map(cols.map(c => [c.name, c.type]))
-      columnTypes.set(table, types)
-    }
-    const stage = `copy_stage_${table}`
-    await q.unsafe(`CREATE TEMP TABLE IF NOT EXISTS ${stage} (${columns.map(c => `${c} text`).join(', ')}) ON COMMIT DELETE ROWS`)
-    await q.unsafe(`TRUNCATE ${stage}`)
-    const stream = await q.unsafe(`COPY ${stage} (${columns.join(', ')}) FROM STDIN`).writable()
+    const stream = await q.unsafe(`COPY ${table} (${columns.join(', ')}) FROM STDIN`).writable()
     await new Promise<void>((resolve, reject) => {
       stream.on('error', reject)
-      stream.end(rows, () => resolve())
+      stream.end(rows, (err?: Error | null) => { if (err == null) resolve(); else reject(err) })
     })
-    const casts = columns.map(c => `${c}::${types.get(c) ?? 'text'}`)
-    await q.unsafe(`INSERT INTO ${table} (${columns.join(', ')}) SELECT ${casts.join(', ')} FROM ${stage}`)
   }
-  const queryable = (q: postgres.Sql | postgres.TransactionSql, inTransaction: boolean): Queryable => ({
+  const queryable = (q: postgres.Sql | postgres.TransactionSql): Queryable => ({
     query: async (text, params) => await run(q, text, params),
-    // The staging table empties at commit: outside a transaction, open one for the two steps.
-    copyFrom: async (table, columns, rows) => {
-      if (inTransaction) await copy(q, table, columns, rows)
-      else await sql.begin(async tx => { await copy(tx, table, columns, rows) })
-    }
+    copyFrom: async (table, columns, rows) => { await copy(q, table, columns, rows) }
   })
   return {
     kind: 'postgres',
-    ...queryable(sql, false),
+    ...queryable(sql),
     exec: async (script) => { await sql.unsafe(script) },
-    transaction: async (fn) => await sql.begin(async tx => await fn(queryable(tx, true))) as Awaited<ReturnType<typeof fn>>,
+    transaction: async (fn) => await sql.begin(async tx => await fn(queryable(tx))) as Awaited<ReturnType<typeof fn>>,
     close: async () => { await sql.end({ timeout: 5 }) }
   }
 }

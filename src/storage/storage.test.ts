@@ -340,10 +340,11 @@ for (const tdb of testDatabases) {
       sameNumber(row?.z_score, -0, 'z_score')
     })
 
-    // postgres.js 3.4.9 never settles the COPY writable when the server rejects the data after
-    // CopyDone (porsager/postgres#1173): the transaction hangs, never rolls back, and holds its
-    // connection 'idle in transaction (aborted)'. On PostgreSQL the batch runs on a connection of
-    // its own, is given 1.5 s, and is then killed so the suite goes on.
+    // Unpatched, postgres.js 3.4.9 never settles the COPY writable when the server rejects the data
+    // after CopyDone (porsager/postgres#1173): the transaction would hang, never roll back, and hold
+    // its connection 'idle in transaction (aborted)'. patches/ applies the fix; this guards it. On
+    // PostgreSQL the batch runs on a connection of its own, is given 1.5 s, and is then killed so the
+    // suite goes on.
     test(`${name}: a duplicate (sensor_id, timestamp) makes insertReadings throw and the transaction roll back`,
       async () => {
         const loc = 'copy-dup'
