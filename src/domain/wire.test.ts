@@ -2,6 +2,7 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Simulator } from '../sources/simulator/simulator.ts'
 import { type Reading } from './reading.ts'
+import { createRandom } from './random.ts'
 import {
   defaultValidationOptions, formatTimestamp, parseTimestamp, rejectReasons, toWire, validateMessage, validateWire,
   type RejectReason, type ValidationOptions, type ValidationResult, type WireReading
@@ -163,6 +164,29 @@ describe('parseTimestamp', () => {
     for (const ts of [0, T, T + 1, Date.UTC(2024, 1, 29, 23, 59, 59, 999), Date.UTC(9999, 11, 31, 23, 59, 59, 999)]) {
       assert.equal(parseTimestamp(formatTimestamp(ts)), ts)
     }
+  })
+
+  test('formatTimestamp equals toISOString and parseTimestamp reads it back, over 200,000 instants from year 0 to 9999 and around them', () => {
+    const random = createRandom(7)
+    const span = Date.UTC(9999, 11, 31, 23, 59, 59, 999) - Date.UTC(0, 0, 1)
+    const instants = [-62_167_219_200_001, -62_167_219_200_000, -1, 0, 59_999, 60_000, 253_402_300_799_999, 253_402_300_800_000, 1.5, -0.5]
+    for (let i = 0; i < 100_000; i++) instants.push(Date.UTC(0, 0, 1) + Math.floor(random.next() * span))
+    // In time order, as readings come: the reused minute must not leak into the next one.
+    for (let t = T - 5 * 60_000, i = 0; i < 100_000; i++) instants.push(t += Math.floor(random.next() * 7))
+    for (const ts of instants) {
+      const text = formatTimestamp(ts)
+      assert.equal(text, new Date(ts).toISOString(), `formatTimestamp(${ts})`)
+      if (Number.isInteger(ts) && !text.startsWith('+') && !text.startsWith('-')) assert.equal(parseTimestamp(text), ts, `parseTimestamp(${text})`)
+    }
+  })
+
+  test('the canonical form with an impossible field falls through to the general rules and is refused', () => {
+    for (const text of ['2025-13-01T00:00:00.000Z', '2025-00-10T00:00:00.000Z', '2025-04-31T00:00:00.000Z', '2025-02-29T00:00:00.000Z',
+      '2025-01-01T24:00:00.000Z', '2025-01-01T00:60:00.000Z', '2025-01-01T00:00:60.000Z', '2025-01-01T00:00:00.00xZ', '2O25-01-01T00:00:00.000Z']) {
+      assert.ok(Number.isNaN(parseTimestamp(text)), text)
+    }
+    assert.equal(parseTimestamp('2024-02-29T23:59:59.999Z'), Date.UTC(2024, 1, 29, 23, 59, 59, 999))
+    assert.equal(parseTimestamp('2025-01-01 00:00:00.000Z'), Date.UTC(2025, 0, 1), 'a space separator takes the general path')
   })
 
   test('years 0000-0099 are taken literally, not as 1900-1999', () => {

@@ -62,6 +62,10 @@ const ISO = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,
  * Returns NaN when the text is not a valid date-time.
  */
 export function parseTimestamp (text: string): number {
+  if (text.length === 24) {
+    const t = parseCanonical(text)
+    if (t === t) return t // eslint-disable-line no-self-compare -- not NaN
+  }
   const m = ISO.exec(text)
   if (m === null) return Number.NaN
   const [, y, mo, d, h, mi, s, frac, zone] = m
@@ -89,9 +93,65 @@ export function parseTimestamp (text: string): number {
   return t
 }
 
-/** Formats epoch ms as the wire's ISO 8601 UTC text. */
+/** Days from 1970-01-01 to y-m-d (proleptic Gregorian; Howard Hinnant's days_from_civil). */
+function daysFromCivil (y: number, m: number, d: number): number {
+  y -= m <= 2 ? 1 : 0
+  const era = Math.floor(y / 400)
+  const yoe = y - era * 400
+  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1
+  return era * 146097 + yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy - 719468
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+/**
+ * The hot path of parseTimestamp: exactly `YYYY-MM-DDTHH:MM:SS.mmmZ` (what toISOString and our
+ * producers write), read digit by digit without allocating. NaN for anything else, which then
+ * takes the general path (and is judged there).
+ */
+function parseCanonical (t: string): number {
+  if (t.charCodeAt(4) !== 45 || t.charCodeAt(7) !== 45 || t.charCodeAt(10) !== 84 || t.charCodeAt(13) !== 58 ||
+    t.charCodeAt(16) !== 58 || t.charCodeAt(19) !== 46 || t.charCodeAt(23) !== 90) return Number.NaN
+  const century = twoDigits(t, 0); const yy = twoDigits(t, 2); const month = twoDigits(t, 5); const day = twoDigits(t, 8)
+  const hour = twoDigits(t, 11); const minute = twoDigits(t, 14); const second = twoDigits(t, 17)
+  const ms10 = twoDigits(t, 20); const ms1 = t.charCodeAt(22) - 48
+  if (century < 0 || yy < 0 || ms10 < 0 || (ms1 >>> 0) > 9 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 ||
+    minute < 0 || minute > 59 || second < 0 || second > 59) return Number.NaN
+  const year = century * 100 + yy
+  const leap = month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
+  if (day > (DAYS_IN_MONTH[month - 1] as number) + (leap ? 1 : 0)) return Number.NaN
+  return ((daysFromCivil(year, month, day) * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + ms10 * 10 + ms1
+}
+
+/** The two decimal digits at t[i..i+2) as a number, or -1. */
+function twoDigits (t: string, i: number): number {
+  const a = t.charCodeAt(i) - 48
+  const b = t.charCodeAt(i + 1) - 48
+  return (a >>> 0) > 9 || (b >>> 0) > 9 ? -1 : a * 10 + b
+}
+
+/** The last minute formatted: `YYYY-MM-DDTHH:MM:` of minute #formattedMinute since the epoch. */
+let formattedMinute = Number.NaN
+let minutePrefix = ''
+/** toISOString's range of four-digit years (0000-01-01 to 9999-12-31). */
+const MIN_FOUR_DIGIT_MS = -62_167_219_200_000
+const MAX_FOUR_DIGIT_MS = 253_402_300_800_000
+
+/**
+ * Formats epoch ms as the wire's ISO 8601 UTC text, exactly as toISOString. Readings come in time
+ * order, so the date, hour and minute are reused from the previous call while they match.
+ */
 export function formatTimestamp (ts: number): string {
-  return new Date(ts).toISOString()
+  if (!(ts >= MIN_FOUR_DIGIT_MS && ts < MAX_FOUR_DIGIT_MS) || !Number.isInteger(ts)) return new Date(ts).toISOString()
+  const minute = Math.floor(ts / 60_000)
+  if (minute !== formattedMinute) {
+    formattedMinute = minute
+    minutePrefix = new Date(minute * 60_000).toISOString().slice(0, 17)
+  }
+  const rest = ts - minute * 60_000 // 0..59999 ms within the minute
+  const s = Math.floor(rest / 1000)
+  const ms = rest - s * 1000
+  return `${minutePrefix}${s < 10 ? '0' : ''}${s}.${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`
 }
 
 /** Encodes a reading in the wire format. */

@@ -1,5 +1,6 @@
 // PostgreSQL array literals, sent as one text parameter and cast in SQL (`$1::float8[]`).
 // Identical on postgres.js and PGlite, and far cheaper than one parameter per value.
+import { formatTimestamp } from '../domain/index.ts'
 
 export function textArray (values: readonly (string | null)[]): string {
   let s = '{'
@@ -47,4 +48,4 @@ export function copyText (v: string | null): string {
 export const copyNumber = (v: number | null): string => v === null ? '\\N' : Object.is(v, -0) ? '-0' : String(v)
 export const copyBool = (v: boolean | null): string => v === null ? '\\N' : v ? 't' : 'f'
 /** Epoch ms as a timestamptz literal (UTC). */
-export const copyTimestamp = (ms: number): string => new Date(ms).toISOString()
+export const copyTimestamp = formatTimestamp
