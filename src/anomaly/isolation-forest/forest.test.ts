@@ -379,6 +379,45 @@ test('explain - shares sum to 1, a spike in feature 0 is put on feature 0', () =
   assert.throws(() => f.explain(spike, new Float64Array(3)), RangeError)
 })
 
+test('explain - equals the definition walked over the JSON node arrays, for rows with and without NaN', () => {
+  const r = createRandom(21)
+  const data = gaussian(1000, 7, r)
+  const f = IsolationForest.fit(data, 7, { contamination: 0.05, random: createRandom(21) })
+  const model = f.toJSON()
+  // Each split on the row's path credits its feature with log2(rows in the node / rows in the
+  // branch taken); a tree's credits weigh 1 / its path length; shares sum to 1. NaN goes to the
+  // child with more rows (sklearn).
+  const reference = (row: number[]): number[] => {
+    const out = new Array<number>(7).fill(0)
+    for (const t of model.trees) {
+      const credit = new Array<number>(7).fill(0)
+      let node = 0
+      let depth = 0
+      while (t.left[node] !== -1) {
+        const x = row[t.feature[node]!]!
+        const l = t.left[node]!; const rt = t.right[node]!
+        const child = Number.isNaN(x) ? (t.nodeSamples[l]! > t.nodeSamples[rt]! ? l : rt) : Math.fround(x) > t.threshold[node]! ? rt : l
+        credit[t.feature[node]!]! += Math.log2(t.nodeSamples[node]! / t.nodeSamples[child]!)
+        node = child
+        depth++
+      }
+      const weight = 1 / (depth + 1 + averagePathLength(t.nodeSamples[node]!) - 1)
+      for (let k = 0; k < 7; k++) out[k]! += weight * credit[k]!
+    }
+    const total = out.reduce((a, b) => a + b, 0)
+    return total > 0 ? out.map(x => x / total) : out
+  }
+  const out = new Float64Array(7)
+  for (let i = 0; i < 300; i++) {
+    const row = Array.from(data.subarray(i * 7, i * 7 + 7))
+    if (i % 3 === 0) row[i % 7] = 6 * (i % 2 === 0 ? 1 : -1) // spikes
+    if (i % 50 === 1) row[2] = Number.NaN
+    const expected = reference(row)
+    f.explain(row, out)
+    for (let k = 0; k < 7; k++) close(out[k]!, expected[k]!, 1e-12, `row ${i} feature ${k}`)
+  }
+})
+
 test('fit - bad arguments throw RangeError', () => {
   const random = createRandom(1)
   const ok = [1, 2, 3, 4]

@@ -36,8 +36,11 @@ const FEATURE_MASK = 255
 /** The cut index of pass-through slots, above every rank: every row goes left. */
 const PASS_THROUGH = 2 ** (31 - FEATURE_BITS) - 1
 let arenaOwner: IsolationForest | null = null
+/** Scratch of explain on compiled trees: the feature and gain of each step of one tree's path. */
+const PATH_FEATURE = new Int32Array(12)
+const PATH_GAIN = new Float64Array(12)
 /** Deepest tree compiled to the complete-tree layout (2^(D+1) - 1 slots per tree); deeper forests walk the node arrays. */
-const MAX_COMPILED_DEPTH = 12
+const MAX_COMPILED_DEPTH = PATH_GAIN.length
 
 /**
  * Isolation Forest (Liu, Ting, Zhou 2008) computing what scikit-learn's IsolationForest computes:
@@ -70,6 +73,8 @@ export class IsolationForest {
   readonly #gain: Float64Array
   /** Scratch of explain: one tree's credits per feature. */
   readonly #credit: Float64Array
+  /** Per tree 2^(D+1) - 1 slots: #gain of the node compiled at each slot (0 on pass-through slots); built by the first explain. */
+  #slotGain: Float64Array | null = null
   /** Depth of the compiled complete trees (see #compile), -1 when the forest is not compiled. */
   readonly #depth: number
   /**
@@ -366,10 +371,33 @@ export class IsolationForest {
     if (out.length !== d) throw new RangeError(`out must have length nFeatures = ${d}, got ${out.length}`)
     if (!Number.isInteger(start) || start < 0 || start + d > row.length) throw new RangeError(`row needs ${d} values from index ${start}, has length ${row.length}`)
     out.fill(0)
+    const credit = this.#credit
+    if (this.#depth >= 0 && !this.#ranks(row, start, this.#mem, 0)) {
+      // The scoring walk over the compiled trees; pass-through slots credit feature 0 with 0.
+      const m = this.#mem
+      const D = this.#depth
+      const inner = (1 << D) - 1
+      const leaf = this.#leaf
+      const slotGain = this.#slotGain ??= this.#slotGains()
+      const pathFeature = PATH_FEATURE
+      const pathGain = PATH_GAIN
+      for (let k = 0, o = d, lo = -inner, go = 0; k < this.nEstimators; k++, o += inner, lo += inner + 1, go += 2 * inner + 1) {
+        let i = 0
+        for (let l = 0; l < D; l++) {
+          const v = m[o + i]!
+          const f = v & FEATURE_MASK
+          i = (i << 1 | 1) + +(m[f]! > (v >> FEATURE_BITS)) | 0
+          pathFeature[l] = f
+          pathGain[l] = slotGain[go + i]!
+        }
+        const weight = 1 / leaf[lo + i]!
+        for (let l = 0; l < D; l++) { const f = pathFeature[l]!; out[f] = out[f]! + weight * pathGain[l]! }
+      }
+      return this.#normalize(out)
+    }
     const left = this.#left
     const feature = this.#feature
     const gain = this.#gain
-    const credit = this.#credit
     for (let k = 0; k < this.nEstimators; k++) {
       // One walk: the credits of this tree's path, then weighted by 1 / its path length.
       credit.fill(0)
@@ -383,10 +411,29 @@ export class IsolationForest {
       const weight = 1 / (this.#pathLength[g] as number)
       for (let f = 0; f < d; f++) out[f] = (out[f] as number) + weight * (credit[f] as number)
     }
+    return this.#normalize(out)
+  }
+
+  /** Scales explain's credits to shares summing to 1 (all zero stays zero). */
+  #normalize (out: Float64Array): Float64Array {
     let total = 0
-    for (let f = 0; f < d; f++) total += out[f] as number
-    if (total > 0) for (let f = 0; f < d; f++) out[f] = (out[f] as number) / total
+    for (let f = 0; f < out.length; f++) total += out[f] as number
+    if (total > 0) for (let f = 0; f < out.length; f++) out[f] = (out[f] as number) / total
     return out
+  }
+
+  /** #slotGain: the gain of the node at every slot of the compiled trees (the layout of #compile). */
+  #slotGains (): Float64Array {
+    const perTree = 2 * ((1 << this.#depth) - 1) + 1
+    const gains = new Float64Array(this.nEstimators * perTree)
+    const place = (g: number, slot: number, base: number): void => {
+      gains[base + slot] = this.#gain[g] as number
+      if (this.#left[g] === -1) return // the pass-through chain below keeps 0
+      place(this.#left[g] as number, 2 * slot + 1, base)
+      place(this.#right[g] as number, 2 * slot + 2, base)
+    }
+    for (let k = 0; k < this.nEstimators; k++) place(this.#roots[k] as number, 0, k * perTree)
+    return gains
   }
 
   /** -2^(-sum / (nEstimators c(ψ))), exactly sklearn's; -0.5 when c(ψ) = 0 (ψ = 1). */
