@@ -19,13 +19,15 @@ export interface IsolationForestOptions {
 }
 
 /** Rows scored per block: one block of ranks and sums stays in L1 while every tree runs over it. */
-const BLOCK = SIMD_BLOCK
+const BLOCK = 256
 /**
  * Batches from this size on are scored by the WebAssembly SIMD kernel (simd.ts, 2-3x the JS
  * kernel's rows/s). Laying a forest out for it costs about what scoring 4,000 rows with the JS
  * kernel costs, so smaller batches (the pipeline's per-model groups, the offset at fit) stay in JS.
  */
 const SIMD_MIN_ROWS = 4096
+/** Path-length sums of one block of the SIMD kernel (scratch). */
+const SIMD_SUMS = new Float64Array(SIMD_BLOCK)
 /**
  * The batch-scoring arena: the ranks of one block of rows (from 0), then the compiled slots of the
  * forest that scored last (from BLOCK * nFeatures; a forest scoring after another copies its slots
@@ -340,9 +342,9 @@ export class IsolationForest {
     if (o.length < nRows) throw new RangeError(`out has length ${o.length}, needs ${nRows}`)
     const simd = nRows >= SIMD_MIN_ROWS ? this.#simdImage() : null
     if (simd !== null) {
-      const sums = this.#sums
-      for (let b = 0; b < nRows; b += BLOCK) {
-        const n = Math.min(BLOCK, nRows - b)
+      const sums = SIMD_SUMS
+      for (let b = 0; b < nRows; b += SIMD_BLOCK) {
+        const n = Math.min(SIMD_BLOCK, nRows - b)
         const nan = simd.sums(data, b, n, sums)
         for (let r = 0; r < n; r++) o[b + r] = this.#score(sums[r] as number)
         if (nan) this.#rescoreNaNRows(data, b, n, o)

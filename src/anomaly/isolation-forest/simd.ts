@@ -1,25 +1,24 @@
 // Batch scoring with the WebAssembly SIMD kernel (simd-kernel.ts): a forest is laid out once as a
-// memory image (~1.2 MiB for 100 trees of 256 samples on 7 features), and blocks of rows are scored
+// memory image (~1.35 MiB for 100 trees of 256 samples on 7 features), and blocks of rows are scored
 // against it, exactly as the JS kernel scores them: the same leaf per (row, tree) and the same
 // float64 sum in tree order from +0.
 //
 // Image layout (addresses absolute; the image is copied to address 0 of the kernel's memory):
 // - per feature f: its cuts (the distinct split bounds, sorted, as forest.ts has them) followed by
-//   K + 1 infinities; a bucket table (bucket of x -> cuts in lower buckets); an interval table of
-//   (cuts + 1) rows x nTrees bytes: byte [rank][tree] = the interval of the tree's own cuts on f
-//   that a row of that rank falls in, numbered per tree across its features;
-// - per tree: its leaves' path lengths (leaf l at B - 8 l, leaves numbered left to right) and per
-//   interval the 128-bit mask of the leaves a row in it can still reach (at B + 16 + 16 i).
-// A tree with more than 128 leaves is split into "virtual trees" (see virtualize), and the tree
-// count is padded to a multiple of UNROLL with one-leaf trees worth +0: x + 0 = x for the sums.
+//   K + 1 infinities, and a bucket table (bucket of x -> cuts in lower buckets): a row's rank;
+// - per tree, together so that one tree's data stays in L1 while a block of rows runs through it:
+//   its leaves' path lengths (leaf l at B - 8 l, leaves numbered left to right), per interval the
+//   128-bit mask of the leaves a row in it can still reach (at B + 16 + 16 i; a tree's intervals
+//   are those of its own cuts, numbered across its features), and per feature a column with, for
+//   each rank, the interval a row of that rank falls in (a byte).
+// A tree with more than 128 leaves is split into "virtual trees" (see virtualize).
 import { averagePathLength, float32SplitBound } from './math.ts'
 import { type ParsedTree } from './model.ts'
-import { DATA, HDR, IN, K, MAX_FEATURES, OUT, PARAM, UNROLL } from './simd-kernel.ts'
+import { BLOCK, DATA, HDR, IN, K, MAX_FEATURES, MAX_TREES, OUT, PARAM } from './simd-kernel.ts'
 import { KERNELS } from './simd-wasm.generated.ts'
 
 const MAX_LEAVES = 128
 const MAX_INTERVALS = 256
-const MAX_TREES = (DATA - HDR) / 4
 /** Bucket table size per feature: at most this many buckets per cut. */
 const BUCKETS_PER_CUT = 4
 const WORDS = MAX_LEAVES / 32
@@ -158,8 +157,7 @@ export class SimdImage {
   static build (trees: readonly ParsedTree[], d: number): SimdImage | null {
     if (d > MAX_FEATURES) return null
     const vtrees = virtualize(trees)
-    const nReal = vtrees.length
-    const nTrees = Math.ceil(nReal / UNROLL) * UNROLL
+    const nTrees = vtrees.length
     if (nTrees > MAX_TREES) return null
     let nodes = 0
     let maxNodes = 0
@@ -171,7 +169,7 @@ export class SimdImage {
     const nodeF = new Int32Array(nodes)
     const nodeB = new Float64Array(nodes)
     const fCount = new Int32Array(d + 1)
-    for (let g = 0, k = 0; k < nReal; k++) {
+    for (let g = 0, k = 0; k < nTrees; k++) {
       const t = vtrees[k] as ValuedTree
       for (let i = 0; i < t.left.length; i++, g++) {
         if (t.left[i] === -1) { nodeF[g] = -1; continue }
@@ -224,12 +222,6 @@ export class SimdImage {
     for (let k = 0; k < nTrees; k++) {
       leafStart[k] = nLeaves
       maskStart[k] = nMasks
-      if (k >= nReal) { // padding: one leaf worth +0, one all-ones interval per feature
-        leafVals[nLeaves++] = 0
-        for (let f = 0; f <= d; f++) featStart[k * (d + 1) + f] = f
-        nMasks += d
-        continue
-      }
       const t = vtrees[k] as ValuedTree
       const n = t.left.length
       // Depth-first, left before right: leaves numbered left to right, [lo, hi) the leaves under each node.
@@ -323,8 +315,8 @@ export class SimdImage {
     let size = DATA
     for (let f = 0; f < d; f++) {
       const c = (cutStart[f + 1] as number) - (cutStart[f] as number)
-      // Cuts and padding, buckets (fewer than 2 BUCKETS_PER_CUT per cut), interval table, alignments.
-      size += 16 + (c + K + 1) * 8 + 16 + 4 * 2 * BUCKETS_PER_CUT * Math.max(c, 1) + 64 + (c + 1) * nTrees
+      // Cuts and padding, buckets (fewer than 2 BUCKETS_PER_CUT per cut), every tree's column, alignments.
+      size += 16 + (c + K + 1) * 8 + 16 + 4 * 2 * BUCKETS_PER_CUT * Math.max(c, 1) + (c + 1) * nTrees
     }
     size += nLeaves * 8 + nTrees * 32 + nMasks * 16
     const buf = new ArrayBuffer(Math.ceil(size / 16) * 16)
@@ -375,39 +367,43 @@ export class SimdImage {
       dv.setInt32(pa + 24, bucketsAddr, true)
       dv.setInt32(pa + 28, cutsAddr, true)
     }
+    // Column offsets: feature f's column starts colOff[f] bytes into a tree's columns.
+    const colOff = new Int32Array(d + 1)
+    for (let f = 0; f < d; f++) {
+      colOff[f + 1] = (colOff[f] as number) + (cutStart[f + 1] as number) - (cutStart[f] as number) + 1
+      dv.setInt32(PARAM + 48 * f + 32, colOff[f] as number, true)
+    }
+    const colBase = new Int32Array(nTrees)
     for (let k = 0; k < nTrees; k++) {
       const L = (leafStart[k + 1] as number) - (leafStart[k] as number)
       p += L * 8 + 16
       p = (p + 15) & ~15
       for (let l = 0; l < L; l++) f64[((p - 16) >> 3) - l] = leafVals[(leafStart[k] as number) + l] as number
-      i32[(HDR >> 2) + k] = p - 16
+      i32[(HDR >> 2) + 2 * k] = p - 16
       const nm = (maskStart[k + 1] as number) - (maskStart[k] as number)
       u32.set(masks.subarray((maskStart[k] as number) * WORDS, ((maskStart[k] as number) + nm) * WORDS), p >> 2)
       p += nm * 16
+      colBase[k] = p
+      i32[(HDR >> 2) + 2 * k + 1] = p
+      p += colOff[d] as number
     }
+    // Columns, rank by rank: a row of rank r is one interval further than one of rank r - 1 in
+    // the trees that split on cut r - 1.
     const cur = new Int32Array(nTrees)
     for (let f = 0; f < d; f++) {
-      p = (p + 63) & ~63
-      dv.setInt32(PARAM + 48 * f + 32, p, true)
-      dv.setInt32(PARAM + 48 * f + 36, nTrees, true)
       for (let k = 0; k < nTrees; k++) cur[k] = featStart[k * (d + 1) + f] as number
       const n = (cutStart[f + 1] as number) - (cutStart[f] as number)
-      // Row r (rank r) = row r - 1 with the trees that own cut r - 1 one interval further.
       for (let r = 0; r <= n; r++) {
-        const rb = p + r * nTrees
-        if (r === 0) {
-          for (let k = 0; k < nTrees; k++) u8[rb + k] = cur[k] as number
-          continue
+        if (r > 0) {
+          const c = (cutStart[f] as number) + r - 1
+          for (let j = ownCount[c] as number; j < (ownCount[c + 1] as number); j++) {
+            const k = owners[j] as number
+            cur[k] = (cur[k] as number) + 1
+          }
         }
-        u8.copyWithin(rb, rb - nTrees, rb)
-        const c = (cutStart[f] as number) + r - 1
-        for (let j = ownCount[c] as number; j < (ownCount[c + 1] as number); j++) {
-          const k = owners[j] as number
-          cur[k] = (cur[k] as number) + 1
-          u8[rb + k] = cur[k] as number
-        }
+        const at = (colOff[f] as number) + r
+        for (let k = 0; k < nTrees; k++) u8[(colBase[k] as number) + at] = cur[k] as number
       }
-      p += (n + 1) * nTrees
     }
     if (p > size) throw new Error(`SimdImage: image overflow (${p} > ${size})`)
     return new SimdImage(d, nTrees, new Uint8Array(buf.slice(0, p)))
@@ -418,6 +414,7 @@ export class SimdImage {
    * into out[0..n). Returns whether a value was NaN (those rows' sums are then meaningless).
    */
   sums (data: ArrayLike<number>, row0: number, n: number, out: Float64Array): boolean {
+    if (n > BLOCK) throw new RangeError(`at most ${BLOCK} rows a call, got ${n}`)
     const d = this.#d
     const k = kernelFor(d)
     if (k.owner !== this) {
