@@ -21,9 +21,10 @@ export interface IsolationForestOptions {
 /** Rows scored per block: one block of ranks and sums stays in L1 while every tree runs over it. */
 const BLOCK = 256
 /**
- * Batches from this size on are scored by the WebAssembly SIMD kernel (simd.ts, 2-3x the JS
- * kernel's rows/s). Laying a forest out for it costs about what scoring 4,000 rows with the JS
- * kernel costs, so smaller batches (the pipeline's per-model groups, the offset at fit) stay in JS.
+ * Batches from this size on are scored by the WebAssembly SIMD kernel (simd.ts, 2-2.5x the JS
+ * kernel's rows/s). Laying a forest out for it takes 10-20 ms, what the JS kernel needs for
+ * 5,000-10,000 rows, so smaller batches (the pipeline's per-model groups, the offset at fit) stay
+ * in JS and a forest that never scores a large batch never pays for the layout.
  */
 const SIMD_MIN_ROWS = 4096
 /** Path-length sums of one block of the SIMD kernel (scratch). */
