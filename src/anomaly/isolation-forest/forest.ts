@@ -1,5 +1,5 @@
 import { type Random } from '../../domain/index.ts'
-import { averagePathLength, FEATURE_THRESHOLD_F32, float32SplitBound, linearPercentile } from './math.ts'
+import { averagePathLength, FEATURE_THRESHOLD_F32, float32SplitBound, linearPercentile, lowerBound } from './math.ts'
 import { depthLimit, parseModel, type IsolationForestModel, type ParsedTree } from './model.ts'
 import { SimdImage } from './simd.ts'
 import { BLOCK as SIMD_BLOCK } from './simd-kernel.ts'
@@ -572,18 +572,6 @@ export class IsolationForest {
     const goLeft = v !== v ? this.#nanLeft[g] === 1 : !(v > (this.#bound[g] as number)) // eslint-disable-line no-self-compare
     return goLeft ? this.#left[g] as number : this.#right[g] as number
   }
-}
-
-/** Index of the first of the sorted a[s..e) that is >= x, counted from s. */
-function lowerBound (a: Float64Array, s: number, e: number, x: number): number {
-  let lo = s
-  let hi = e
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1
-    if ((a[mid] as number) < x) lo = mid + 1
-    else hi = mid
-  }
-  return lo - s
 }
 
 /**

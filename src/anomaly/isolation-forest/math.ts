@@ -90,3 +90,15 @@ export function float32SplitBound (t: number): number {
   const mid = ((lo === -Infinity ? -(2 ** 128) : lo) + hi) / 2 // exact: both have 24-bit significands
   return Math.fround(mid) <= t ? mid : doubleBelow(mid)
 }
+
+/** Index of the first of the sorted a[s..e) that is >= x, counted from s. */
+export function lowerBound (a: Float64Array, s: number, e: number, x: number): number {
+  let lo = s
+  let hi = e
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if ((a[mid] as number) < x) lo = mid + 1
+    else hi = mid
+  }
+  return lo - s
+}

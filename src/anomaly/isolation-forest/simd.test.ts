@@ -52,6 +52,15 @@ function crafted (forest: IsolationForest, base: Float64Array, d: number): Float
   return Float64Array.from(out)
 }
 
+/** `base` followed by the crafted rows. */
+function withCrafted (forest: IsolationForest, base: Float64Array, d: number): Float64Array {
+  const extra = crafted(forest, base, d)
+  const x = new Float64Array(base.length + extra.length)
+  x.set(base)
+  x.set(extra, base.length)
+  return x
+}
+
 /** Scores with the JS kernel: batches below the SIMD size. */
 function jsScores (forest: IsolationForest, x: ArrayLike<number> & { subarray?: unknown }, d: number): Float64Array {
   const n = x.length / d
@@ -89,10 +98,7 @@ test('SIMD batch scoring equals the JS kernel bit for bit: 100 trees, 7 features
   const train = rows(1000, d, createRandom(1))
   const forest = IsolationForest.fit(train, d, { contamination: 0.05, random: createRandom(42) })
   const base = rows(60_000, d, createRandom(2))
-  const extra = crafted(forest, base, d)
-  const x = new Float64Array(base.length + extra.length)
-  x.set(base)
-  x.set(extra, base.length)
+  const x = withCrafted(forest, base, d)
   assertSameScores(forest, x, d, 'float64 rows')
   assertSameScores(forest, new Float32Array(x), d, 'float32 rows')
   const decision = forest.decisionFunction(x)
@@ -109,10 +115,7 @@ test('SIMD batch scoring equals the JS kernel for 1 to 8 features, tree counts n
     const random = createRandom(d * 1000 + nEstimators)
     const forest = IsolationForest.fit(rows(maxSamples * 4, d, random), d, { nEstimators, maxSamples, random: createRandom(nEstimators) })
     const base = rows(8192, d, random)
-    const extra = crafted(forest, base, d)
-    const x = new Float64Array(base.length + extra.length)
-    x.set(base)
-    x.set(extra, base.length)
+    const x = withCrafted(forest, base, d)
     assertSameScores(forest, x, d, `d=${d} trees=${nEstimators} maxSamples=${maxSamples}`)
   }
 })
@@ -133,10 +136,7 @@ test('trees with more than 128 leaves are split into virtual trees of at most 12
   assert.equal(originals, virtual.length, 'deterministic')
   assert.equal(real(virtual).length, trees.reduce((n, t) => n + leavesOf(t.left), 0), 'every real leaf once')
   const base = rows(8192, d, createRandom(7))
-  const extra = crafted(forest, base, d)
-  const x = new Float64Array(base.length + extra.length)
-  x.set(base)
-  x.set(extra, base.length)
+  const x = withCrafted(forest, base, d)
   assertSameScores(forest, x, d, 'forest with big trees')
 })
 

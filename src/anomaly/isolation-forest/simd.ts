@@ -12,7 +12,7 @@
 //   are those of its own cuts, numbered across its features), and per feature a column with, for
 //   each rank, the interval a row of that rank falls in (a byte).
 // A tree with more than 128 leaves is split into "virtual trees" (see virtualize).
-import { averagePathLength, float32SplitBound } from './math.ts'
+import { averagePathLength, float32SplitBound, lowerBound } from './math.ts'
 import { type ParsedTree } from './model.ts'
 import { BLOCK, DATA, HDR, IN, K, MAX_FEATURES, MAX_TREES, OUT, PARAM } from './simd-kernel.ts'
 import { KERNELS } from './simd-wasm.generated.ts'
@@ -431,16 +431,4 @@ export class SimdImage {
     out.set(new Float64Array(k.memory.buffer, OUT, n))
     return nan
   }
-}
-
-/** Index of the first of the sorted a[s..e) that is >= x, counted from s. */
-function lowerBound (a: Float64Array, s: number, e: number, x: number): number {
-  let lo = s
-  let hi = e
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1
-    if ((a[mid] as number) < x) lo = mid + 1
-    else hi = mid
-  }
-  return lo - s
 }
