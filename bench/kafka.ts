@@ -177,8 +177,10 @@ export async function runKafka ({ readings }: { readings: number }): Promise<voi
   rows.push(await producerPerf(brokers, readings))
   const m0 = machineCpu()
   const embedded = await pipeline('embedded pipeline on PostgreSQL (memory bus)', readings, url)
-  // Its CPU split is not measured (one child process); the machine's busy time spans its start-up too.
-  rows.push({ ...embedded, cpu: new Map(), machine: (machineCpu().busy - m0.busy) * embedded.seconds / ((machineCpu().total - m0.total) / 2) })
+  const m1 = machineCpu()
+  // Its CPU split is not measured (one child process): the machine's average busy cores over the
+  // child's whole life (start-up included), applied to the measured interval.
+  rows.push({ ...embedded, cpu: new Map(), machine: (m1.busy - m0.busy) / ((m1.total - m0.total) / 2) * embedded.seconds })
   rows.push(await throughKafka(brokers, url, 1, readings))
   rows.push(await throughKafka(brokers, url, 2, readings))
   print(rows, copy)

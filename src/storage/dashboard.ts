@@ -4,6 +4,7 @@
 import { timestampToMs } from './arrays.ts'
 import { type Queryable } from './db.ts'
 import { keyConds, param, tsParam } from './filter-sql.ts'
+import { type WindowStats } from '../windowing/index.ts'
 
 const HOUR_MS = 3_600_000
 
@@ -48,20 +49,11 @@ export async function newestReadingTime (db: Queryable): Promise<number | null> 
   return r?.t ?? null
 }
 
-/** Window statistics merged over a range, per location and sensor type. */
-export interface RangeStats {
+/** Window statistics merged over a range, per location and sensor type (`readings` is the windows' count summed). */
+export interface RangeStats extends Omit<WindowStats, 'count'> {
   location: string
   sensorType: string
   readings: number
-  avg: number
-  min: number
-  max: number
-  stddev: number
-  ruleAnomalies: number
-  labelAnomalies: number
-  zAnomalies: number
-  mlAnomalies: number
-  combinedAnomalies: number
   windows: number
 }
 

@@ -395,7 +395,6 @@ export class IsolationForest {
     if (out.length !== d) throw new RangeError(`out must have length nFeatures = ${d}, got ${out.length}`)
     if (!Number.isInteger(start) || start < 0 || start + d > row.length) throw new RangeError(`row needs ${d} values from index ${start}, has length ${row.length}`)
     out.fill(0)
-    const credit = this.#credit
     if (this.#depth >= 0 && !this.#ranks(row, start, this.#mem, 0)) {
       // The scoring walk over the compiled trees; pass-through slots credit feature 0 with 0.
       const m = this.#mem
@@ -419,9 +418,11 @@ export class IsolationForest {
       }
       return this.#normalize(out)
     }
+    // A row with NaN (or a forest too deep to compile): walk the node arrays.
     const left = this.#left
     const feature = this.#feature
     const gain = this.#gain
+    const credit = this.#credit
     for (let k = 0; k < this.nEstimators; k++) {
       // One walk: the credits of this tree's path, then weighted by 1 / its path length.
       credit.fill(0)
