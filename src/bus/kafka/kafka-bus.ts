@@ -1,15 +1,13 @@
 // The Kafka bus: the same port as the memory bus, on Apache Kafka through @platformatic/kafka.
 // Offsets live in the database (written with each batch); Kafka's group only assigns partitions.
-import {
-  Admin, Consumer, MessagesStreamModes, Producer, ProduceAcks, stringDeserializers, stringSerializers,
-  type Message, type MessagesStream
-} from '@platformatic/kafka'
+import { Admin, ConnectionPool, Consumer, Producer, ProduceAcks, stringDeserializers, stringSerializers } from '@platformatic/kafka'
 import { type Logger } from 'pino'
 import { IotError, toWire } from '../../domain/index.ts'
 import { partitionFor } from '../partitioner.ts'
 import {
   type AssignmentHandler, type Bus, type BusConsumer, type BusProducer, type BusRecord, type BusValue, type StartOffsets
 } from '../port.ts'
+import { FetchSession } from './fetcher.ts'
 
 export interface KafkaBusOptions {
   /** host:port of one or more brokers. */
@@ -35,17 +33,9 @@ export interface KafkaBusOptions {
 
 type StringProducer = Producer<string, string, string, string>
 type StringConsumer = Consumer<string, string, string, string>
-type StringMessage = Message<string, string, string, string>
 
 /** Header carrying a simulated ingest clock (epoch ms), set by our producer when the clock is not wall time. */
 export const INGEST_HEADER = 'iot-ingest-ms'
-
-/** The ingest time of a record: our header if present, else the record's own timestamp. */
-function ingestTime (m: StringMessage): number {
-  const h = m.headers.get(INGEST_HEADER)
-  const t = h === undefined ? Number.NaN : Number(h)
-  return Number.isFinite(t) ? t : Number(m.timestamp)
-}
 
 const clientDefaults = { retries: 30, retryDelay: 500, timeout: 10_000 }
 
@@ -285,13 +275,15 @@ export class JsonPublisher {
 
 /**
  * A consumer group member. Kafka assigns the partitions; where to read them from comes from the
- * handler (the offsets stored in the database). Every assignment change, seek and stream failure
- * starts a fresh fetch stream at exactly the offsets wanted, and records buffered from the old one
+ * handler (the offsets stored in the database). Every assignment change, seek and fetch failure
+ * starts a fresh fetch session at exactly the offsets wanted, and records fetched by the old one
  * are dropped, so `poll` never returns a record twice or skips one.
  */
 class KafkaBusConsumer implements BusConsumer {
   readonly #opts: KafkaBusOptions
   readonly #consumer: StringConsumer
+  /** Connections for fetching, apart from the group's (a long fetch never delays a heartbeat). */
+  readonly #pool: ConnectionPool
   readonly #log: Logger
   #handler: AssignmentHandler | null = null
   /** Partitions Kafka assigned that the handler has not heard of yet (null: nothing new). */
@@ -299,10 +291,8 @@ class KafkaBusConsumer implements BusConsumer {
   #assigned: number[] = []
   /** Next offset to hand out per assigned partition. */
   readonly #position = new Map<number, number>()
-  #stream: MessagesStream<string, string, string, string> | null = null
-  #streamFailed = false
-  #buffer: BusRecord[] = []
-  #head = 0
+  #session: FetchSession | null = null
+  #sessionFailed = false
   #wake: (() => void) | null = null
   #closed = false
   /** Log end offsets of the topic's partitions, refreshed every second (for `hasBacklog`). */
@@ -312,8 +302,9 @@ class KafkaBusConsumer implements BusConsumer {
   constructor (opts: KafkaBusOptions, group: string) {
     this.#opts = opts
     this.#log = opts.log
+    const clientId = `${opts.clientId ?? 'iot-monitor'}-worker`
     this.#consumer = new Consumer({
-      clientId: `${opts.clientId ?? 'iot-monitor'}-worker`,
+      clientId,
       bootstrapBrokers: opts.brokers,
       groupId: group,
       deserializers: stringDeserializers,
@@ -321,22 +312,21 @@ class KafkaBusConsumer implements BusConsumer {
       sessionTimeout: opts.sessionTimeoutMs ?? 10_000,
       rebalanceTimeout: Math.max(opts.sessionTimeoutMs ?? 10_000, 30_000),
       heartbeatInterval: Math.min(1000, Math.floor((opts.sessionTimeoutMs ?? 10_000) / 3)),
-      maxWaitTime: 200,
-      highWaterMark: 1024,
       ...clientDefaults
     })
+    this.#pool = new ConnectionPool(clientId, { requestTimeout: clientDefaults.timeout })
     this.#consumer.on('consumer:group:join', (payload) => {
       const mine = payload.assignments?.find(a => a.topic === opts.topic)?.partitions ?? []
       this.#pending = [...mine].sort((a, b) => a - b)
-      // Whatever the old stream fetched is for the old assignment.
-      this.#dropStream()
+      // Whatever the old session fetched is for the old assignment.
+      this.#dropSession()
       this.#wake?.()
     })
   }
 
   async subscribe (handler: AssignmentHandler): Promise<void> {
     this.#handler = handler
-    // Holding the topic ourselves: streams come and go without the client leaving the group.
+    // The group tracks the topic; fetching is ours (fetcher.ts).
     this.#consumer.topics.track(this.#opts.topic)
     try {
       await this.#consumer.joinGroup({})
@@ -371,11 +361,11 @@ class KafkaBusConsumer implements BusConsumer {
       await this.#applyAssignment()
       return []
     }
-    if (this.#stream === null && this.#assigned.length > 0) {
-      if (this.#streamFailed) await new Promise(resolve => setTimeout(resolve, 500))
-      await this.#openStream()
+    if (this.#session === null && this.#assigned.length > 0) {
+      if (this.#sessionFailed) await new Promise(resolve => setTimeout(resolve, 500))
+      await this.#openSession()
     }
-    if (this.#head >= this.#buffer.length && waitMs > 0) {
+    if ((this.#session?.buffered ?? 0) === 0 && waitMs > 0) {
       await new Promise<void>(resolve => {
         const timer = setTimeout(done, waitMs)
         const self = this
@@ -387,16 +377,10 @@ class KafkaBusConsumer implements BusConsumer {
         this.#wake = done
       })
     }
-    if (this.#pending !== null) return []
-    const end = Math.min(this.#buffer.length, this.#head + max)
-    const out = this.#buffer.slice(this.#head, end)
-    this.#head = end
-    if (this.#head === this.#buffer.length) {
-      this.#buffer = []
-      this.#head = 0
-    }
+    const out: BusRecord[] = []
+    if (this.#pending !== null || this.#session === null) return out
+    this.#session.take(max, out)
     for (const r of out) this.#position.set(r.partition, r.offset + 1)
-    if (this.#stream?.isPaused() === true && this.#buffer.length - this.#head < (this.#opts.bufferRecords ?? 20_000) / 2) this.#stream.resume()
     return out
   }
 
@@ -413,15 +397,16 @@ class KafkaBusConsumer implements BusConsumer {
 
   seek (offsets: StartOffsets): void {
     for (const [p, o] of offsets) if (this.#assigned.includes(p)) this.#position.set(p, o)
-    this.#dropStream()
+    this.#dropSession()
   }
 
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
     if (this.#endsTimer !== null) clearInterval(this.#endsTimer)
-    this.#dropStream()
+    this.#dropSession()
     this.#wake?.()
+    await this.#pool.close().catch((err: unknown) => { this.#log.warn({ err }, 'Closing the Kafka fetch connections failed.') })
     await new Promise<void>(resolve => {
       this.#consumer.close(true, (err) => {
         if (err !== null && err !== undefined) this.#log.warn({ err }, 'Closing the Kafka consumer failed.')
@@ -437,7 +422,7 @@ class KafkaBusConsumer implements BusConsumer {
     while (this.#pending !== null && !this.#closed) {
       const next = this.#pending
       this.#pending = null
-      this.#dropStream()
+      this.#dropSession()
       if (this.#assigned.length > 0) await handler.onRevoked(this.#assigned)
       this.#assigned = next
       this.#position.clear()
@@ -448,61 +433,34 @@ class KafkaBusConsumer implements BusConsumer {
     }
   }
 
-  async #openStream (): Promise<void> {
+  async #openSession (): Promise<void> {
     const topic = this.#opts.topic
     // Stored offsets may point before the log start (retention): start at the earliest record kept.
     const earliest = await this.#consumer.listOffsets({ topics: [topic], timestamp: -2n })
       .then(o => o.get(topic) ?? [], () => [] as bigint[])
-    const offsets = this.#assigned.map(partition => {
-      const want = BigInt(this.#position.get(partition) ?? 0)
-      const first = earliest[partition] ?? 0n
-      return { topic, partition, offset: want < first ? first : want }
-    })
-    if (this.#pending !== null || this.#closed) return
-    const stream = await this.#consumer.consume({
-      topics: [topic],
-      mode: MessagesStreamModes.MANUAL,
-      offsets,
-      autocommit: false,
-      maxWaitTime: 200,
-      // Small per-partition slices: a backlog is handed out interleaved, not one partition after another.
-      maxBytesPerPartition: 256 * 1024
-    })
-    if (this.#pending !== null || this.#closed) {
-      stream.close().catch(() => {})
-      return
-    }
-    this.#stream = stream
-    this.#streamFailed = false
-    const limit = this.#opts.bufferRecords ?? 20_000
-    stream.on('data', (m: StringMessage) => {
-      if (this.#stream !== stream) return
-      this.#buffer.push({
-        partition: m.partition,
-        offset: Number(m.offset),
-        key: m.key ?? '',
-        value: m.value ?? '',
-        timestamp: ingestTime(m),
-        // The record's own timestamp is the producer's wall time (the simulated clock travels in a header).
-        producedAt: Number(m.timestamp)
-      })
-      if (this.#buffer.length - this.#head >= limit) stream.pause()
+    if (this.#pending !== null || this.#closed || this.#session !== null) return
+    const from = new Map(this.#assigned.map(p => [p, Math.max(this.#position.get(p) ?? 0, Number(earliest[p] ?? 0n))]))
+    this.#sessionFailed = false
+    const session: FetchSession = new FetchSession(this.#consumer, this.#pool, {
+      topic,
+      maxWaitMs: 200,
+      partitionMaxBytes: 256 * 1024,
+      bufferRecords: this.#opts.bufferRecords ?? 20_000,
+      ingestHeader: INGEST_HEADER
+    }, from, () => { if (this.#session === session) this.#wake?.() }, (err) => {
+      if (this.#session !== session) return
+      this.#log.warn({ err }, 'Kafka fetch failed; fetching again from the next record.')
+      this.#sessionFailed = true
+      this.#dropSession()
       this.#wake?.()
     })
-    stream.on('error', (err: Error) => {
-      if (this.#stream !== stream) return
-      this.#log.warn({ err }, 'Kafka fetch stream failed; reopening it at the next record.')
-      this.#streamFailed = true
-      this.#dropStream()
-    })
+    this.#session = session
   }
 
   /** Stops fetching and forgets what was fetched but not handed out. */
-  #dropStream (): void {
-    const s = this.#stream
-    this.#stream = null
-    this.#buffer = []
-    this.#head = 0
-    if (s !== null) s.close().catch(() => {})
+  #dropSession (): void {
+    const s = this.#session
+    this.#session = null
+    s?.close()
   }
 }

@@ -1,0 +1,245 @@
+// Fetching the readings topic. The client library keeps the consumer group (join, heartbeats,
+// assignment); records are fetched here with Kafka's Fetch request, one loop per partition leader
+// from exactly the offsets wanted, and kept as fetched bytes (record-batch.ts) until `take` hands
+// them out. This replaces the library's message stream, which built a message object, a headers
+// Map, Buffers, BigInts and a commit closure per record ahead of use: it took more CPU than
+// validating the records, and the buffered objects kept the garbage collector busy.
+import {
+  type Broker, type ConnectionPool, type Consumer, type Reader, createAPI, fetchV12, fetchV13, fetchV14, fetchV15, fetchV16, fetchV17,
+  protocolErrorsCodesById
+} from '@platformatic/kafka'
+import { IotError } from '../../domain/index.ts'
+import { type BusRecord } from '../port.ts'
+import { RecordCursor, committedBatches, readBatches, type AbortedTransaction, type RecordBatch } from './record-batch.ts'
+
+const FETCH = 1
+const requestCreators = new Map([
+  [12, fetchV12.createRequest], [13, fetchV13.createRequest], [14, fetchV14.createRequest],
+  [15, fetchV15.createRequest], [16, fetchV16.createRequest], [17, fetchV17.createRequest]
+])
+const MIN_VERSION = 12
+const MAX_VERSION = 17
+/** Read committed: the Java consumer's choice for exactly-once pipelines (and the library's default). */
+const READ_COMMITTED = 1
+/** No incremental fetch session (KIP-227): every request names its partitions and offsets. */
+const NO_SESSION_ID = 0
+const NO_SESSION_EPOCH = -1
+
+interface PartitionData {
+  partition: number
+  errorCode: number
+  aborted: AbortedTransaction[] | null
+  records: Buffer | null
+}
+
+interface FetchResult {
+  errorCode: number
+  partitions: PartitionData[]
+}
+
+/** The Fetch response (v12-v17) with each partition's records left as bytes. */
+function parseFetch (_correlationId: number, _apiKey: number, apiVersion: number, reader: Reader): FetchResult {
+  reader.readInt32() // throttle time
+  const errorCode = reader.readInt16()
+  reader.readInt32() // session id
+  const partitions: PartitionData[] = []
+  reader.readArray(r => {
+    if (apiVersion >= 13) r.readUUID()
+    else r.readString()
+    r.readArray(r => {
+      const partition = r.readInt32()
+      const code = r.readInt16()
+      r.readInt64() // high watermark
+      r.readInt64() // last stable offset
+      r.readInt64() // log start offset
+      const aborted = r.readNullableArray(r => ({ producerId: Number(r.readInt64()), firstOffset: Number(r.readInt64()) }))
+      r.readInt32() // preferred read replica
+      const size = r.readUnsignedVarInt() - 1
+      let records: Buffer | null = null
+      if (size > 0) {
+        records = r.buffer.slice(r.position, r.position + size)
+        r.skip(size)
+      }
+      partitions.push({ partition, errorCode: code, aborted, records })
+    })
+  })
+  return { errorCode, partitions }
+}
+
+const fetchApis = new Map([...requestCreators].map(([version, create]) => [version, createAPI<unknown[], FetchResult>(FETCH, version, create, parseFetch)]))
+
+function errorName (code: number): string {
+  return (protocolErrorsCodesById as Record<number, string | undefined>)[code] ?? `error ${code}`
+}
+
+export interface FetchSettings {
+  topic: string
+  /** Longest a fetch waits on the broker for records. */
+  maxWaitMs: number
+  /** Bytes per partition per fetch: small slices hand a backlog out interleaved, not one partition after another. */
+  partitionMaxBytes: number
+  /** Fetched records held ahead of `take`: fetching pauses above this, resumes below half. */
+  bufferRecords: number
+  /** A header whose decimal value is the record's ingest time (else the record timestamp). */
+  ingestHeader: string
+}
+
+type Chunk = RecordBatch & { partition: number }
+
+/** What a session asks the group's client: the broker's API versions and the cluster metadata. */
+export type ClusterInfo = Pick<Consumer<string, string, string, string>, 'listApis' | 'metadata'>
+
+/**
+ * Fetches the given partitions from the given offsets until closed. Any failure (connection lost,
+ * leader moved, offset out of range, corrupt data) ends the session through `onError`; the owner
+ * opens a new one at the offsets it has handed out, so nothing is skipped or delivered twice.
+ */
+export class FetchSession {
+  readonly #cluster: ClusterInfo
+  readonly #pool: ConnectionPool
+  readonly #s: FetchSettings
+  /** Next offset to fetch per partition. */
+  readonly #next: Map<number, number>
+  /** Offset each partition starts at: earlier records of the first batch are skipped. */
+  readonly #from: Map<number, number>
+  readonly #onData: () => void
+  readonly #onError: (err: Error) => void
+  readonly #cursor: RecordCursor
+  #chunks: Chunk[] = []
+  #head = 0
+  #open: Chunk | null = null
+  #buffered = 0
+  #roomWaiters: (() => void)[] = []
+  #closed = false
+
+  constructor (cluster: ClusterInfo, pool: ConnectionPool, settings: FetchSettings, from: ReadonlyMap<number, number>, onData: () => void, onError: (err: Error) => void) {
+    this.#cluster = cluster
+    this.#pool = pool
+    this.#s = settings
+    this.#next = new Map(from)
+    this.#from = new Map(from)
+    this.#onData = onData
+    this.#onError = onError
+    this.#cursor = new RecordCursor(settings.ingestHeader)
+    this.#run().catch((err: unknown) => { this.#fail(err) })
+  }
+
+  /** Records fetched and not yet taken. */
+  get buffered (): number {
+    return this.#buffered
+  }
+
+  /** Appends up to `max - out.length` records to `out`, in fetch order. */
+  take (max: number, out: BusRecord[]): void {
+    const c = this.#cursor
+    try {
+      while (out.length < max) {
+        let chunk = this.#open
+        if (chunk === null) {
+          if (this.#head >= this.#chunks.length) break
+          chunk = this.#chunks[this.#head]!
+          c.open(chunk)
+          this.#open = chunk
+        }
+        if (!c.next()) {
+          this.#buffered -= chunk.count
+          this.#open = null
+          if (++this.#head === this.#chunks.length) {
+            this.#chunks = []
+            this.#head = 0
+          }
+          continue
+        }
+        if (c.offset < this.#from.get(chunk.partition)!) continue
+        const ingest = c.headerNumber()
+        out.push({
+          partition: chunk.partition,
+          offset: c.offset,
+          key: c.key(),
+          value: c.value(),
+          timestamp: Number.isNaN(ingest) ? c.timestamp : ingest,
+          // The record timestamp is the producer's wall time (a simulated clock travels in the header).
+          producedAt: c.timestamp
+        })
+      }
+    } catch (err) {
+      // Corrupt data: what was taken stands; the owner reopens after the last record it handed out.
+      this.#fail(err)
+    }
+    if (this.#buffered < this.#s.bufferRecords / 2) for (const w of this.#roomWaiters.splice(0)) w()
+  }
+
+  close (): void {
+    this.#closed = true
+    this.#chunks = []
+    this.#head = 0
+    this.#open = null
+    for (const w of this.#roomWaiters.splice(0)) w()
+  }
+
+  #fail (err: unknown): void {
+    if (this.#closed) return
+    this.close()
+    this.#onError(err instanceof Error ? err : new Error(String(err)))
+  }
+
+  async #run (): Promise<void> {
+    const topic = this.#s.topic
+    const [apis, meta] = await Promise.all([this.#cluster.listApis(), this.#cluster.metadata({ topics: [topic], forceUpdate: true })])
+    const fetch = apis.find(a => a.apiKey === FETCH)
+    const version = Math.min(MAX_VERSION, fetch?.maxVersion ?? -1)
+    const api = fetchApis.get(version)
+    if (api === undefined || version < (fetch?.minVersion ?? Infinity)) {
+      throw new IotError('IOT_ERR_BUS', `the Kafka broker serves Fetch v${fetch?.minVersion ?? '?'}-v${fetch?.maxVersion ?? '?'}; iot-monitor needs one of v${MIN_VERSION}-v${MAX_VERSION} (Kafka 2.7 or later)`)
+    }
+    const t = meta.topics.get(topic)
+    if (t === undefined) throw new IotError('IOT_ERR_BUS', `Kafka topic ${topic} is not in the cluster metadata`)
+    const byLeader = new Map<number, number[]>()
+    for (const p of this.#next.keys()) {
+      const leader = t.partitions[p]?.leader ?? -1
+      byLeader.set(leader, [...(byLeader.get(leader) ?? []), p])
+    }
+    await Promise.all([...byLeader].map(async ([leader, partitions]) => {
+      const broker = meta.brokers.get(leader)
+      if (broker === undefined) throw new IotError('IOT_ERR_BUS', `Kafka topic ${topic} partitions ${partitions.join(',')} have no leader (${leader})`)
+      await this.#loop(api, version >= 13 ? t.id : topic, broker, partitions)
+    }))
+  }
+
+  /** Fetches from one leader until closed; throws on the first failure. */
+  async #loop (api: NonNullable<ReturnType<typeof fetchApis.get>>, topicRef: string, broker: Broker, partitions: number[]): Promise<void> {
+    const { maxWaitMs, partitionMaxBytes, bufferRecords, topic } = this.#s
+    const connection = await this.#pool.get(broker)
+    while (!this.#closed) {
+      if (this.#buffered >= bufferRecords) {
+        await new Promise<void>(resolve => this.#roomWaiters.push(resolve))
+        continue
+      }
+      const request = [{
+        topicId: topicRef,
+        partitions: partitions.map(partition => ({
+          partition, currentLeaderEpoch: -1, fetchOffset: BigInt(this.#next.get(partition)!), lastFetchedEpoch: -1, partitionMaxBytes
+        }))
+      }]
+      const res = await api.async(connection, maxWaitMs, 1, partitionMaxBytes * partitions.length, READ_COMMITTED, NO_SESSION_ID, NO_SESSION_EPOCH, request, [], '')
+      if (this.#closed) return
+      if (res.errorCode !== 0) throw new IotError('IOT_ERR_BUS', `Kafka fetch from ${broker.host}:${broker.port}: ${errorName(res.errorCode)}`)
+      let added = 0
+      for (const d of res.partitions) {
+        if (d.errorCode !== 0) throw new IotError('IOT_ERR_BUS', `Kafka fetch ${topic}/${d.partition} at offset ${this.#next.get(d.partition)}: ${errorName(d.errorCode)}`)
+        if (d.records === null) continue
+        const batches = readBatches(d.records)
+        if (batches.length === 0) continue
+        this.#next.set(d.partition, batches[batches.length - 1]!.lastOffset + 1)
+        const from = this.#from.get(d.partition)!
+        for (const b of committedBatches(batches, d.aborted)) {
+          if (b.lastOffset < from) continue
+          this.#chunks.push({ ...b, partition: d.partition })
+          this.#buffered += b.count
+          added += b.count
+        }
+      }
+      if (added > 0) this.#onData()
+    }
+  }
+}

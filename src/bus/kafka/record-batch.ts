@@ -1,0 +1,225 @@
+// Kafka record batches (message format v2) read straight from a Fetch response's bytes. A fetched
+// batch stays one Buffer until its records are handed out, so a consumer's buffer of thousands of
+// records is a handful of objects the garbage collector does not walk. (The client library's own
+// reader builds an object, three Buffers and a BigInt per record; held in a buffer, most of them
+// survived the young generation and the GC threads worked more than the worker itself.)
+import { compressionsAlgorithmsByBitmask } from '@platformatic/kafka'
+import { IotError } from '../../domain/index.ts'
+
+/** Bytes from a batch's base offset to its first record. */
+const HEADER = 61
+const COMPRESSION = 0b111
+const LOG_APPEND_TIME = 1 << 3
+const TRANSACTIONAL = 1 << 4
+const CONTROL = 1 << 5
+
+export interface RecordBatch {
+  baseOffset: number
+  /** Offset of the last record: the next fetch starts after it, records or not (control batches, compaction). */
+  lastOffset: number
+  baseTimestamp: number
+  maxTimestamp: number
+  producerId: number
+  attributes: number
+  /** Records in the batch. */
+  count: number
+  /** The records as stored: compressed when the attributes say so. */
+  body: Buffer
+}
+
+export interface AbortedTransaction {
+  producerId: number
+  firstOffset: number
+}
+
+function corrupt (what: string): IotError {
+  return new IotError('IOT_ERR_BUS', `Kafka fetch: corrupt record batch (${what})`)
+}
+
+/**
+ * The complete batches in a partition's fetched bytes. A fetch may end inside a batch (the broker
+ * cuts at the byte limit): that part is left for the next fetch, which starts at its offset.
+ * CRCs are not checked (TCP and the broker's own checks guard them; the client library skips them too).
+ */
+export function readBatches (data: Buffer): RecordBatch[] {
+  const out: RecordBatch[] = []
+  let p = 0
+  while (p + HEADER <= data.length) {
+    const length = data.readInt32BE(p + 8)
+    const end = p + 12 + length
+    if (end > data.length) break
+    const magic = data.readInt8(p + 16)
+    if (magic !== 2) throw corrupt(`message format v${magic}; only v2 (Kafka 0.11 and later) is read`)
+    if (length < HEADER - 12) throw corrupt(`length ${length}`)
+    const baseOffset = Number(data.readBigInt64BE(p))
+    out.push({
+      baseOffset,
+      lastOffset: baseOffset + data.readInt32BE(p + 23),
+      baseTimestamp: Number(data.readBigInt64BE(p + 27)),
+      maxTimestamp: Number(data.readBigInt64BE(p + 35)),
+      producerId: Number(data.readBigInt64BE(p + 43)),
+      attributes: data.readInt16BE(p + 21),
+      count: data.readInt32BE(p + 57),
+      body: data.subarray(p + HEADER, end)
+    })
+    p = end
+  }
+  return out
+}
+
+/** Control batches' first record key: version (int16), type (int16, 0 = abort, 1 = commit). */
+function isAbortMarker (b: RecordBatch): boolean {
+  if ((b.attributes & CONTROL) === 0 || b.count === 0) return false
+  const c = new RecordCursor()
+  c.open(b)
+  return c.next() && c.keyEnd - c.keyStart >= 4 && c.buf.readInt16BE(c.keyStart + 2) === 0
+}
+
+/**
+ * The batches a read-committed consumer sees: control batches (transaction markers) and batches of
+ * aborted transactions are left out, as the Java consumer does. `aborted` is the Fetch response's
+ * list for this partition; without it (read uncommitted) only control batches are dropped.
+ */
+export function committedBatches (batches: readonly RecordBatch[], aborted: readonly AbortedTransaction[] | null): RecordBatch[] {
+  const pending = [...(aborted ?? [])].sort((a, b) => a.firstOffset - b.firstOffset)
+  const abortedProducers = new Set<number>()
+  const out: RecordBatch[] = []
+  for (const b of batches) {
+    if (aborted !== null && b.producerId >= 0) {
+      while (pending.length > 0 && pending[0]!.firstOffset <= b.lastOffset) abortedProducers.add(pending.shift()!.producerId)
+      if (isAbortMarker(b)) abortedProducers.delete(b.producerId)
+      else if ((b.attributes & TRANSACTIONAL) !== 0 && abortedProducers.has(b.producerId)) continue
+    }
+    if ((b.attributes & CONTROL) === 0) out.push(b)
+  }
+  return out
+}
+
+/**
+ * Walks the records of one batch without allocating: after `next()` the fields describe the
+ * current record, its key and value as byte ranges of `buf` (start -1: null).
+ */
+export class RecordCursor {
+  buf: Buffer = Buffer.alloc(0)
+  offset = 0
+  timestamp = 0
+  keyStart = -1
+  keyEnd = -1
+  valueStart = -1
+  valueEnd = -1
+  /** The value of the header named by the constructor's `header` (start -1: absent). */
+  headerStart = -1
+  headerEnd = -1
+  readonly #header: Buffer | null
+  #pos = 0
+  #end = 0
+  #left = 0
+  #bytesEnd = -1
+  #batch: RecordBatch | null = null
+
+  constructor (header?: string) {
+    this.#header = header === undefined ? null : Buffer.from(header)
+  }
+
+  /** Starts on a batch, decompressing its records if needed. */
+  open (batch: RecordBatch): void {
+    const compression = batch.attributes & COMPRESSION
+    if (compression === 0) {
+      this.buf = batch.body
+    } else {
+      const algorithm = compressionsAlgorithmsByBitmask[compression]
+      if (algorithm === undefined) throw corrupt(`compression codec ${compression}`)
+      this.buf = algorithm.decompressSync(batch.body)
+    }
+    this.#batch = batch
+    this.#pos = 0
+    this.#end = this.buf.length
+    this.#left = batch.count
+  }
+
+  /** Moves to the next record; false at the end of the batch. */
+  next (): boolean {
+    const batch = this.#batch
+    if (batch === null || this.#left === 0) return false
+    this.#left--
+    const length = this.#varint()
+    const end = this.#pos + length
+    if (length < 0 || end > this.#end) throw corrupt(`record length ${length}`)
+    this.#pos++ // attributes (unused in v2)
+    const tsDelta = this.#varint()
+    this.timestamp = (batch.attributes & LOG_APPEND_TIME) !== 0 ? batch.maxTimestamp : batch.baseTimestamp + tsDelta
+    this.offset = batch.baseOffset + this.#varint()
+    this.keyStart = this.#bytes()
+    this.keyEnd = this.#bytesEnd
+    this.valueStart = this.#bytes()
+    this.valueEnd = this.#bytesEnd
+    this.headerStart = this.headerEnd = -1
+    const want = this.#header
+    for (let h = this.#varint(); h > 0; h--) {
+      const ks = this.#bytes()
+      const ke = this.#bytesEnd
+      const vs = this.#bytes()
+      if (want !== null && ke - ks === want.length && this.buf.compare(want, 0, want.length, ks, ke) === 0) {
+        this.headerStart = vs
+        this.headerEnd = this.#bytesEnd
+      }
+    }
+    if (this.#pos !== end) throw corrupt('record fields do not match its length')
+    return true
+  }
+
+  /** The current record's value as UTF-8 text ('' when null). */
+  value (): string {
+    return this.valueStart < 0 ? '' : this.buf.toString('utf8', this.valueStart, this.valueEnd)
+  }
+
+  /** The current record's key as UTF-8 text ('' when null). */
+  key (): string {
+    return this.keyStart < 0 ? '' : this.buf.toString('utf8', this.keyStart, this.keyEnd)
+  }
+
+  /** The wanted header's value read as a decimal integer (NaN when absent or not one). */
+  headerNumber (): number {
+    const s = this.headerStart
+    const e = this.headerEnd
+    if (s < 0 || e === s || e - s > 15) return Number.NaN
+    let n = 0
+    for (let i = s; i < e; i++) {
+      const d = (this.buf[i] as number) - 48
+      if (d < 0 || d > 9) return Number.NaN
+      n = n * 10 + d
+    }
+    return n
+  }
+
+  /** A zigzag varint (up to 64 bits; exact below 2^53). */
+  #varint (): number {
+    const b = this.buf
+    let pos = this.#pos
+    let n = 0
+    let mul = 1
+    let byte: number
+    do {
+      if (pos >= this.#end) throw corrupt('truncated varint')
+      byte = b[pos++] as number
+      n += (byte & 0x7f) * mul
+      mul *= 128
+    } while ((byte & 0x80) !== 0)
+    this.#pos = pos
+    return n % 2 === 0 ? n / 2 : -(n + 1) / 2
+  }
+
+  /** A varint-length byte string: returns its start in `buf` and sets `#bytesEnd` (both -1 when null). */
+  #bytes (): number {
+    const length = this.#varint()
+    if (length < 0) {
+      this.#bytesEnd = -1
+      return -1
+    }
+    const start = this.#pos
+    this.#pos += length
+    if (this.#pos > this.#end) throw corrupt('truncated bytes')
+    this.#bytesEnd = this.#pos
+    return start
+  }
+}
