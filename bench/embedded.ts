@@ -13,7 +13,7 @@ import { defaultConfig, type Config } from '../src/config/index.ts'
 import { startEmbedded } from '../src/pipeline/index.ts'
 import { Simulator } from '../src/sources/simulator/index.ts'
 import { type ScoredReading } from '../src/domain/index.ts'
-import { ensureDayPartitions, insertReadings, migrate, openPglite, openPostgres, readingColumns, readingsCopyText } from '../src/storage/index.ts'
+import { ensureDayPartitions, insertReadings, migrate, openPglite, openPostgres, readingColumns, readingsCopyBinary } from '../src/storage/index.ts'
 import { createServerDatabase } from '../test/helpers/databases.ts'
 
 const START = Date.UTC(2026, 0, 1)
@@ -101,11 +101,16 @@ export async function barePostgresCopy (url: string, readings: number): Promise<
   await db.close()
   const sql = postgres(url, { max: 1, onnotice: () => {} })
   const t0 = performance.now()
-  const stream = await sql.unsafe(`COPY sensor_readings (${readingColumns.join(', ')}) FROM STDIN`).writable()
-  for (let i = 0; i < rows.length; i += 10_000) {
-    if (!stream.write(readingsCopyText(rows.slice(i, i + 10_000)))) await new Promise(resolve => stream.once('drain', resolve))
-  }
-  await new Promise<void>((resolve, reject) => { stream.on('error', reject); stream.end(resolve) })
+  // One transaction, one binary COPY (the pipeline's format) per 10,000 rows.
+  await sql.begin(async tx => {
+    for (let i = 0; i < rows.length; i += 10_000) {
+      const stream = await tx.unsafe(`COPY sensor_readings (${readingColumns.join(', ')}) FROM STDIN (FORMAT binary)`).writable()
+      await new Promise<void>((resolve, reject) => {
+        stream.on('error', reject)
+        stream.end(readingsCopyBinary(rows.slice(i, i + 10_000)), (err?: Error | null) => { if (err == null) resolve(); else reject(err) })
+      })
+    }
+  })
   const seconds = (performance.now() - t0) / 1000
   await sql.end()
   return { label: 'bare COPY into PostgreSQL (no pipeline)', readings, seconds, peakRssMb: NaN }

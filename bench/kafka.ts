@@ -138,7 +138,7 @@ async function producerPerf (brokers: string, readings: number): Promise<Row> {
 async function bareCopy (url: string, readings: number): Promise<Row> {
   const b = await createServerDatabase(url)
   try {
-    const { value: r, cpu, machine } = await withCpu(p => isPostgres(p) ? 'PostgreSQL' : p.pid === process.pid ? 'this process (COPY text)' : null,
+    const { value: r, cpu, machine } = await withCpu(p => isPostgres(p) ? 'PostgreSQL' : p.pid === process.pid ? 'this process (binary COPY rows)' : null,
       async () => await barePostgresCopy(b.url, readings))
     return { label: 'limit: bare COPY into PostgreSQL, same rows', readings: r.readings, seconds: r.seconds, cpu, machine }
   } finally { await b.drop() }

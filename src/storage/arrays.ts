@@ -1,7 +1,5 @@
 // PostgreSQL array literals, sent as one text parameter and cast in SQL (`$1::float8[]`).
 // Identical on postgres.js and PGlite, and far cheaper than one parameter per value.
-import { formatTimestamp } from '../domain/index.ts'
-
 export function textArray (values: readonly (string | null)[]): string {
   let s = '{'
   for (let i = 0; i < values.length; i++) {
@@ -37,15 +35,3 @@ export function boolArray (values: readonly (boolean | null)[]): string {
 export const msToTimestamp = (expr: string): string => `to_timestamp(${expr} / 1000.0)`
 /** SQL expression turning a timestamptz into epoch ms (float8). */
 export const timestampToMs = (expr: string): string => `round(extract(epoch from ${expr}) * 1000)::float8`
-
-// COPY text format: one line per row, tab-separated, \N for null; backslash, tab, newline and
-// carriage return escaped in text.
-const COPY_SPECIAL = /[\\\t\n\r]/
-export function copyText (v: string | null): string {
-  if (v === null) return '\\N'
-  return COPY_SPECIAL.test(v) ? v.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r') : v
-}
-export const copyNumber = (v: number | null): string => v === null ? '\\N' : Object.is(v, -0) ? '-0' : String(v)
-export const copyBool = (v: boolean | null): string => v === null ? '\\N' : v ? 't' : 'f'
-/** Epoch ms as a timestamptz literal (UTC). */
-export const copyTimestamp = formatTimestamp

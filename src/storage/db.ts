@@ -13,8 +13,8 @@ export type Row = Record<string, unknown>
 /** Something SQL can be sent to: the database or an open transaction. */
 export interface Queryable {
   query<T extends object = Row>(text: string, params?: readonly unknown[]): Promise<T[]>
-  /** Bulk load with COPY … FROM STDIN (text format): `rows` is tab-separated lines, see copyText. */
-  copyFrom(table: string, columns: readonly string[], rows: string): Promise<void>
+  /** Bulk load with COPY … FROM STDIN (FORMAT binary): `data` is a whole stream, see copy-binary.ts. */
+  copyFrom(table: string, columns: readonly string[], data: Buffer): Promise<void>
 }
 
 /** The storage port: PostgreSQL (postgres.js) or embedded PGlite, same SQL on both. */
@@ -78,16 +78,16 @@ export async function openPostgres (url: string, max = 4): Promise<Db> {
   // COPY FROM STDIN straight into the table. A row the server rejects (a duplicate key, a bad
   // value) fails the COPY and so the transaction; postgres.js 3.4.9 would never settle the stream
   // then (porsager/postgres#1173): patches/postgres+3.4.9.patch applies the fix of PR #1183.
-  const copy = async (q: postgres.Sql | postgres.TransactionSql, table: string, columns: readonly string[], rows: string): Promise<void> => {
-    const stream = await q.unsafe(`COPY ${table} (${columns.join(', ')}) FROM STDIN`).writable()
+  const copy = async (q: postgres.Sql | postgres.TransactionSql, table: string, columns: readonly string[], data: Buffer): Promise<void> => {
+    const stream = await q.unsafe(`COPY ${table} (${columns.join(', ')}) FROM STDIN (FORMAT binary)`).writable()
     await new Promise<void>((resolve, reject) => {
       stream.on('error', reject)
-      stream.end(rows, (err?: Error | null) => { if (err == null) resolve(); else reject(err) })
+      stream.end(data, (err?: Error | null) => { if (err == null) resolve(); else reject(err) })
     })
   }
   const queryable = (q: postgres.Sql | postgres.TransactionSql): Queryable => ({
     query: async (text, params) => await run(q, text, params),
-    copyFrom: async (table, columns, rows) => { await copy(q, table, columns, rows) }
+    copyFrom: async (table, columns, data) => { await copy(q, table, columns, data) }
   })
   return {
     kind: 'postgres',
@@ -122,8 +122,8 @@ export async function openPglite (dataDir: string): Promise<Db> {
     (await q.query<T>(text, params === undefined ? undefined : [...params])).rows
   const queryable = (q: Pick<PGlite, 'query'>): Queryable => ({
     query: async (text, params) => await run(q, text, params),
-    copyFrom: async (table, columns, rows) => {
-      await q.query(`COPY ${table} (${columns.join(', ')}) FROM '/dev/blob'`, [], { blob: new Blob([rows]) })
+    copyFrom: async (table, columns, data) => {
+      await q.query(`COPY ${table} (${columns.join(', ')}) FROM '/dev/blob' (FORMAT binary)`, [], { blob: new Blob([data]) })
     }
   })
   return {

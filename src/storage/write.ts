@@ -2,8 +2,9 @@
 import { type DeadLetter, type DetectionCount, type Reading, type ScoredReading, type WindowAggregate, DetectionCounter } from '../domain/index.ts'
 import { type WindowDelta, rollUp, rollUpKey } from '../windowing/index.ts'
 import {
-  boolArray, copyBool, copyNumber, copyText, copyTimestamp, msToTimestamp, numberArray, textArray, timestampToMs
+  boolArray, msToTimestamp, numberArray, textArray, timestampToMs
 } from './arrays.ts'
+import { BinaryCopy } from './copy-binary.ts'
 import { type Db, type Queryable } from './db.ts'
 import { gunzipSync, gzipSync } from 'node:zlib'
 
@@ -112,17 +113,17 @@ export async function loadReadingKeysSince (db: Queryable, sinceMs: number): Pro
 export const readingColumns = ['sensor_id', 'sensor_type', 'location', 'value', 'timestamp', 'unit', 'anomaly', 'anomaly_type', 'seq',
   'rule_anomaly', 'z_score', 'z_anomaly', 'ml_score', 'ml_anomaly', 'model_version', 'combined_anomaly', 'severity', 'explanation'] as const
 
-/** Readings with their verdicts as COPY text rows (`readingColumns` order). */
-export function readingsCopyText (rows: readonly ScoredReading[]): string {
-  const lines: string[] = new Array<string>(rows.length)
-  for (let i = 0; i < rows.length; i++) {
-    const { reading: r, verdict: d } = rows[i]!
-    lines[i] = `${copyText(r.sensorId)}\t${copyText(r.sensorType)}\t${copyText(r.location)}\t${copyNumber(r.value)}\t${copyTimestamp(r.ts)}\t` +
-      `${copyText(r.unit)}\t${copyBool(r.anomaly)}\t${copyText(r.anomalyKind)}\t${copyNumber(r.seq)}\t${copyBool(d.ruleAnomaly)}\t` +
-      `${copyNumber(d.zScore)}\t${copyBool(d.zAnomaly)}\t${copyNumber(d.mlScore)}\t${copyBool(d.mlAnomaly)}\t${copyText(d.modelVersion)}\t` +
-      `${copyBool(d.anomaly)}\t${copyText(d.severity)}\t${copyText(d.explanation)}\n`
+/** Readings with their verdicts as a binary COPY stream (`readingColumns` order and types). */
+export function readingsCopyBinary (rows: readonly ScoredReading[]): Buffer {
+  const c = new BinaryCopy(rows.length * 160).begin()
+  for (const { reading: r, verdict: d } of rows) {
+    c.row(readingColumns.length)
+    c.text(r.sensorId); c.text(r.sensorType); c.text(r.location); c.float8(r.value); c.timestamptz(r.ts)
+    c.text(r.unit); c.bool(r.anomaly); c.text(r.anomalyKind); c.int8(r.seq); c.bool(d.ruleAnomaly)
+    c.float8(d.zScore); c.bool(d.zAnomaly); c.float8(d.mlScore); c.bool(d.mlAnomaly); c.text(d.modelVersion)
+    c.bool(d.anomaly); c.text(d.severity); c.text(d.explanation)
   }
-  return lines.join('')
+  return c.end()
 }
 
 /**
@@ -132,7 +133,7 @@ export function readingsCopyText (rows: readonly ScoredReading[]): string {
  */
 export async function insertReadings (tx: Queryable, rows: readonly ScoredReading[]): Promise<void> {
   if (rows.length === 0) return
-  await tx.copyFrom('sensor_readings', readingColumns, readingsCopyText(rows))
+  await tx.copyFrom('sensor_readings', readingColumns, readingsCopyBinary(rows))
 }
 
 /** Counts scored readings by sensor type, label and verdicts. */
