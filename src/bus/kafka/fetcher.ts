@@ -5,11 +5,11 @@
 // Map, Buffers, BigInts and a commit closure per record ahead of use: it took more CPU than
 // validating the records, and the buffered objects kept the garbage collector busy.
 import {
-  type Broker, type ConnectionPool, type Consumer, type Reader, createAPI, fetchV12, fetchV13, fetchV14, fetchV15, fetchV16, fetchV17,
-  protocolErrorsCodesById
+  type Broker, type ConnectionPool, type Consumer, type Reader, createAPI, fetchV12, fetchV13, fetchV14, fetchV15, fetchV16, fetchV17
 } from '@platformatic/kafka'
 import { IotError } from '../../domain/index.ts'
 import { type BusRecord } from '../port.ts'
+import { errorName, pickVersion } from './protocol.ts'
 import { RecordCursor, committedBatches, readBatches, type AbortedTransaction, type RecordBatch } from './record-batch.ts'
 
 const FETCH = 1
@@ -67,10 +67,6 @@ function parseFetch (_correlationId: number, _apiKey: number, apiVersion: number
 }
 
 const fetchApis = new Map([...requestCreators].map(([version, create]) => [version, createAPI<unknown[], FetchResult>(FETCH, version, create, parseFetch)]))
-
-function errorName (code: number): string {
-  return (protocolErrorsCodesById as Record<number, string | undefined>)[code] ?? `error ${code}`
-}
 
 export interface FetchSettings {
   topic: string
@@ -185,13 +181,11 @@ export class FetchSession {
 
   async #run (): Promise<void> {
     const topic = this.#s.topic
-    const [apis, meta] = await Promise.all([this.#cluster.listApis(), this.#cluster.metadata({ topics: [topic], forceUpdate: true })])
-    const fetch = apis.find(a => a.apiKey === FETCH)
-    const version = Math.min(MAX_VERSION, fetch?.maxVersion ?? -1)
-    const api = fetchApis.get(version)
-    if (api === undefined || version < (fetch?.minVersion ?? Infinity)) {
-      throw new IotError('IOT_ERR_BUS', `the Kafka broker serves Fetch v${fetch?.minVersion ?? '?'}-v${fetch?.maxVersion ?? '?'}; iot-monitor needs one of v${MIN_VERSION}-v${MAX_VERSION} (Kafka 2.7 or later)`)
-    }
+    const [version, meta] = await Promise.all([
+      pickVersion(this.#cluster, { key: FETCH, name: 'Fetch', min: MIN_VERSION, max: MAX_VERSION, kafka: '2.7' }),
+      this.#cluster.metadata({ topics: [topic], forceUpdate: true })
+    ])
+    const api = fetchApis.get(version)!
     const t = meta.topics.get(topic)
     if (t === undefined) throw new IotError('IOT_ERR_BUS', `Kafka topic ${topic} is not in the cluster metadata`)
     const byLeader = new Map<number, number[]>()

@@ -3,11 +3,13 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
+import { ConnectionPool, Producer, stringSerializers } from '@platformatic/kafka'
 import { pino } from 'pino'
 import { type Reading } from '../../domain/index.ts'
 import { kafkaBrokers, kafkaSkip, uniqueTopic } from '../../../test/helpers/kafka.ts'
 import { partitionFor } from '../partitioner.ts'
 import { type AssignmentHandler, type BusConsumer, type BusRecord, type StartOffsets } from '../port.ts'
+import { OpenBatch, encodeBatch, produce, produceVersion } from './batch-producer.ts'
 import { KafkaBus, ensureTopics } from './kafka-bus.ts'
 
 const log = pino({ level: process.env.TEST_LOG ?? 'silent' })
@@ -22,6 +24,13 @@ function kcatTimestamps (topic: string): number[] {
   const r = spawnSync('kcat', ['-b', (kafkaBrokers ?? []).join(','), '-C', '-t', topic, '-o', 'beginning', '-e', '-q', '-c', '20', '-f', '%T\\n'], { encoding: 'utf8', timeout: 30_000 })
   assert.equal(r.status, 0, r.stderr)
   return r.stdout.trim().split('\n').map(Number)
+}
+
+/** Record values of a topic, read with kcat. */
+function kcatValues (topic: string): string[] {
+  const r = spawnSync('kcat', ['-b', (kafkaBrokers ?? []).join(','), '-C', '-t', topic, '-o', 'beginning', '-e', '-q', '-f', '%s\\n'], { encoding: 'utf8', timeout: 30_000 })
+  assert.equal(r.status, 0, r.stderr)
+  return r.stdout.trim().split('\n').filter(Boolean)
 }
 
 /** A handler that resumes from a shared "store" of next offsets, like the worker's database. */
@@ -161,5 +170,34 @@ describe('KafkaBus (real broker)', { skip: kafkaSkip }, () => {
     assert.ok(lastA.length > 0 && lastB.length > 0, `both got partitions: ${JSON.stringify({ callsA, callsB })}`)
     assert.deepEqual([...lastA, ...lastB].sort(), [0, 1, 2, 3, 4, 5])
     await bus.close()
+  })
+
+  test('a batch sent again with the same producer id and sequence is stored once; a gap in sequences is refused', async () => {
+    const topic = uniqueTopic('bus_idempotent')
+    await ensureTopics(brokers, [{ name: topic, partitions: 1 }])
+    const client = new Producer({ clientId: 'idempotence-test', bootstrapBrokers: brokers, serializers: stringSerializers, idempotent: true })
+    const pool = new ConnectionPool('idempotence-test')
+    try {
+      const { producerId, producerEpoch } = await client.initIdempotentProducer({})
+      const version = await produceVersion(client)
+      const meta = await client.metadata({ topics: [topic] })
+      const connection = await pool.get(meta.brokers.get(meta.topics.get(topic)!.partitions[0]!.leader)!)
+      const batch = (first: number, count: number): [number, Buffer][] => {
+        const b = new OpenBatch(1 << 16, Date.now(), null)
+        for (let i = first; i < first + count; i++) assert.ok(b.append(Date.now(), 'k', `{"i":${i}}`))
+        return [[0, encodeBatch(b.seal(0, 'lz4'), producerId, producerEpoch, first)]]
+      }
+      const send = async (encoded: [number, Buffer][]): Promise<number> => (await produce(connection, version, topic, 10_000, encoded))[0]!.errorCode
+      const first = batch(0, 10)
+      assert.equal(await send(first), 0)
+      assert.ok([0, 46].includes(await send(first)), 'the same batch again: taken as a duplicate, not stored')
+      assert.equal(await send(batch(10, 10)), 0)
+      assert.ok([0, 46].includes(await send(first)), 'an older batch again: still a duplicate')
+      assert.equal(await send(batch(30, 10)), 45, 'sequence 30 after 20: OUT_OF_ORDER_SEQUENCE_NUMBER')
+      assert.deepEqual(kcatValues(topic), Array.from({ length: 20 }, (_, i) => `{"i":${i}}`), 'each record once, in order')
+    } finally {
+      await pool.close()
+      await client.close()
+    }
   })
 })

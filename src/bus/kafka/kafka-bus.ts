@@ -7,6 +7,7 @@ import { partitionFor } from '../partitioner.ts'
 import {
   type AssignmentHandler, type Bus, type BusConsumer, type BusProducer, type BusRecord, type BusValue, type StartOffsets
 } from '../port.ts'
+import { BatchProducer } from './batch-producer.ts'
 import { FetchSession } from './fetcher.ts'
 
 export interface KafkaBusOptions {
@@ -134,7 +135,7 @@ function newProducer (opts: KafkaBusOptions, role: string): StringProducer {
   })
 }
 
-interface Outgoing { topic: string, key: string, value: string, partition?: number, headers?: Record<string, string> }
+interface Outgoing { topic: string, key: string, value: string }
 
 /**
  * Batches records into produce requests, one request in flight at a time so the idempotent
@@ -222,38 +223,50 @@ class Batcher {
   }
 }
 
+/** The readings topic's producer: records encoded into batches as they come (batch-producer.ts). */
 class KafkaBusProducer implements BusProducer {
-  readonly #batcher: Batcher
-  readonly #topic: string
+  readonly #client: StringProducer
+  readonly #pool: ConnectionPool
+  readonly #batches: BatchProducer
   readonly #partitions: number
   readonly #clock: (() => number) | null
+  readonly #log: Logger
 
   constructor (opts: KafkaBusOptions, partitions: number) {
-    this.#batcher = new Batcher(newProducer(opts, 'ingest'), opts.log, opts.batchSize ?? 5000, opts.lingerMs ?? 5, opts.capacity ?? 100_000)
-    this.#topic = opts.topic
+    this.#client = newProducer(opts, 'ingest')
+    this.#pool = new ConnectionPool(`${opts.clientId ?? 'iot-monitor'}-ingest`, { requestTimeout: clientDefaults.timeout })
+    this.#batches = new BatchProducer(this.#client, this.#pool, {
+      topic: opts.topic,
+      partitions,
+      log: opts.log,
+      batchRecords: opts.batchSize ?? 5000,
+      batchBytes: 512 * 1024,
+      lingerMs: opts.lingerMs ?? 5,
+      capacity: opts.capacity ?? 100_000,
+      compression: 'lz4',
+      timeoutMs: clientDefaults.timeout
+    }, INGEST_HEADER)
     this.#partitions = partitions
     this.#clock = opts.ingestClock ?? null
+    this.#log = opts.log
   }
 
   tryProduce (key: string, value: BusValue): boolean {
-    if (this.#batcher.held >= this.#batcher.capacity) return false
-    this.#batcher.push({
-      topic: this.#topic,
-      key,
-      value: typeof value === 'string' ? value : toWire(value),
-      // Our own murmur2 partitioner: the Java client's choice, and what the worker assumes.
-      partition: partitionFor(key, this.#partitions),
-      // The record timestamp stays the broker-side wall time (retention is by record time: a
-      // simulated clock in the past would have the broker delete the records). A simulated
-      // ingest clock travels in a header instead.
-      ...(this.#clock === null ? {} : { headers: { [INGEST_HEADER]: String(Math.round(this.#clock())) } })
-    })
-    return true
+    // Our own murmur2 partitioner: the Java client's choice, and what the worker assumes. The
+    // record timestamp stays the producer's wall time (retention is by record time: a simulated
+    // clock in the past would have the broker delete the records); a simulated ingest clock
+    // travels in a header instead.
+    return this.#batches.tryPush(partitionFor(key, this.#partitions), key, typeof value === 'string' ? value : toWire(value),
+      this.#clock === null ? undefined : String(Math.round(this.#clock())))
   }
 
-  async writable (): Promise<void> { await this.#batcher.room() }
-  async flush (): Promise<void> { await this.#batcher.flush() }
-  async close (): Promise<void> { await this.#batcher.close() }
+  async writable (): Promise<void> { await this.#batches.room() }
+  async flush (): Promise<void> { await this.#batches.flush() }
+  async close (): Promise<void> {
+    await this.#batches.close()
+    await this.#pool.close().catch((err: unknown) => { this.#log.warn({ err }, 'Closing the Kafka produce connections failed.') })
+    await this.#client.close()
+  }
 }
 
 /** JSON events to any topic; keyed, batched, retried like readings. */
