@@ -19,7 +19,7 @@
 // recorded, so an interrupted load resumes; `bench_dataset` says what is loaded, and a load of the
 // same data set is skipped.
 import postgres from 'postgres'
-import { defaultRuleConfig, FEATURES, IsolationForest, RuleEngine } from '../src/anomaly/index.ts'
+import { defaultRuleConfig, encodeModel, FEATURES, IsolationForest, RuleEngine } from '../src/anomaly/index.ts'
 import { createRandom } from '../src/domain/index.ts'
 import { createFleet, locationOffsets, sensorModels } from '../src/sources/simulator/index.ts'
 import { type Db, migrate, openPostgres, saveModels, type StoredModel } from '../src/storage/index.ts'
@@ -460,7 +460,7 @@ function trainModels (l: Layout, seed: number): StoredModel[] {
         nEstimators: forest.nEstimators,
         maxSamples: forest.maxSamples,
         offset: forest.offset,
-        model: forest.toJSON()
+        model: encodeModel(forest.toJSON())
       })
     }
   }

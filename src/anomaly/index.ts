@@ -33,6 +33,7 @@ export {
   mlScoreOf,
   defaultForestOptions,
   type ForestOptions,
+  type FittedForest,
   type ForestTrainer,
   type MlScore,
   type MlScorer,
@@ -42,8 +43,11 @@ export {
 export {
   IsolationForest,
   averagePathLength,
+  decodeModel,
+  encodeModel,
   type IsolationForestModel,
-  type IsolationForestOptions
+  type IsolationForestOptions,
+  type ParsedModel
 } from './isolation-forest/index.ts'
 export {
   detectionQuality,

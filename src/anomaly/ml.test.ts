@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRandom, type Reading } from '../domain/index.ts'
-import { AnomalyConfigError, FEATURES, ForestScorer, IsolationForest, type ForestTrainer, type TrainingJob } from './index.ts'
+import { AnomalyConfigError, FEATURES, ForestScorer, IsolationForest, type FittedForest, type ForestTrainer, type TrainingJob } from './index.ts'
 
 const T0 = Date.UTC(2026, 0, 1)
 
@@ -88,7 +88,7 @@ test('forest scorer - bad options throw AnomalyConfigError', () => {
 })
 
 test('forest scorer - background trainer: the old model scores until the new one arrives; clear drops late results', async () => {
-  const jobs: Array<{ job: TrainingJob, resolve: (f: IsolationForest) => void, reject: (e: Error) => void }> = []
+  const jobs: Array<{ job: TrainingJob, resolve: (f: FittedForest) => void, reject: (e: Error) => void }> = []
   const trainer: ForestTrainer = {
     async train (job) { return await new Promise((resolve, reject) => { jobs.push({ job, resolve, reject }) }) }
   }
@@ -106,7 +106,7 @@ test('forest scorer - background trainer: the old model scores until the new one
   assert.equal(jobs.length, 1)
   // The same fit inline, from the job: what a thread would return.
   const forest = IsolationForest.fit(job.rows, FEATURES, { nEstimators: 10, contamination: 0.05, random: createRandom(job.seed) })
-  jobs[0]!.resolve(forest)
+  jobs[0]!.resolve({ forest })
   await s.settled()
   assert.equal(s.score(reading(52), features(rnd))!.modelVersion, 'temperature#1')
   assert.deepEqual(s.drainTrained().map(m => [m.version, m.trainedAt]), [['temperature#1', T0 + 50_000]])
@@ -124,7 +124,7 @@ test('forest scorer - background trainer: the old model scores until the new one
   assert.equal(jobs[2]!.job.sequence, 2)
   // clear() while a job runs: its result is dropped.
   s.clear()
-  jobs[2]!.resolve(forest)
+  jobs[2]!.resolve({ forest })
   await s.settled()
   assert.deepEqual(s.models(), [])
   assert.deepEqual(s.drainTrained(), [])

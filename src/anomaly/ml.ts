@@ -49,6 +49,8 @@ export interface TrainedModel {
   /** Training rows. */
   samples: number
   forest: IsolationForest
+  /** Its stored form (`encodeModel`), when the trainer made it already (off the stream's thread). */
+  encoded?: Uint8Array
 }
 
 /** What the Isolation Forest says about one reading. */
@@ -75,9 +77,15 @@ export interface TrainingJob {
   seed: number
 }
 
+/** A forest a trainer fitted, with its stored form when the trainer made that too. */
+export interface FittedForest {
+  forest: IsolationForest
+  encoded?: Uint8Array
+}
+
 /** Fits forests away from the hot path (a worker thread); the scorer installs each model when it arrives. */
 export interface ForestTrainer {
-  train(job: TrainingJob): Promise<IsolationForest>
+  train(job: TrainingJob): Promise<FittedForest>
 }
 
 /** Scores standardized feature vectors; the detector's seam for ML. */
@@ -194,11 +202,11 @@ export class ForestScorer implements MlScorer {
     const samples = slot.count
     const rows = slot.buffer.subarray(0, samples * FEATURES)
     const version = o.instance === '' ? `${key}#${sequence}` : `${key}#${sequence}@${o.instance}`
-    const made = (forest: IsolationForest): TrainedModel => ({ key, sequence, version, trainedAt: ts, samples, forest })
+    const made = (f: FittedForest): TrainedModel => ({ key, sequence, version, trainedAt: ts, samples, ...f })
     if (this.#trainer === null) {
       const random: Random = createRandom(seed)
       const forest = IsolationForest.fit(rows, FEATURES, { nEstimators: o.nEstimators, maxSamples: o.maxSamples, contamination: o.contamination, random })
-      this.#add(slot, made(forest))
+      this.#add(slot, made({ forest }))
       return
     }
     slot.training = true
@@ -207,10 +215,10 @@ export class ForestScorer implements MlScorer {
     slot.lastTrainedAt = ts
     const generation = this.#generation
     const job: TrainingJob = { key, sequence, trainedAt: ts, rows: rows.slice(), samples, nEstimators: o.nEstimators, maxSamples: o.maxSamples, contamination: o.contamination, seed }
-    const done = this.#trainer.train(job).then(forest => {
+    const done = this.#trainer.train(job).then(fitted => {
       if (generation !== this.#generation) return
       slot.training = false
-      if (sequence > slot.sequence) this.#add(slot, made(forest))
+      if (sequence > slot.sequence) this.#add(slot, made(fitted))
     }, () => {
       if (generation !== this.#generation) return
       slot.training = false

@@ -96,7 +96,7 @@ async function seed (db: Db): Promise<void> {
     await finalizeWindows(tx, T0 + MIN)
     await insertDeadLetters(tx, deadLetters)
     await mergeDetectionCounts(tx, countDetections([api1, api2, api3, api4, ...bulk]))
-    await saveModels(tx, [{ version: 'temperature#2', key: 'temperature', sequence: 2, trainedAt: T0, samples: 1000, nEstimators: 1, maxSamples: 256, offset: -0.6, model: { trees: [] } }])
+    await saveModels(tx, [{ version: 'temperature#2', key: 'temperature', sequence: 2, trainedAt: T0, samples: 1000, nEstimators: 1, maxSamples: 256, offset: -0.6, model: Buffer.from('a stored model') }])
   })
   // A second delta for one window: revision 2.
   const again = [{ location: 'yard', sensorType: 'temperature', start: T0 + MIN, end: T0 + 2 * MIN, acc: acc([7]) }]

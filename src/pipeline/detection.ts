@@ -1,5 +1,5 @@
 import {
-  Detector, ForestScorer, IsolationForest, type ForestOptions, type ForestTrainer, type RuleConfig, type TrainedModel
+  Detector, ForestScorer, IsolationForest, decodeModel, encodeModel, type ForestOptions, type ForestTrainer, type RuleConfig, type TrainedModel
 } from '../anomaly/index.ts'
 import { type Reading, type Verdict } from '../domain/index.ts'
 import { type StoredModel } from '../storage/index.ts'
@@ -35,12 +35,12 @@ function toStored (m: TrainedModel): StoredModel {
     nEstimators: f.nEstimators,
     maxSamples: f.maxSamples,
     offset: f.offset,
-    model: f.toJSON()
+    model: m.encoded ?? encodeModel(f.toJSON())
   }
 }
 
 function fromStored (m: StoredModel): TrainedModel {
-  return { key: m.key, sequence: m.sequence, version: m.version, trainedAt: m.trainedAt, samples: m.samples, forest: IsolationForest.fromJSON(m.model) }
+  return { key: m.key, sequence: m.sequence, version: m.version, trainedAt: m.trainedAt, samples: m.samples, forest: IsolationForest.fromJSON(decodeModel(m.model)) }
 }
 
 /** Rules, z-score and the Isolation Forest, with the forest's models persisted through the worker. */

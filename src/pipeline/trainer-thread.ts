@@ -1,6 +1,7 @@
-// The training thread: fits Isolation Forests for the main thread's ForestScorer, one job at a time.
+// The training thread: fits Isolation Forests for the main thread's ForestScorer, one job at a time,
+// and makes each model's stored form here too, so the stream's thread only rebuilds the forest.
 import { parentPort } from 'node:worker_threads'
-import { FEATURES, IsolationForest, type TrainingJob } from '../anomaly/index.ts'
+import { FEATURES, IsolationForest, encodeModel, type TrainingJob } from '../anomaly/index.ts'
 import { createRandom } from '../domain/index.ts'
 
 // Loaded (TypeScript compiled, modules linked): the main thread may count on quick answers now.
@@ -11,7 +12,8 @@ parentPort?.on('message', (msg: { id: number, job: TrainingJob }) => {
     const forest = IsolationForest.fit(job.rows, FEATURES, {
       nEstimators: job.nEstimators, maxSamples: job.maxSamples, contamination: job.contamination, random: createRandom(job.seed)
     })
-    parentPort?.postMessage({ id, model: forest.toJSON() })
+    const encoded = encodeModel(forest.toJSON())
+    parentPort?.postMessage({ id, parts: forest.toParts(), encoded }, [encoded.buffer as ArrayBuffer])
   } catch (err) {
     parentPort?.postMessage({ id, error: (err as Error).message })
   }

@@ -1,16 +1,17 @@
 import { Worker } from 'node:worker_threads'
-import { IsolationForest, type ForestTrainer, type TrainingJob } from '../anomaly/index.ts'
+import { IsolationForest, type FittedForest, type ForestTrainer, type ParsedModel, type TrainingJob } from '../anomaly/index.ts'
 import { IotError } from '../domain/index.ts'
 
-interface Reply { id: number, ready?: true, model?: unknown, error?: string }
+interface Reply { id: number, ready?: true, parts?: ParsedModel, encoded?: Uint8Array, error?: string }
 
 /**
- * Fits forests on a worker thread, so a training (milliseconds) never holds up the stream. Jobs
- * run one at a time in the order asked; the thread does not keep the process alive.
+ * Fits forests on a worker thread, so a training (milliseconds) never holds up the stream; the
+ * thread also encodes the model for storage, and hands the trees back as typed arrays (no JSON to
+ * parse here). Jobs run one at a time in the order asked; the thread does not keep the process alive.
  */
 export class ThreadTrainer implements ForestTrainer {
   readonly #thread: Worker
-  readonly #waiting = new Map<number, { resolve: (f: IsolationForest) => void, reject: (e: Error) => void }>()
+  readonly #waiting = new Map<number, { resolve: (f: FittedForest) => void, reject: (e: Error) => void }>()
   #next = 0
   #closed = false
   readonly #ready: Promise<void>
@@ -29,14 +30,8 @@ export class ThreadTrainer implements ForestTrainer {
       const w = this.#waiting.get(m.id)
       if (w === undefined) return
       this.#waiting.delete(m.id)
-      if (m.error !== undefined) w.reject(new IotError('IOT_ERR_TRAINING', m.error))
-      else {
-        try {
-          w.resolve(IsolationForest.fromJSON(m.model))
-        } catch (err) {
-          w.reject(err as Error)
-        }
-      }
+      if (m.error !== undefined || m.parts === undefined) w.reject(new IotError('IOT_ERR_TRAINING', m.error ?? 'the training thread sent no model'))
+      else w.resolve({ forest: IsolationForest.fromParts(m.parts), ...(m.encoded === undefined ? {} : { encoded: m.encoded }) })
     })
     const failAll = (err: Error): void => {
       for (const w of this.#waiting.values()) w.reject(err)
@@ -57,10 +52,10 @@ export class ThreadTrainer implements ForestTrainer {
     await this.#ready
   }
 
-  async train (job: TrainingJob): Promise<IsolationForest> {
+  async train (job: TrainingJob): Promise<FittedForest> {
     if (this.#closed) throw new IotError('IOT_ERR_TRAINING', 'trainer closed')
     const id = this.#next++
-    return await new Promise<IsolationForest>((resolve, reject) => {
+    return await new Promise<FittedForest>((resolve, reject) => {
       this.#waiting.set(id, { resolve, reject })
       // The rows are the job's own copy (never a SharedArrayBuffer): hand them over without copying again.
       this.#thread.postMessage({ id, job }, [job.rows.buffer as ArrayBuffer])

@@ -815,7 +815,7 @@ for (const tdb of testDatabases) {
       })
     })
 
-    test(`${name}: saveModels keeps the newest ${MODELS_KEPT} per key; loadLatestModels returns the newest of each key, trees intact`, async () => {
+    test(`${name}: saveModels keeps the newest ${MODELS_KEPT} per key; loadLatestModels returns the newest of each key, bytes intact`, async () => {
       await rolledBack(db, async tx => {
         const model = (key: string, sequence: number): StoredModel => ({
           version: `${key}#${sequence}`,
@@ -826,7 +826,7 @@ for (const tdb of testDatabases) {
           nEstimators: 2,
           maxSamples: 256,
           offset: -0.55 - sequence / 1000,
-          model: { version: 1, trees: [{ left: [1, -1, -1], threshold: [0.1 + 0.2, -2, -2], nodeSamples: [256, 100, 156] }], sequence }
+          model: Uint8Array.from(Buffer.from(`model ${key} ${sequence}: any bytes, stored as they are \u0000\u00ff`))
         })
         for (let i = 1; i <= 12; i++) await saveModels(tx, [model('sm-a', i)])
         await saveModels(tx, [model('sm-b', 1), model('sm-b', 2)])
@@ -834,7 +834,7 @@ for (const tdb of testDatabases) {
         const kept = await tx.query<{ version: string }>("SELECT version FROM anomaly_models WHERE model_key = 'sm-a' ORDER BY sequence")
         deepEqual(kept.map(k => k.version), [3, 4, 5, 6, 7, 8, 9, 10, 11, 12].map(i => `sm-a#${i}`))
         const latest = (await loadLatestModels(tx)).filter(m => m.key.startsWith('sm-'))
-        deepEqual(latest.map(m => ({ ...m })), [model('sm-a', 12), model('sm-b', 2)])
+        deepEqual(latest.map(m => ({ ...m, model: Uint8Array.from(m.model) })), [model('sm-a', 12), model('sm-b', 2)])
         const info = (await recentModels(tx, 3)).map(m => m.version)
         assert.equal(info.length, 3)
       })

@@ -6,7 +6,6 @@ import {
 } from './arrays.ts'
 import { BinaryCopy } from './copy-binary.ts'
 import { type Db, type Queryable } from './db.ts'
-import { gunzipSync, gzipSync } from 'node:zlib'
 
 const DAY_MS = 86_400_000
 const HOUR_MS = 3_600_000
@@ -157,7 +156,7 @@ export async function mergeDetectionCounts (tx: Queryable, counts: readonly Dete
     numberArray(c.map(x => x.readings))])
 }
 
-/** A stored Isolation Forest model; `model` is the JSON of `IsolationForest.toJSON()`. */
+/** A stored Isolation Forest model; `model` is its stored form (the anomaly module's `encodeModel`). */
 export interface StoredModel {
   version: string
   key: string
@@ -167,7 +166,7 @@ export interface StoredModel {
   nEstimators: number
   maxSamples: number
   offset: number
-  model: unknown
+  model: Uint8Array
 }
 
 /** Models kept per key (older ones are deleted as new ones arrive). */
@@ -184,7 +183,7 @@ export async function saveModels (tx: Queryable, models: readonly StoredModel[])
     await tx.query(`
       INSERT INTO anomaly_models (version, model_key, sequence, trained_at, samples, n_estimators, max_samples, score_offset, model)
       VALUES ($1, $2, $3, ${msToTimestamp('$4::float8')}, $5, $6, $7, $8, $9) ON CONFLICT (version) DO NOTHING`,
-    [m.version, m.key, m.sequence, m.trainedAt, m.samples, m.nEstimators, m.maxSamples, m.offset, gzipSync(JSON.stringify(m.model), { level: 1 })])
+    [m.version, m.key, m.sequence, m.trainedAt, m.samples, m.nEstimators, m.maxSamples, m.offset, m.model])
   }
   await tx.query(`
     DELETE FROM anomaly_models a USING (
@@ -195,11 +194,10 @@ export async function saveModels (tx: Queryable, models: readonly StoredModel[])
 
 /** The newest stored model of every key. */
 export async function loadLatestModels (db: Queryable): Promise<StoredModel[]> {
-  const rows = await db.query<Omit<StoredModel, 'model'> & { model: Uint8Array }>(`
+  return await db.query<StoredModel>(`
     SELECT DISTINCT ON (model_key) version, model_key AS key, sequence, ${timestampToMs('trained_at')} AS "trainedAt", samples,
       n_estimators AS "nEstimators", max_samples AS "maxSamples", score_offset AS offset, model
     FROM anomaly_models ORDER BY model_key, trained_at DESC, sequence DESC`)
-  return rows.map(r => ({ ...r, model: JSON.parse(gunzipSync(r.model).toString('utf8')) as unknown }))
 }
 
 /** Keeps late readings (a key already kept is skipped). Returns rows inserted. */

@@ -1,6 +1,6 @@
 import { type Random } from '../../domain/index.ts'
 import { averagePathLength, FEATURE_THRESHOLD_F32, float32SplitBound, linearPercentile, lowerBound } from './math.ts'
-import { depthLimit, parseModel, type IsolationForestModel, type ParsedTree } from './model.ts'
+import { depthLimit, parseModel, type IsolationForestModel, type ParsedModel, type ParsedTree } from './model.ts'
 import { SimdImage } from './simd.ts'
 import { BLOCK as SIMD_BLOCK } from './simd-kernel.ts'
 
@@ -308,7 +308,19 @@ export class IsolationForest {
 
   /** Restores a model from toJSON (or exported from sklearn); throws AnomalyStateError on anything malformed. */
   static fromJSON (json: unknown): IsolationForest {
-    const m = parseModel(json)
+    return IsolationForest.fromParts(parseModel(json))
+  }
+
+  /**
+   * The validated trees as typed arrays: what `fromParts` needs to rebuild this forest in another
+   * thread (structured clone copies typed arrays as they are, without a JSON round trip).
+   */
+  toParts (): ParsedModel {
+    return { nFeatures: this.nFeatures, maxSamples: this.maxSamples, offset: this.offset, trees: this.#trees }
+  }
+
+  /** Rebuilds a forest from `toParts` (validated already: not for data from outside, see fromJSON). */
+  static fromParts (m: ParsedModel): IsolationForest {
     return new IsolationForest(m.nFeatures, m.maxSamples, m.offset, m.trees)
   }
 

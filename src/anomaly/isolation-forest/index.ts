@@ -2,4 +2,4 @@
 // predictions), trained from our seeded Random, with sklearn's node arrays as its JSON model.
 export { IsolationForest, type IsolationForestOptions } from './forest.ts'
 export { averagePathLength, float32SplitBound, linearPercentile } from './math.ts'
-export { type IsolationForestModel, type IsolationTreeModel } from './model.ts'
+export { decodeModel, encodeModel, type IsolationForestModel, type IsolationTreeModel, type ParsedModel } from './model.ts'

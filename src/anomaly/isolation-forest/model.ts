@@ -1,3 +1,4 @@
+import { gunzipSync, gzipSync } from 'node:zlib'
 import { AnomalyStateError } from '../errors.ts'
 
 /**
@@ -153,4 +154,18 @@ export function parseModel (json: unknown): ParsedModel {
   const maxDepth = depthLimit(maxSamples)
   const trees = json.trees.map((t: unknown, i) => parseTree(t, `trees[${i}]`, nFeatures, maxSamples, maxDepth))
   return { nFeatures, maxSamples, offset, trees }
+}
+
+/** A model's stored form: its JSON, gzipped (about 185 KB for 100 trees of 256 samples). */
+export function encodeModel (model: IsolationForestModel): Uint8Array {
+  return gzipSync(JSON.stringify(model), { level: 1 })
+}
+
+/** The JSON of a stored model (validate it with `IsolationForest.fromJSON`); throws AnomalyStateError on bytes that are not one. */
+export function decodeModel (bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(gunzipSync(bytes).toString('utf8')) as unknown
+  } catch (err) {
+    throw new AnomalyStateError('', `a stored model is gzipped JSON: ${(err as Error).message}`)
+  }
 }
