@@ -246,16 +246,15 @@ export class BatchProducer {
     if (!(partition >= 0 && partition < this.#open.length)) throw new IotError('IOT_ERR_BUS', `partition ${partition} is not in 0..${this.#open.length - 1}`)
     const now = Date.now()
     let b = this.#open[partition] ?? null
-    if (b === null || b.count >= this.#o.batchRecords || !b.append(now, key, value, headerValue)) {
-      const needed = b?.needed ?? 0
+    if (b === null || !b.append(now, key, value, headerValue)) {
       this.#seal(partition)
-      b = new OpenBatch(Math.max(this.#o.batchBytes, needed), now, this.#headerKey)
-      this.#open[partition] = b
+      b = new OpenBatch(this.#o.batchBytes, now, this.#headerKey)
+      // A record larger than a batch gets a batch of its own.
       if (!b.append(now, key, value, headerValue)) {
         b = new OpenBatch(b.needed, now, this.#headerKey)
-        this.#open[partition] = b
         b.append(now, key, value, headerValue)
       }
+      this.#open[partition] = b
     }
     this.#held++
     if (b.count >= this.#o.batchRecords) {
