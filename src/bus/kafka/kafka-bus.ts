@@ -20,7 +20,7 @@ export interface KafkaBusOptions {
   log: Logger
   /** A member silent this long is dropped from the group and its partitions move (default 10 s). */
   sessionTimeoutMs?: number
-  /** Records per produce request (default 5000). */
+  /** Records per batch: per partition for readings, per request for events (default 5000). */
   batchSize?: number
   /** Longest wait for a batch to fill (default 5 ms). */
   lingerMs?: number
@@ -138,9 +138,9 @@ function newProducer (opts: KafkaBusOptions, role: string): StringProducer {
 interface Outgoing { topic: string, key: string, value: string }
 
 /**
- * Batches records into produce requests, one request in flight at a time so the idempotent
- * producer keeps each partition's order. A request that fails after the client's own retries is
- * tried again (the broker restarting): nothing accepted by `tryProduce` is dropped.
+ * Batches events into the library producer's requests, one request in flight at a time so the
+ * idempotent producer keeps each partition's order. A request that fails after the client's own
+ * retries is tried again (the broker restarting): nothing pushed is dropped.
  */
 class Batcher {
   readonly #producer: StringProducer
@@ -153,15 +153,12 @@ class Batcher {
   #timer: NodeJS.Timeout | null = null
   #closed = false
   #idleWaiters: (() => void)[] = []
-  #roomWaiters: (() => void)[] = []
-  readonly capacity: number
 
-  constructor (producer: StringProducer, log: Logger, batchSize: number, lingerMs: number, capacity: number) {
+  constructor (producer: StringProducer, log: Logger, batchSize: number, lingerMs: number) {
     this.#producer = producer
     this.#log = log
     this.#batchSize = batchSize
     this.#lingerMs = lingerMs
-    this.capacity = capacity
   }
 
   get held (): number {
@@ -175,11 +172,6 @@ class Batcher {
     else this.#timer ??= setTimeout(() => { this.#timer = null; this.#pump() }, this.#lingerMs)
   }
 
-  async room (): Promise<void> {
-    if (this.held < this.capacity || this.#closed) return
-    await new Promise<void>(resolve => this.#roomWaiters.push(resolve))
-  }
-
   async flush (): Promise<void> {
     this.#pump()
     while (this.held > 0) await new Promise<void>(resolve => this.#idleWaiters.push(resolve))
@@ -188,7 +180,6 @@ class Batcher {
   async close (): Promise<void> {
     await this.flush()
     this.#closed = true
-    for (const w of this.#roomWaiters.splice(0)) w()
     await this.#producer.close()
   }
 
@@ -203,7 +194,6 @@ class Batcher {
     this.#sending = this.#send(batch).finally(() => {
       this.#inFlight = 0
       this.#sending = null
-      if (this.held < this.capacity) for (const w of this.#roomWaiters.splice(0)) w()
       if (this.#queue.length >= this.#batchSize) this.#pump()
       else if (this.#queue.length > 0) this.#timer ??= setTimeout(() => { this.#timer = null; this.#pump() }, this.#lingerMs)
       if (this.held === 0) for (const w of this.#idleWaiters.splice(0)) w()
@@ -274,7 +264,7 @@ export class JsonPublisher {
   readonly #batcher: Batcher
 
   constructor (opts: KafkaBusOptions) {
-    this.#batcher = new Batcher(newProducer(opts, 'events'), opts.log, opts.batchSize ?? 5000, opts.lingerMs ?? 5, Number.POSITIVE_INFINITY)
+    this.#batcher = new Batcher(newProducer(opts, 'events'), opts.log, opts.batchSize ?? 5000, opts.lingerMs ?? 5)
   }
 
   publish (topic: string, key: string, value: unknown): void {
