@@ -229,7 +229,9 @@ export class ForestScorer implements MlScorer {
   }
 
   #add (slot: Slot, model: TrainedModel): void {
-    this.#install(slot, model)
+    // The stored form goes to storage once (drainTrained); the model that scores does not keep it.
+    const { encoded: _stored, ...scoring } = model
+    this.#install(slot, scoring)
     this.#trained.push(model)
   }
 
