@@ -460,7 +460,7 @@ function trainModels (l: Layout, seed: number): StoredModel[] {
         nEstimators: forest.nEstimators,
         maxSamples: forest.maxSamples,
         offset: forest.offset,
-        model: encodeModel(forest.toJSON())
+        model: encodeModel(forest.toParts())
       })
     }
   }

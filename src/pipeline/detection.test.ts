@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { encodeModel, type IsolationForestModel } from '../anomaly/index.ts'
+import { gzipSync } from 'node:zlib'
 import { Simulator } from '../sources/simulator/index.ts'
 import { PipelineDetector } from './detection.ts'
 
@@ -13,7 +13,7 @@ test('PipelineDetector - models round-trip through their stored form; a damaged 
   assert.deepEqual(stored.map(m => m.version).sort(), ['air_quality#1', 'co2#1', 'humidity#1', 'pressure#1', 'temperature#1'])
   assert.deepEqual(a.drainModels(), [])
   const b = new PipelineDetector({ ml: { nEstimators: 5 } })
-  const damaged = { ...stored[0]!, model: encodeModel({ version: 99 } as unknown as IsolationForestModel) }
+  const damaged = { ...stored[0]!, model: gzipSync(JSON.stringify({ version: 99 })) }
   const garbled = { ...stored[1]!, model: Buffer.from('not gzip') }
   assert.deepEqual(b.restoreModels([damaged, garbled, ...stored.slice(2)]), [damaged.version, garbled.version])
   assert.deepEqual(b.forest!.models().map(m => m.version).sort(), stored.slice(2).map(m => m.version).sort())

@@ -35,7 +35,7 @@ function toStored (m: TrainedModel): StoredModel {
     nEstimators: f.nEstimators,
     maxSamples: f.maxSamples,
     offset: f.offset,
-    model: m.encoded ?? encodeModel(f.toJSON())
+    model: m.encoded ?? encodeModel(f.toParts())
   }
 }
 
