@@ -49,3 +49,18 @@ test('begin starts a new stream; long and repeated strings are encoded the same 
       bytes.length.toString(16).padStart(8, '0') + hex(bytes) + trailer, `stream ${i + 1}`)
   }
 })
+
+test('a stream taken in parts is the same bytes as one built whole', () => {
+  const write = (c: BinaryCopy, i: number): void => { c.row(2); c.text(`sensor-${i}`); c.float8(i / 3) }
+  const whole = new BinaryCopy().begin()
+  for (let i = 0; i < 50; i++) write(whole, i)
+  const expected = hex(whole.end())
+  const parts: Buffer[] = []
+  const c = new BinaryCopy(16).begin()
+  for (let i = 0; i < 50; i++) {
+    write(c, i)
+    if (i % 7 === 0) parts.push(c.take())
+  }
+  parts.push(c.end())
+  assert.equal(hex(Buffer.concat(parts)), expected)
+})

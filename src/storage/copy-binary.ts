@@ -85,7 +85,14 @@ export class BinaryCopy {
     this.#pos += 5
   }
 
-  /** Ends the stream (trailer) and returns its bytes, valid until the next `begin`. */
+  /** The bytes written since `begin` or the last `take` (a copy): a long stream is sent in parts, `end` gives the last. */
+  take (): Buffer {
+    const out = Buffer.from(this.#buf.subarray(0, this.#pos))
+    this.#pos = 0
+    return out
+  }
+
+  /** Ends the stream (trailer) and returns its bytes (since `begin` or the last `take`), valid until the next `begin`. */
   end (): Buffer {
     this.#room(2)
     this.#buf.writeInt16BE(-1, this.#pos)

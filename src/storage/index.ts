@@ -1,5 +1,6 @@
 export { openDb, openPglite, openPostgres, type Db, type DbOptions, type Queryable, type Row } from './db.ts'
 export { migrate } from './migrate.ts'
+export { BinaryCopy } from './copy-binary.ts'
 export * from './write.ts'
 export * from './read.ts'
 export * from './progress.ts'

@@ -112,9 +112,8 @@ export async function loadReadingKeysSince (db: Queryable, sinceMs: number): Pro
 export const readingColumns = ['sensor_id', 'sensor_type', 'location', 'value', 'timestamp', 'unit', 'anomaly', 'anomaly_type', 'seq',
   'rule_anomaly', 'z_score', 'z_anomaly', 'ml_score', 'ml_anomaly', 'model_version', 'combined_anomaly', 'severity', 'explanation'] as const
 
-/** Readings with their verdicts as a binary COPY stream (`readingColumns` order and types). */
-export function readingsCopyBinary (rows: readonly ScoredReading[]): Buffer {
-  const c = new BinaryCopy(rows.length * 160).begin()
+/** Appends readings with their verdicts as binary COPY rows (`readingColumns` order and types). */
+export function copyReadingRows (c: BinaryCopy, rows: readonly ScoredReading[]): void {
   for (const { reading: r, verdict: d } of rows) {
     c.row(readingColumns.length)
     c.text(r.sensorId); c.text(r.sensorType); c.text(r.location); c.float8(r.value); c.timestamptz(r.ts)
@@ -122,6 +121,12 @@ export function readingsCopyBinary (rows: readonly ScoredReading[]): Buffer {
     c.float8(d.zScore); c.bool(d.zAnomaly); c.float8(d.mlScore); c.bool(d.mlAnomaly); c.text(d.modelVersion)
     c.bool(d.anomaly); c.text(d.severity); c.text(d.explanation)
   }
+}
+
+/** Readings with their verdicts as one binary COPY stream. */
+export function readingsCopyBinary (rows: readonly ScoredReading[]): Buffer {
+  const c = new BinaryCopy(rows.length * 160).begin()
+  copyReadingRows(c, rows)
   return c.end()
 }
 
