@@ -7,19 +7,17 @@
 // (The client library's producer built a message object, a headers Map, two Buffers and a
 // writer per record and re-encoded every batch; it cost more CPU than generating the readings.)
 import {
-  type Broker, type Connection, type ConnectionPool, type Producer, type Reader, Writer, compressionsAlgorithms, crc32c, createAPI
+  type Broker, type Connection, type ConnectionPool, type Producer, type Reader, Writer, createAPI
 } from '@platformatic/kafka'
 import { type Logger } from 'pino'
 import { IotError } from '../../domain/index.ts'
-import { errorName, pickVersion } from './protocol.ts'
+import { errorName, pickVersion, type ApiLister } from './protocol.ts'
+import { OpenBatch, encodeBatch, type Sealed } from './record-batch.ts'
 
 const PRODUCE = 0
 const MIN_VERSION = 9
 const MAX_VERSION = 11
 const ACKS_ALL = -1
-/** Bytes from a batch's base offset to its first record. */
-const HEADER = 61
-const LZ4 = 3
 const SEQUENCE_SPAN = 2 ** 31
 
 // Broker answers that mean: the batch was stored before (a retry of a request whose response was lost).
@@ -43,16 +41,6 @@ export interface BatchProducerOptions {
   compression: 'lz4' | 'none'
   /** How long the broker may take to replicate a batch (acks=all). */
   timeoutMs: number
-}
-
-/** A closed batch: records compressed, waiting for its producer id and sequence number. */
-export interface Sealed {
-  partition: number
-  count: number
-  attributes: number
-  baseTimestamp: number
-  maxTimestamp: number
-  body: Buffer
 }
 
 export interface PartitionResult { partition: number, errorCode: number, message: string | null }
@@ -96,108 +84,13 @@ const produceApis = new Map(Array.from({ length: MAX_VERSION - MIN_VERSION + 1 }
   .map(v => [v, createAPI<[string, number, [number, Buffer][]], PartitionResult[]>(PRODUCE, v, produceRequest, parseProduce)]))
 
 /** The Produce API version to use with this cluster. */
-export async function produceVersion (client: Pick<Producer<string, string, string, string>, 'listApis'>): Promise<number> {
+export async function produceVersion (client: ApiLister): Promise<number> {
   return await pickVersion(client, { key: PRODUCE, name: 'Produce', min: MIN_VERSION, max: MAX_VERSION, kafka: '2.8' })
 }
 
 /** Sends encoded batches (one per partition, see `encodeBatch`) to their leader with acks=all; one result per partition. */
 export async function produce (connection: Connection, version: number, topic: string, timeoutMs: number, encoded: [number, Buffer][]): Promise<PartitionResult[]> {
   return await produceApis.get(version)!.async(connection, topic, timeoutMs, encoded)
-}
-
-const zigzagLength = (v: number): number => varintLength(v >= 0 ? 2 * v : -2 * v - 1)
-
-function varintLength (u: number): number {
-  let n = 1
-  while (u >= 128) {
-    u = Math.floor(u / 128)
-    n++
-  }
-  return n
-}
-
-function writeVarint (buf: Buffer, pos: number, v: number): number {
-  let u = v >= 0 ? 2 * v : -2 * v - 1
-  while (u >= 128) {
-    buf[pos++] = (u & 0x7f) | 0x80
-    u = Math.floor(u / 128)
-  }
-  buf[pos++] = u
-  return pos
-}
-
-/**
- * A batch being filled: records encoded back to back into one Buffer, as Kafka stores them.
- * `seal` compresses them; `encodeBatch` adds the header once the producer id and sequence are known.
- */
-export class OpenBatch {
-  readonly #buf: Buffer
-  readonly #header: Buffer | null
-  readonly baseTimestamp: number
-  maxTimestamp: number
-  #pos = 0
-  count = 0
-  /** Bytes the last record that did not fit needed. */
-  needed = 0
-
-  /** `header`: the name of the one header records may carry. */
-  constructor (bytes: number, now: number, header: Buffer | null) {
-    this.#buf = Buffer.allocUnsafe(bytes)
-    this.#header = header
-    this.baseTimestamp = now
-    this.maxTimestamp = now
-  }
-
-  /** Appends a record (with the header when `headerValue` is given); false when it does not fit. */
-  append (now: number, key: string, value: string, headerValue?: string): boolean {
-    const keyBytes = Buffer.byteLength(key)
-    const valueBytes = Buffer.byteLength(value)
-    const header = headerValue === undefined ? null : this.#header
-    const headerBytes = header === null ? 0 : Buffer.byteLength(headerValue!)
-    const tsDelta = now - this.baseTimestamp
-    const body = 1 + zigzagLength(tsDelta) + zigzagLength(this.count) + zigzagLength(keyBytes) + keyBytes + zigzagLength(valueBytes) + valueBytes +
-      (header === null ? 1 : 1 + zigzagLength(header.length) + header.length + zigzagLength(headerBytes) + headerBytes)
-    const buf = this.#buf
-    if (this.#pos + zigzagLength(body) + body > buf.length) {
-      this.needed = zigzagLength(body) + body
-      return false
-    }
-    let p = writeVarint(buf, this.#pos, body)
-    buf[p++] = 0 // record attributes
-    p = writeVarint(buf, p, tsDelta)
-    p = writeVarint(buf, p, this.count)
-    p = writeVarint(buf, p, keyBytes)
-    p += buf.write(key, p, keyBytes, 'utf8')
-    p = writeVarint(buf, p, valueBytes)
-    p += buf.write(value, p, valueBytes, 'utf8')
-    if (header === null) {
-      p = writeVarint(buf, p, 0)
-    } else {
-      p = writeVarint(buf, p, 1)
-      p = writeVarint(buf, p, header.length)
-      p += header.copy(buf, p)
-      p = writeVarint(buf, p, headerBytes)
-      p += buf.write(headerValue!, p, headerBytes, 'utf8')
-    }
-    this.#pos = p
-    this.count++
-    if (now > this.maxTimestamp) this.maxTimestamp = now
-    return true
-  }
-
-  /** The records, compressed or not, ready for a producer id and sequence number. */
-  seal (partition: number, compression: 'lz4' | 'none'): Sealed {
-    const records = this.#buf.subarray(0, this.#pos)
-    const lz4 = compression === 'lz4'
-    return {
-      partition,
-      count: this.count,
-      attributes: lz4 ? LZ4 : 0,
-      baseTimestamp: this.baseTimestamp,
-      maxTimestamp: this.maxTimestamp,
-      body: lz4 ? compressionsAlgorithms.lz4.compressSync(records) : Buffer.from(records)
-    }
-  }
 }
 
 /**
@@ -213,6 +106,8 @@ export class BatchProducer {
   readonly #ready: Sealed[][]
   readonly #sequence: number[]
   #producer: { id: bigint, epoch: number } | null = null
+  /** The Produce version agreed with the cluster, once asked. */
+  #version: number | null = null
   #held = 0
   #sending: Promise<void> | null = null
   #timer: NodeJS.Timeout | null = null
@@ -329,7 +224,8 @@ export class BatchProducer {
   async #sendOnce (): Promise<string[]> {
     const { topic, timeoutMs } = this.#o
     const producer = this.#producer ??= await this.#initProducer()
-    const [version, meta] = await Promise.all([produceVersion(this.#client), this.#client.metadata({ topics: [topic] })])
+    const version = this.#version ??= await produceVersion(this.#client)
+    const meta = await this.#client.metadata({ topics: [topic] })
     const t = meta.topics.get(topic)
     const byLeader = new Map<number, [number, Buffer][]>()
     for (const queue of this.#ready) {
@@ -377,24 +273,4 @@ export class BatchProducer {
     const info = await this.#client.initIdempotentProducer({})
     return { id: info.producerId, epoch: info.producerEpoch }
   }
-}
-
-/** The batch's bytes with this producer id, epoch and first sequence number (the CRC covers them). */
-export function encodeBatch (s: Sealed, producerId: bigint, epoch: number, sequence: number): Buffer {
-  const out = Buffer.allocUnsafe(HEADER + s.body.length)
-  out.writeBigInt64BE(0n, 0) // base offset: the broker assigns it
-  out.writeInt32BE(HEADER - 12 + s.body.length, 8)
-  out.writeInt32BE(-1, 12) // partition leader epoch: none
-  out.writeInt8(2, 16) // magic
-  out.writeInt16BE(s.attributes, 21)
-  out.writeInt32BE(s.count - 1, 23)
-  out.writeBigInt64BE(BigInt(s.baseTimestamp), 27)
-  out.writeBigInt64BE(BigInt(s.maxTimestamp), 35)
-  out.writeBigInt64BE(producerId, 43)
-  out.writeInt16BE(epoch, 51)
-  out.writeInt32BE(sequence, 53)
-  out.writeInt32BE(s.count, 57)
-  s.body.copy(out, HEADER)
-  out.writeUInt32BE(crc32c(out.subarray(21)) >>> 0, 17)
-  return out
 }

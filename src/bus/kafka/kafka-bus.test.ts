@@ -9,8 +9,9 @@ import { type Reading } from '../../domain/index.ts'
 import { kafkaBrokers, kafkaSkip, uniqueTopic } from '../../../test/helpers/kafka.ts'
 import { partitionFor } from '../partitioner.ts'
 import { type AssignmentHandler, type BusConsumer, type BusRecord, type StartOffsets } from '../port.ts'
-import { OpenBatch, encodeBatch, produce, produceVersion } from './batch-producer.ts'
+import { produce, produceVersion } from './batch-producer.ts'
 import { KafkaBus, ensureTopics } from './kafka-bus.ts'
+import { OpenBatch, encodeBatch } from './record-batch.ts'
 
 const log = pino({ level: process.env.TEST_LOG ?? 'silent' })
 const T0 = Date.UTC(2026, 0, 1)
@@ -19,16 +20,9 @@ function reading (sensorId: string, i: number): Reading {
   return { sensorId, sensorType: 'temperature', location: 'Lab', value: 20 + i / 10, ts: T0 + i * 1000, unit: '°C', anomaly: false, anomalyKind: null, seq: i }
 }
 
-/** Record timestamps (CreateTime, ms) of a topic, read with kcat. */
-function kcatTimestamps (topic: string): number[] {
-  const r = spawnSync('kcat', ['-b', (kafkaBrokers ?? []).join(','), '-C', '-t', topic, '-o', 'beginning', '-e', '-q', '-c', '20', '-f', '%T\\n'], { encoding: 'utf8', timeout: 30_000 })
-  assert.equal(r.status, 0, r.stderr)
-  return r.stdout.trim().split('\n').map(Number)
-}
-
-/** Record values of a topic, read with kcat. */
-function kcatValues (topic: string): string[] {
-  const r = spawnSync('kcat', ['-b', (kafkaBrokers ?? []).join(','), '-C', '-t', topic, '-o', 'beginning', '-e', '-q', '-f', '%s\\n'], { encoding: 'utf8', timeout: 30_000 })
+/** One line per record of a topic from the beginning, read with kcat in its `-f` format (`%T` timestamp, `%s` value). */
+function kcat (topic: string, format: string, ...extra: string[]): string[] {
+  const r = spawnSync('kcat', ['-b', (kafkaBrokers ?? []).join(','), '-C', '-t', topic, '-o', 'beginning', '-e', '-q', ...extra, '-f', `${format}\\n`], { encoding: 'utf8', timeout: 30_000 })
   assert.equal(r.status, 0, r.stderr)
   return r.stdout.trim().split('\n').filter(Boolean)
 }
@@ -124,7 +118,7 @@ describe('KafkaBus (real broker)', { skip: kafkaSkip }, () => {
     again.push(...await consumer.poll(1000, 200))
     assert.deepEqual(again.map(r => [r.partition, r.offset]), p0.slice(-3).map(r => [r.partition, r.offset]))
     // The record timestamp itself is wall time: the broker's time-based retention must not see 2026-01-01.
-    const stamps = kcatTimestamps(topic)
+    const stamps = kcat(topic, '%T', '-c', '20').map(Number)
     assert.ok(stamps.length > 0 && stamps.every(t => Math.abs(t - Date.now()) < 600_000), `record timestamps near now: ${stamps.slice(0, 3).join(',')}`)
     await bus.close()
   })
@@ -194,7 +188,7 @@ describe('KafkaBus (real broker)', { skip: kafkaSkip }, () => {
       assert.equal(await send(batch(10, 10)), 0)
       assert.ok([0, 46].includes(await send(first)), 'an older batch again: still a duplicate')
       assert.equal(await send(batch(30, 10)), 45, 'sequence 30 after 20: OUT_OF_ORDER_SEQUENCE_NUMBER')
-      assert.deepEqual(kcatValues(topic), Array.from({ length: 20 }, (_, i) => `{"i":${i}}`), 'each record once, in order')
+      assert.deepEqual(kcat(topic, '%s'), Array.from({ length: 20 }, (_, i) => `{"i":${i}}`), 'each record once, in order')
     } finally {
       await pool.close()
       await client.close()

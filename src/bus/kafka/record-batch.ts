@@ -1,14 +1,16 @@
-// Kafka record batches (message format v2) read straight from a Fetch response's bytes. A fetched
-// batch stays one Buffer until its records are handed out, so a consumer's buffer of thousands of
-// records is a handful of objects the garbage collector does not walk. (The client library's own
+// Kafka record batches (message format v2): written record by record for our producer, and read
+// straight from a Fetch response's bytes. A fetched batch stays one Buffer until its records are
+// handed out, so a consumer's buffer of thousands of records is a handful of objects the garbage
+// collector does not walk. (The client library's own
 // reader builds an object, three Buffers and a BigInt per record; held in a buffer, most of them
 // survived the young generation and the GC threads worked more than the worker itself.)
-import { compressionsAlgorithmsByBitmask } from '@platformatic/kafka'
+import { compressionsAlgorithms, compressionsAlgorithmsByBitmask, crc32c } from '@platformatic/kafka'
 import { IotError } from '../../domain/index.ts'
 
 /** Bytes from a batch's base offset to its first record. */
 const HEADER = 61
 const COMPRESSION = 0b111
+const LZ4 = 3
 const LOG_APPEND_TIME = 1 << 3
 const TRANSACTIONAL = 1 << 4
 const CONTROL = 1 << 5
@@ -222,4 +224,129 @@ export class RecordCursor {
     this.#bytesEnd = this.#pos
     return start
   }
+}
+
+const zigzagLength = (v: number): number => varintLength(v >= 0 ? 2 * v : -2 * v - 1)
+
+function varintLength (u: number): number {
+  let n = 1
+  while (u >= 128) {
+    u = Math.floor(u / 128)
+    n++
+  }
+  return n
+}
+
+function writeVarint (buf: Buffer, pos: number, v: number): number {
+  let u = v >= 0 ? 2 * v : -2 * v - 1
+  while (u >= 128) {
+    buf[pos++] = (u & 0x7f) | 0x80
+    u = Math.floor(u / 128)
+  }
+  buf[pos++] = u
+  return pos
+}
+
+/**
+ * A batch being filled: records encoded back to back into one Buffer, as Kafka stores them.
+ * `seal` compresses them; `encodeBatch` adds the header once the producer id and sequence are known.
+ */
+export class OpenBatch {
+  readonly #buf: Buffer
+  readonly #header: Buffer | null
+  readonly baseTimestamp: number
+  maxTimestamp: number
+  #pos = 0
+  count = 0
+  /** Bytes the last record that did not fit needed. */
+  needed = 0
+
+  /** `header`: the name of the one header records may carry. */
+  constructor (bytes: number, now: number, header: Buffer | null) {
+    this.#buf = Buffer.allocUnsafe(bytes)
+    this.#header = header
+    this.baseTimestamp = now
+    this.maxTimestamp = now
+  }
+
+  /** Appends a record (with the header when `headerValue` is given); false when it does not fit. */
+  append (now: number, key: string, value: string, headerValue?: string): boolean {
+    const keyBytes = Buffer.byteLength(key)
+    const valueBytes = Buffer.byteLength(value)
+    const header = headerValue === undefined ? null : this.#header
+    const headerBytes = header === null ? 0 : Buffer.byteLength(headerValue!)
+    const tsDelta = now - this.baseTimestamp
+    const body = 1 + zigzagLength(tsDelta) + zigzagLength(this.count) + zigzagLength(keyBytes) + keyBytes + zigzagLength(valueBytes) + valueBytes +
+      (header === null ? 1 : 1 + zigzagLength(header.length) + header.length + zigzagLength(headerBytes) + headerBytes)
+    const buf = this.#buf
+    if (this.#pos + zigzagLength(body) + body > buf.length) {
+      this.needed = zigzagLength(body) + body
+      return false
+    }
+    let p = writeVarint(buf, this.#pos, body)
+    buf[p++] = 0 // record attributes
+    p = writeVarint(buf, p, tsDelta)
+    p = writeVarint(buf, p, this.count)
+    p = writeVarint(buf, p, keyBytes)
+    p += buf.write(key, p, keyBytes, 'utf8')
+    p = writeVarint(buf, p, valueBytes)
+    p += buf.write(value, p, valueBytes, 'utf8')
+    if (header === null) {
+      p = writeVarint(buf, p, 0)
+    } else {
+      p = writeVarint(buf, p, 1)
+      p = writeVarint(buf, p, header.length)
+      p += header.copy(buf, p)
+      p = writeVarint(buf, p, headerBytes)
+      p += buf.write(headerValue!, p, headerBytes, 'utf8')
+    }
+    this.#pos = p
+    this.count++
+    if (now > this.maxTimestamp) this.maxTimestamp = now
+    return true
+  }
+
+  /** The records, compressed or not, ready for a producer id and sequence number. */
+  seal (partition: number, compression: 'lz4' | 'none'): Sealed {
+    const records = this.#buf.subarray(0, this.#pos)
+    const lz4 = compression === 'lz4'
+    return {
+      partition,
+      count: this.count,
+      attributes: lz4 ? LZ4 : 0,
+      baseTimestamp: this.baseTimestamp,
+      maxTimestamp: this.maxTimestamp,
+      body: lz4 ? compressionsAlgorithms.lz4.compressSync(records) : Buffer.from(records)
+    }
+  }
+}
+
+/** A closed batch: records compressed, waiting for its producer id and sequence number. */
+export interface Sealed {
+  partition: number
+  count: number
+  attributes: number
+  baseTimestamp: number
+  maxTimestamp: number
+  body: Buffer
+}
+
+/** The batch's bytes with this producer id, epoch and first sequence number (the CRC covers them). */
+export function encodeBatch (s: Sealed, producerId: bigint, epoch: number, sequence: number): Buffer {
+  const out = Buffer.allocUnsafe(HEADER + s.body.length)
+  out.writeBigInt64BE(0n, 0) // base offset: the broker assigns it
+  out.writeInt32BE(HEADER - 12 + s.body.length, 8)
+  out.writeInt32BE(-1, 12) // partition leader epoch: none
+  out.writeInt8(2, 16) // magic
+  out.writeInt16BE(s.attributes, 21)
+  out.writeInt32BE(s.count - 1, 23)
+  out.writeBigInt64BE(BigInt(s.baseTimestamp), 27)
+  out.writeBigInt64BE(BigInt(s.maxTimestamp), 35)
+  out.writeBigInt64BE(producerId, 43)
+  out.writeInt16BE(epoch, 51)
+  out.writeInt32BE(sequence, 53)
+  out.writeInt32BE(s.count, 57)
+  s.body.copy(out, HEADER)
+  out.writeUInt32BE(crc32c(out.subarray(21)) >>> 0, 17)
+  return out
 }
