@@ -12,7 +12,8 @@ parentPort?.on('message', (msg: { id: number, job: TrainingJob }) => {
     const forest = IsolationForest.fit(job.rows, FEATURES, {
       nEstimators: job.nEstimators, maxSamples: job.maxSamples, contamination: job.contamination, random: createRandom(job.seed)
     })
-    const encoded = encodeModel(forest.toParts())
+    // A copy of its own: the compressed bytes may sit in a larger buffer that cannot be transferred (Node 24).
+    const encoded = new Uint8Array(encodeModel(forest.toParts()))
     parentPort?.postMessage({ id, parts: forest.toParts(), encoded }, [encoded.buffer as ArrayBuffer])
   } catch (err) {
     parentPort?.postMessage({ id, error: (err as Error).message })

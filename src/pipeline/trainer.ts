@@ -18,7 +18,10 @@ export class ThreadTrainer implements ForestTrainer {
 
   /** `onFailure` hears once that the thread died (trainings fail from then on; the current models keep scoring). */
   constructor (onFailure: (err: Error) => void = () => {}) {
-    this.#thread = new Worker(new URL('./trainer-thread.mjs', import.meta.url))
+    // Compiled (dist/), the thread runs trainer-thread.js; from the sources (tests, development), a
+    // shim that registers tsx first (Node 20 gives worker threads no loaders through execArgv).
+    const entry = import.meta.url.endsWith('.js') ? './trainer-thread.js' : './trainer-thread.mjs'
+    this.#thread = new Worker(new URL(entry, import.meta.url))
     this.#thread.unref()
     let started = (): void => {}
     this.#ready = new Promise(resolve => { started = resolve })
