@@ -21,7 +21,7 @@
 import postgres from 'postgres'
 import { defaultRuleConfig, encodeModel, FEATURES, IsolationForest, RuleEngine } from '../src/anomaly/index.ts'
 import { createRandom } from '../src/domain/index.ts'
-import { createFleet, locationOffsets, sensorModels } from '../src/sources/simulator/index.ts'
+import { createFleet, locationOffsets, sensorModels } from '../src/sources/index.ts'
 import { type Db, migrate, openPostgres, saveModels, type StoredModel } from '../src/storage/index.ts'
 
 export const DEFAULT_READINGS = 50_000_000

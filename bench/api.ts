@@ -8,7 +8,7 @@
 // database and other work share the machine: compare ratios within a run.
 import { buildApp } from '../src/api/index.ts'
 import { PipelineMetrics } from '../src/pipeline/index.ts'
-import { locations, sensorTypes } from '../src/sources/simulator/index.ts'
+import { locations, sensorTypes } from '../src/sources/index.ts'
 import { newestEventTime, openPostgres } from '../src/storage/index.ts'
 import { BenchSetupError, loadDataset } from './api-load.ts'
 

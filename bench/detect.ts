@@ -3,7 +3,7 @@
 // pipeline's parameters: 100 trees, 256 samples per tree, 7 features, training on the last 1000 rows. Targets (DESIGN.md section 7 and the Isolation Forest task): fit < 20 ms,
 // batch scoring >= 1,000,000 rows/s on one core.
 import { createRandom, type Random } from '../src/domain/index.ts'
-import { IsolationForest } from '../src/anomaly/isolation-forest/index.ts'
+import { IsolationForest } from '../src/anomaly/index.ts'
 import { pipeline } from './embedded.ts'
 
 const FEATURES = 7

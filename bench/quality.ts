@@ -3,7 +3,7 @@
 import { detectionQuality, formatQuality } from '../src/anomaly/index.ts'
 import { DetectionCounter } from '../src/domain/index.ts'
 import { PipelineDetector } from '../src/pipeline/index.ts'
-import { Simulator } from '../src/sources/simulator/index.ts'
+import { Simulator } from '../src/sources/index.ts'
 import { OriginalDetector } from './original-detector.ts'
 
 export interface QualityOptions {

@@ -13,7 +13,7 @@ import {
   type DetectorSnapshot,
   type MlScorer
 } from './index.ts'
-import { Simulator } from '../sources/simulator/index.ts'
+import { Simulator } from '../sources/index.ts'
 
 function reading (over: Partial<Reading>): Reading {
   return {

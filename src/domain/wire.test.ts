@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Simulator } from '../sources/simulator/simulator.ts'
+import { Simulator } from '../sources/index.ts'
 import { type Reading } from './reading.ts'
 import { createRandom } from './random.ts'
 import {

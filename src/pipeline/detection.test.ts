@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { gzipSync } from 'node:zlib'
-import { Simulator } from '../sources/simulator/index.ts'
+import { Simulator } from '../sources/index.ts'
 import { PipelineDetector } from './detection.ts'
 
 test('PipelineDetector - models round-trip through their stored form; a damaged one is skipped, not fatal', () => {

@@ -1,6 +1,6 @@
 // Events for other systems: what each stored batch changed, as JSON on Kafka topics.
 import { type WindowAggregate, formatTimestamp } from '../domain/index.ts'
-import { type BatchOutcome, type OutcomeSink } from './worker.ts'
+import { type BatchOutcome, type OutcomeSink } from './outcome.ts'
 
 /** Where events go (the Kafka JSON publisher, or anything with the same shape). */
 export interface EventPublisher {

@@ -1,5 +1,6 @@
-export { Worker, defaultWorkerOptions, type BatchOutcome, type OutcomeSink, type WorkerDeps, type WorkerOptions } from './worker.ts'
+export { Worker, defaultWorkerOptions, type WorkerDeps, type WorkerOptions } from './worker.ts'
+export { type BatchOutcome, type OutcomeSink } from './outcome.ts'
 export { PipelineMetrics } from './metrics.ts'
 export { EventSink, type EventPublisher, type EventTopics } from './events.ts'
-export { allRoles, startEmbedded, startSystem, type Role, type RunningSystem } from './system.ts'
 export { PipelineDetector, type DetectionOptions, type ReadingDetector } from './detection.ts'
+export { ThreadTrainer } from './trainer.ts'

@@ -9,7 +9,7 @@ import {
   anomalyScore, detectionQuality, formatQuality, validateRuleConfig, type DetectionQuality, type RuleConfig
 } from '../anomaly/index.ts'
 import { DetectionCounter, IotError, parseTimestamp, type Reading, type Verdict } from '../domain/index.ts'
-import { PipelineDetector } from '../pipeline/detection.ts'
+import { PipelineDetector } from '../pipeline/index.ts'
 
 export interface ReplayOptions {
   input: string

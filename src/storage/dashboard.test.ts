@@ -6,9 +6,10 @@ import { type ScoredReading, type Verdict } from '../domain/index.ts'
 import { WindowDeltas } from '../windowing/index.ts'
 import { testDatabases } from '../../test/helpers/databases.ts'
 import {
-  type Db, bucketSize, correlation, ensureDayPartitions, insertReadings, loadMeta, mergeHourlyRollups, mergeWindowDeltas, newestReadingTime,
+  type Db, correlation, ensureDayPartitions, insertReadings, loadMeta, mergeHourlyRollups, mergeWindowDeltas, newestReadingTime,
   openWindows, rangeStats, scoreBins, sensorCounts, series, upsertSensors
 } from './index.ts'
+import { bucketSize } from './dashboard.ts'
 
 const MIN = 60_000
 const HOUR = 3_600_000

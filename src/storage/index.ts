@@ -1,7 +1,26 @@
-export { openDb, openPglite, openPostgres, type Db, type DbOptions, type Queryable, type Row } from './db.ts'
+// The storage module: PostgreSQL or embedded PGlite behind one port, the schema's migrations, the
+// worker's batch commit, and the queries behind the API and the dashboard.
+export { openDb, openPglite, openPostgres, type Db, type Queryable, type Row } from './db.ts'
 export { migrate } from './migrate.ts'
 export { BinaryCopy } from './copy-binary.ts'
-export * from './write.ts'
-export * from './read.ts'
-export * from './progress.ts'
-export * from './dashboard.ts'
+export { numberArray } from './arrays.ts'
+export { type QueryFilter, param } from './filter-sql.ts'
+// The worker's write path.
+export { commitBatch } from './batch.ts'
+export { ensureDayPartitions, dropPartitionsBefore, summarizeTimeIndex } from './partitions.ts'
+export { copyReadingRows, insertReadings, loadReadingKeysSince, loadRecentReadings, readingColumns } from './readings.ts'
+export { type LateReading, insertLateReadings, recentLateReadings } from './late-readings.ts'
+export { insertDeadLetters, recentDeadLetters } from './dead-letters.ts'
+export { finalizeWindows, mergeHourlyRollups, mergeWindowDeltas, recentAggregates } from './windows.ts'
+export { upsertSensors } from './sensors.ts'
+export { countDetections, loadDetectionCounts, mergeDetectionCounts } from './detection-counts.ts'
+export { type ModelInfo, type StoredModel, loadLatestModels, newestModels, recentModels, saveModels } from './models.ts'
+export {
+  type PartitionProgress, type PartitionState, advanceWatermark, claimPartitions, loadPartitions, loadWatermark, lockFinality, markIdle
+} from './progress.ts'
+// The API's and the dashboard's reads.
+export { type StoredReading, newestEventTime, recentAnomalies, recentReadings, recentScores } from './reading-lists.ts'
+export {
+  type PipelineCounts, type RangeFilter, type Resolution, correlation, loadMeta, newestReadingTime, openWindows, pipelineCounts, rangeStats,
+  scoreBins, sensorCounts, sensorUnits, series
+} from './dashboard.ts'

@@ -13,13 +13,16 @@ import {
 } from '../windowing/index.ts'
 import { createServerDatabase, serverUrl, testDatabases, type TestDatabase } from '../../test/helpers/databases.ts'
 import {
-  type Db, type Queryable, dropPartitionsBefore, ensureDayPartitions, finalizeWindows, findStoredKeys, insertDeadLetters,
+  type Db, type Queryable, dropPartitionsBefore, ensureDayPartitions, finalizeWindows, insertDeadLetters,
   insertLateReadings, insertReadings, loadReadingKeysSince, mergeWindowDeltas, migrate, openPostgres,
   recentAggregates, recentAnomalies, recentDeadLetters, recentLateReadings, recentReadings, type LateReading,
-  advanceWatermark, claimPartitions, fencePartitions, loadPartitions, loadWatermark, lockFinality, markIdle, saveProgress,
-  MODELS_KEPT, countDetections, loadDetectionCounts, loadLatestModels, mergeDetectionCounts, recentModels, saveModels, type StoredModel
+  advanceWatermark, claimPartitions, loadPartitions, loadWatermark, lockFinality, markIdle,
+  countDetections, loadDetectionCounts, loadLatestModels, mergeDetectionCounts, recentModels, saveModels, type StoredModel
 } from './index.ts'
 import { splitSql } from './migrate.ts'
+import { MODELS_KEPT } from './models.ts'
+import { fencePartitions, saveProgress } from './progress.ts'
+import { findStoredKeys } from './readings.ts'
 
 const DAY = 86_400_000
 const MIN = 60_000

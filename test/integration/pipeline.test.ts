@@ -8,7 +8,7 @@ import { Detector } from '../../src/anomaly/index.ts'
 import { MemoryBus } from '../../src/bus/index.ts'
 import { createRandom, toWire, type Reading, type RejectReason } from '../../src/domain/index.ts'
 import { PipelineMetrics, Worker } from '../../src/pipeline/index.ts'
-import { Simulator } from '../../src/sources/simulator/index.ts'
+import { Simulator } from '../../src/sources/index.ts'
 import { checkConsistency } from '../helpers/consistency.ts'
 import { databaseNames, testDatabases } from '../helpers/databases.ts'
 

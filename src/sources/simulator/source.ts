@@ -1,4 +1,5 @@
 import { type BusProducer } from '../../bus/index.ts'
+import { type Source } from '../source.ts'
 import { type Simulator } from './simulator.ts'
 
 export interface SimulatorSourceOptions {
@@ -15,7 +16,8 @@ export interface SimulatorSourceOptions {
  * readings onto the bus, keyed by sensor id. While the bus is full the virtual clock stands still,
  * so a simulator faster than the pipeline slows down instead of piling up readings.
  */
-export class SimulatorSource {
+export class SimulatorSource implements Source {
+  readonly name = 'simulator'
   readonly #sim: Simulator
   readonly #producer: BusProducer
   readonly #opts: SimulatorSourceOptions

@@ -5,15 +5,11 @@ import { LiveHub, buildApp } from '../api/index.ts'
 import { type Bus, type BusConsumer, KafkaBus, MemoryBus, ensureTopics, partitionFor } from '../bus/index.ts'
 import { type Config } from '../config/index.ts'
 import { IotError } from '../domain/index.ts'
-import { Simulator, SimulatorSource } from '../sources/simulator/index.ts'
+import { EventSink, PipelineDetector, PipelineMetrics, ThreadTrainer, Worker, type EventTopics } from '../pipeline/index.ts'
+import { Simulator, SimulatorSource } from '../sources/index.ts'
 import {
   type Db, dropPartitionsBefore, loadWatermark, migrate, newestEventTime, openDb, summarizeTimeIndex
 } from '../storage/index.ts'
-import { PipelineDetector } from './detection.ts'
-import { ThreadTrainer } from './trainer.ts'
-import { EventSink, type EventTopics } from './events.ts'
-import { PipelineMetrics } from './metrics.ts'
-import { Worker } from './worker.ts'
 
 /**
  * What a process runs: `ingest` (sources → bus), `worker` (bus → detection, windows → database),

@@ -2,7 +2,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { type ScoredReading } from '../domain/index.ts'
 import { testDatabases } from '../../test/helpers/databases.ts'
-import { claimPartitions, ensureDayPartitions, insertReadings, recentReadings, saveProgress, summarizeTimeIndex } from './index.ts'
+import { claimPartitions, ensureDayPartitions, insertReadings, recentReadings, summarizeTimeIndex } from './index.ts'
+import { saveProgress } from './progress.ts'
 
 const T0 = Date.UTC(2026, 4, 1)
 const verdict = { ruleAnomaly: false, zScore: null, zAnomaly: false, mlScore: null, mlAnomaly: null, modelVersion: null, anomaly: false, severity: null, explanation: null }

@@ -1,0 +1,2 @@
+export { allRoles, startEmbedded, startSystem, type Role, type RunningSystem } from './system.ts'
+export { startStatusLine } from './status-line.ts'

@@ -1,0 +1,147 @@
+// The partition claim/restore step: what a worker knows of the partitions it owns, rebuilt from
+// the database whenever Kafka's group hands it a new set (or a failed batch rewinds it).
+import { type Logger } from 'pino'
+import { type StartOffsets } from '../bus/index.ts'
+import {
+  type Db, type PartitionState, claimPartitions, loadLatestModels, loadReadingKeysSince, loadRecentReadings, loadWatermark
+} from '../storage/index.ts'
+import { WindowOperator, type WindowingOptions } from '../windowing/index.ts'
+import { type ReadingDetector } from './detection.ts'
+import { RecentKeys } from './recent-keys.ts'
+
+export interface ClaimOptions {
+  group: string
+  topic: string
+  windowing: WindowingOptions
+  /** Readings per sensor replayed through the detectors when a worker takes over partitions. */
+  warmupReadings: number
+  /** Event time before the newest stored reading that the warm-up looks back over. */
+  warmupSpanMs: number
+}
+
+export interface ClaimDeps {
+  db: Db
+  detector: ReadingDetector
+  /** Wall clock, only for idle timeouts. */
+  wallClock: () => number
+  log: Logger
+  /** The partition of a sensor id, to rebuild state only for assigned partitions (all when absent). */
+  partitionOf?: ((sensorId: string) => number) | undefined
+}
+
+/**
+ * The partitions a worker owns and the event-time state it keeps for them: the window operator
+ * (one watermark channel per owned partition, the other workers' partitions as external
+ * channels), the de-duplication keys of open windows, the offsets it expects to store next, and
+ * the stored watermark as last read.
+ */
+export class PartitionClaims {
+  op: WindowOperator
+  /** Event times stored per sensor in open windows: tells duplicates from out-of-order readings. */
+  readonly recent = new RecentKeys()
+  #assigned: number[] = []
+  /** Per owned partition, the next offset once every prepared batch is stored (the fence for the next one). */
+  readonly expected = new Map<number, number>()
+  /** The stored watermark as last read: windows ending at or before its final boundary are final. */
+  storedWatermark = -Infinity
+  /** Wall time of the last read of every partition's stored progress. */
+  lastRefresh = -Infinity
+  readonly #deps: ClaimDeps
+  readonly #options: ClaimOptions
+
+  constructor (deps: ClaimDeps, options: ClaimOptions) {
+    this.#deps = deps
+    this.#options = options
+    this.op = new WindowOperator(options.windowing)
+  }
+
+  get assigned (): readonly number[] {
+    return this.#assigned
+  }
+
+  /**
+   * Takes partitions: claims them in the database, restores their event-time progress, the
+   * de-duplication keys of open windows and the detectors' baselines, and returns the stored
+   * offsets to resume from.
+   */
+  async assign (partitions: number[]): Promise<StartOffsets> {
+    const o = this.#options
+    const { db, partitionOf, detector } = this.#deps
+    const all = await claimPartitions(db, o.group, o.topic, partitions)
+    const storedWatermark = await loadWatermark(db, o.group, o.topic)
+    const now = this.#deps.wallClock()
+    const offsets: StartOffsets = new Map()
+    const mine = new Set([...this.#assigned, ...partitions])
+    this.#assigned = [...mine].sort((a, b) => a - b)
+    // Own channels and the other workers' partitions in one step: the minimum is taken over all of them.
+    this.op.watermarks.batch(() => {
+      for (const s of all) {
+        if (!partitions.includes(s.partition)) continue
+        this.op.watermarks.addChannel(s.partition, now, s.maxEventMs ?? -Infinity)
+        offsets.set(s.partition, s.nextOffset)
+        this.expected.set(s.partition, s.nextOffset)
+      }
+      this.applyStored(all, storedWatermark)
+    })
+    const owns = (sensorId: string): boolean => partitionOf === undefined || mine.has(partitionOf(sensorId))
+    // Readings stored in windows that are still open: a repeat of one of them is a duplicate.
+    const since = this.op.finalEndBoundary - this.op.options.sizeMs
+    for (const k of await loadReadingKeysSince(db, since)) {
+      if (owns(k.sensorId)) this.recent.add(k.sensorId, k.ts)
+    }
+    // The detectors' models and baselines: the stored models, then the newest stored readings of each sensor, replayed in order.
+    const unreadable = detector.restoreModels?.(await loadLatestModels(db)) ?? []
+    if (unreadable.length > 0) this.#deps.log.warn({ versions: unreadable }, 'Stored models could not be read; their keys train new ones.')
+    const newest = all.reduce((m, s) => Math.max(m, s.maxEventMs ?? -Infinity), -Infinity)
+    let warmed = 0
+    if (Number.isFinite(newest) && detector.clear !== undefined) {
+      const replay = (await loadRecentReadings(db, newest - o.warmupSpanMs, o.warmupReadings)).filter(r => owns(r.sensorId))
+      detector.detectMany(replay)
+      warmed = replay.length
+    }
+    this.#deps.log.info({ partitions, watermark: this.op.watermark, warmed }, 'Partitions assigned.')
+    return offsets
+  }
+
+  revoke (partitions: readonly number[]): void {
+    for (const p of partitions) {
+      this.op.watermarks.removeChannel(p)
+      this.expected.delete(p)
+    }
+    this.#assigned = this.#assigned.filter(p => !partitions.includes(p))
+    // Per-sensor state is rebuilt from the database for whatever stays assigned.
+    this.recent.clear()
+    this.#deps.detector.clear?.()
+    if (this.#assigned.length === 0) this.op = new WindowOperator(this.#options.windowing)
+  }
+
+  /** Rebuilds everything as after a restart (a failed batch) and returns the stored offsets to rewind to. */
+  async reclaim (): Promise<StartOffsets> {
+    const partitions = this.#assigned
+    this.revoke(partitions)
+    return await this.assign(partitions)
+  }
+
+  /**
+   * Takes in the stored state of every partition: others' progress joins the watermark as
+   * external channels, and the stored watermark is a floor (windows final there are final here).
+   */
+  applyStored (all: readonly PartitionState[], storedWatermark: number): void {
+    const w = this.op.watermarks
+    const ooo = this.op.options.maxOutOfOrdernessMs
+    w.batch(() => {
+      for (const s of all) {
+        if (this.#assigned.includes(s.partition)) continue
+        w.setExternal(s.partition, s.idle ? null : s.maxEventMs === null ? -Infinity : s.maxEventMs - ooo)
+      }
+    })
+    if (storedWatermark > this.storedWatermark) this.storedWatermark = storedWatermark
+    w.restoreFloor(this.storedWatermark)
+    this.lastRefresh = this.#deps.wallClock()
+  }
+
+  /** Windows ending at or before this are final under `watermark`. */
+  finalEnd (watermark: number): number {
+    return watermark - this.op.options.allowedLatenessMs
+  }
+}

@@ -1,0 +1,2 @@
+export { type Source } from './source.ts'
+export * from './simulator/index.ts'
