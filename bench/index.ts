@@ -7,6 +7,7 @@ import { runDetect } from './detect.ts'
 import { measureEmbedded, runEmbedded } from './embedded.ts'
 import { runKafka } from './kafka.ts'
 import { runQuality } from './quality.ts'
+import { measureStorageRun, runStorage } from './storage.ts'
 
 const { positionals, values } = parseArgs({
   args: process.argv.slice(2),
@@ -18,7 +19,9 @@ const { positionals, values } = parseArgs({
     seed: { type: 'string' },
     'no-ml': { type: 'boolean' },
     reload: { type: 'boolean' },
-    requests: { type: 'string' }
+    requests: { type: 'string' },
+    url: { type: 'string' },
+    dir: { type: 'string' }
   }
 })
 const name = positionals[0] ?? 'embedded'
@@ -37,6 +40,11 @@ const benches: Record<string, () => Promise<void>> = {
     await loadDataset({ readings: Number(values.readings ?? DEFAULT_READINGS), seed: Number(values.seed ?? 42), reload: values.reload === true })
   },
   quality: async () => { await runQuality({ sensors: Number(values.sensors ?? 25), hours: Number(values.hours ?? 24), seed: Number(values.seed ?? 42) }) },
+  // bytes per stored reading on PGlite and PostgreSQL (--sensors N, default 25; --hours H, default 24), with the ingest rate
+  storage: async () => { await runStorage({ sensors: Number(values.sensors ?? 25), hours: Number(values.hours ?? 24) }) },
+  'storage-run': async () => {
+    await measureStorageRun({ sensors: Number(values.sensors ?? 25), hours: Number(values.hours ?? 24), url: values.url ?? null, dir: values.dir ?? '' })
+  },
   // internal: one measurement in a child process (so its peak RSS is its own)
   'embedded-run': async () => { await measureEmbedded(Number(values.readings ?? 500_000), values['no-ml'] !== true) }
 }
