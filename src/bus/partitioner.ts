@@ -1,38 +1,51 @@
-/**
- * Kafka's murmur2 partitioner (org.apache.kafka.common.utils.Utils.murmur2), so every client —
- * Java, librdkafka with murmur2_random, ours — puts a key on the same partition.
- */
-export function murmur2 (data: Uint8Array): number {
-  const length = data.length
-  const m = 0x5bd1e995
-  let h = (0x9747b28c ^ length) | 0
-  const length4 = length >>> 2
-  for (let i = 0; i < length4; i++) {
-    const i4 = i * 4
-    let k = (data[i4]! & 0xff) | ((data[i4 + 1]! & 0xff) << 8) | ((data[i4 + 2]! & 0xff) << 16) | ((data[i4 + 3]! & 0xff) << 24)
-    k = Math.imul(k, m)
-    k ^= k >>> 24
-    k = Math.imul(k, m)
-    h = Math.imul(h, m)
-    h ^= k
-  }
-  const tail = length & ~3
-  const rest = length % 4
-  if (rest === 3) h ^= (data[tail + 2]! & 0xff) << 16
-  if (rest >= 2) h ^= (data[tail + 1]! & 0xff) << 8
-  if (rest >= 1) {
-    h ^= data[tail]! & 0xff
-    h = Math.imul(h, m)
-  }
-  h ^= h >>> 13
-  h = Math.imul(h, m)
-  h ^= h >>> 15
-  return h | 0
-}
-
-const encoder = new TextEncoder()
+// Kafka's default partitioner for keyed records: murmur2 of the key's UTF-8 bytes, made positive,
+// modulo the partition count, so every client (Java, librdkafka with murmur2_random, ours) puts a
+// key on the same partition. The hash is the client library's port of
+// org.apache.kafka.common.utils.Utils.murmur2.
+import { murmur2 } from '@platformatic/kafka'
 
 /** The partition of a key, as Kafka's default partitioner computes it. */
 export function partitionFor (key: string, partitions: number): number {
-  return (murmur2(encoder.encode(key)) & 0x7fffffff) % partitions
+  return (murmur2(key) & 0x7fffffff) % partitions
+}
+
+/** Keys longer than this are not remembered (sensor ids are far shorter): memory stays bounded whatever the keys. */
+const LONGEST_REMEMBERED_KEY = 128
+
+/**
+ * `partitionFor` for a producer, remembering the partitions of recent keys. The library's murmur2
+ * works on BigInts: about 1.1 µs of CPU a key (Node 24), a third of the ingest budget for a whole
+ * reading; a key seen before is found in 15-70 ns (100 to 20,000 keys). At most `maxKeys` keys are held, in
+ * two generations: when the newer one holds half, it becomes the older one and the oldest keys are
+ * dropped; a key found in the older generation moves to the newer one. So a fleet of up to
+ * `maxKeys / 2` sensors is always found, and any number of keys costs no more memory.
+ */
+export class KeyPartitioner {
+  readonly partitions: number
+  readonly #generation: number
+  #newer = new Map<string, number>()
+  #older = new Map<string, number>()
+
+  constructor (partitions: number, maxKeys = 65_536) {
+    this.partitions = partitions
+    this.#generation = Math.max(1, Math.floor(maxKeys / 2))
+  }
+
+  /** Keys remembered. */
+  get size (): number {
+    return this.#newer.size + this.#older.size
+  }
+
+  partitionOf (key: string): number {
+    const known = this.#newer.get(key)
+    if (known !== undefined) return known
+    if (key.length > LONGEST_REMEMBERED_KEY) return partitionFor(key, this.partitions)
+    const partition = this.#older.get(key) ?? partitionFor(key, this.partitions)
+    if (this.#newer.size >= this.#generation) {
+      this.#older = this.#newer
+      this.#newer = new Map()
+    }
+    this.#newer.set(key, partition)
+    return partition
+  }
 }

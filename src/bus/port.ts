@@ -16,6 +16,8 @@ export interface BusRecord {
   timestamp?: number
   /** Wall time when the record was produced (end-to-end latency), if known. */
   producedAt?: number
+  /** Set when the bus could not decode what the broker holds at these offsets (a corrupt or unreadable record batch): `value` is '' and `key` is ''; the worker stores a dead letter with this text as its detail instead of a reading. `offset` is the batch's last offset, so the stream moves on past the whole batch. */
+  undecodable?: string
 }
 
 /** Where a consumer starts on each partition it is given. */

@@ -229,10 +229,16 @@ export function validateWire (w: WireReading, now: number, opts: ValidationOptio
   }
 }
 
+/**
+ * Why a dead letter was kept: a reason the validator gives, or `undecodable` (the bus could not
+ * decode what the broker holds, e.g. a corrupt record batch: there is no message text).
+ */
+export type DeadLetterReason = RejectReason | 'undecodable'
+
 /** A rejected message, kept with its raw text and reason. */
 export interface DeadLetter {
   raw: string
-  reason: RejectReason
+  reason: DeadLetterReason
   detail: string
   /** Where it came from: 'simulator', 'http', 'kafka:iot_sensors/3@1234', ... */
   source: string

@@ -69,6 +69,10 @@ export function prepareBatch (records: readonly BusRecord[], c: PrepareContext):
     received++
     if (rec.producedAt !== undefined && rec.producedAt < oldestProducedAt) oldestProducedAt = rec.producedAt
     let r: Reading
+    if (rec.undecodable !== undefined) {
+      deadLetters.push({ raw: '', reason: 'undecodable', detail: rec.undecodable, source: `${c.topic}/${rec.partition}@${rec.offset}`, receivedAt: wall })
+      continue
+    }
     if (typeof rec.value === 'string') {
       const v = validateMessage(rec.value, rec.timestamp ?? fallbackIngest, c.validation)
       if (!v.ok) {

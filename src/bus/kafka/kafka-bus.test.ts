@@ -1,17 +1,16 @@
 // The Kafka bus against a real broker (KAFKA_BROKERS): keys and partitions, offsets from the
-// handler, seek, and a consumer group of two sharing the partitions.
+// handler, seek, a consumer group of two sharing the partitions, and a record batch the runtime
+// cannot decode (zstd written by kcat, where Node has no zstd).
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { ConnectionPool, Producer, stringSerializers } from '@platformatic/kafka'
+import zlib from 'node:zlib'
 import { pino } from 'pino'
 import { type Reading } from '../../domain/index.ts'
 import { kafkaBrokers, kafkaSkip, uniqueTopic } from '../../../test/helpers/kafka.ts'
 import { partitionFor } from '../partitioner.ts'
 import { type AssignmentHandler, type BusConsumer, type BusRecord, type StartOffsets } from '../port.ts'
-import { produce, produceVersion } from './batch-producer.ts'
 import { KafkaBus, ensureTopics } from './kafka-bus.ts'
-import { OpenBatch, encodeBatch } from './record-batch.ts'
 
 const log = pino({ level: process.env.TEST_LOG ?? 'silent' })
 const T0 = Date.UTC(2026, 0, 1)
@@ -25,6 +24,12 @@ function kcat (topic: string, format: string, ...extra: string[]): string[] {
   const r = spawnSync('kcat', ['-b', (kafkaBrokers ?? []).join(','), '-C', '-t', topic, '-o', 'beginning', '-e', '-q', ...extra, '-f', `${format}\\n`], { encoding: 'utf8', timeout: 30_000 })
   assert.equal(r.status, 0, r.stderr)
   return r.stdout.trim().split('\n').filter(Boolean)
+}
+
+/** Produces `lines` (`key|value`) with kcat and these settings. */
+function kcatProduce (topic: string, lines: string[], ...settings: string[]): void {
+  const r = spawnSync('kcat', ['-b', (kafkaBrokers ?? []).join(','), '-P', '-t', topic, '-K', '|', ...settings], { input: lines.join('\n') + '\n', encoding: 'utf8', timeout: 30_000 })
+  assert.equal(r.status, 0, r.stderr)
 }
 
 /** A handler that resumes from a shared "store" of next offsets, like the worker's database. */
@@ -166,32 +171,39 @@ describe('KafkaBus (real broker)', { skip: kafkaSkip }, () => {
     await bus.close()
   })
 
-  test('a batch sent again with the same producer id and sequence is stored once; a gap in sequences is refused', async () => {
-    const topic = uniqueTopic('bus_idempotent')
-    await ensureTopics(brokers, [{ name: topic, partitions: 1 }])
-    const client = new Producer({ clientId: 'idempotence-test', bootstrapBrokers: brokers, serializers: stringSerializers, idempotent: true })
-    const pool = new ConnectionPool('idempotence-test')
-    try {
-      const { producerId, producerEpoch } = await client.initIdempotentProducer({})
-      const version = await produceVersion(client)
-      const meta = await client.metadata({ topics: [topic] })
-      const connection = await pool.get(meta.brokers.get(meta.topics.get(topic)!.partitions[0]!.leader)!)
-      const batch = (first: number, count: number): [number, Buffer][] => {
-        const b = new OpenBatch(1 << 16, Date.now(), null)
-        for (let i = first; i < first + count; i++) assert.ok(b.append(Date.now(), 'k', `{"i":${i}}`))
-        return [[0, encodeBatch(b.seal(0, 'lz4'), producerId, producerEpoch, first)]]
-      }
-      const send = async (encoded: [number, Buffer][]): Promise<number> => (await produce(connection, version, topic, 10_000, encoded))[0]!.errorCode
-      const first = batch(0, 10)
-      assert.equal(await send(first), 0)
-      assert.ok([0, 46].includes(await send(first)), 'the same batch again: taken as a duplicate, not stored')
-      assert.equal(await send(batch(10, 10)), 0)
-      assert.ok([0, 46].includes(await send(first)), 'an older batch again: still a duplicate')
-      assert.equal(await send(batch(30, 10)), 45, 'sequence 30 after 20: OUT_OF_ORDER_SEQUENCE_NUMBER')
-      assert.deepEqual(kcat(topic, '%s'), Array.from({ length: 20 }, (_, i) => `{"i":${i}}`), 'each record once, in order')
-    } finally {
-      await pool.close()
-      await client.close()
+  test('a record batch the runtime cannot decode (zstd on Node 20) comes out as one undecodable record, once warned; the partition moves on', async () => {
+    const topic = uniqueTopic('bus_undecodable')
+    const warnings: string[] = []
+    const bus = await KafkaBus.connect({ brokers, topic, partitions: 1, log: pino({ level: 'warn' }, { write: (line: string) => { warnings.push(line) } }) })
+    const producer = bus.producer()
+    const produceOurs = async (from: number, to: number): Promise<void> => {
+      for (let i = from; i < to; i++) producer.tryProduce('s-1', `{"i":${i}}`)
+      await producer.flush()
     }
+    await produceOurs(0, 10) // lz4: offsets 0-9
+    // One zstd batch (everything lingers until kcat's flush at the end of its input): offsets 10-19.
+    kcatProduce(topic, Array.from({ length: 10 }, (_, i) => `s-1|{"i":${10 + i}}`), '-X', 'compression.codec=zstd', '-X', 'linger.ms=2000')
+    await produceOurs(20, 30)
+    const hasZstd = typeof (zlib as { zstdDecompressSync?: unknown }).zstdDecompressSync === 'function'
+    const undecodable: BusRecord = { partition: 0, offset: 19, key: '', value: '', undecodable: `record batch at offsets 10-19 of ${topic}/0: unsupported compression codec 4 (zstd)` }
+    const expected = hasZstd
+      ? Array.from({ length: 30 }, (_, i) => i)
+      : [...Array.from({ length: 10 }, (_, i) => i), undecodable, ...Array.from({ length: 10 }, (_, i) => 20 + i)]
+    const shown = (records: BusRecord[]): unknown[] => records.map(r => r.undecodable === undefined ? JSON.parse(r.value as string).i : { ...r })
+    const consumer = bus.consumer(uniqueTopic('group'))
+    await consumer.subscribe(storeHandler(new Map(), []))
+    const got: BusRecord[] = []
+    await pollUntil(consumer, expected.length, got)
+    assert.deepEqual(shown(got), expected)
+    assert.deepEqual(got.map(r => r.offset), [...Array.from({ length: 10 }, (_, i) => i), ...(hasZstd ? Array.from({ length: 10 }, (_, i) => 10 + i) : [19]), ...Array.from({ length: 10 }, (_, i) => 20 + i)])
+    assert.equal(await consumer.caughtUp?.(), true, 'past the batch, up to the end of the partition')
+    // A failed worker batch has it delivered again: the same records, no second warning.
+    consumer.seek(new Map([[0, 5]]))
+    const again: BusRecord[] = []
+    await pollUntil(consumer, expected.length - 5, again)
+    assert.deepEqual(shown(again), expected.slice(5))
+    const warned = warnings.map(line => JSON.parse(line) as { msg: string, detail?: string }).filter(w => w.msg.startsWith('Kafka record batch cannot be decoded'))
+    assert.deepEqual(warned.map(w => w.detail), hasZstd ? [] : [undecodable.undecodable])
+    await bus.close()
   })
 })

@@ -1,14 +1,14 @@
-// The Kafka bus: the same port as the memory bus, on Apache Kafka through @platformatic/kafka.
+// The Kafka bus: the same port as the memory bus, on Apache Kafka through @platformatic/kafka
+// (group membership, metadata, connections) and our own wire code (wire/: Fetch and Produce).
 // Offsets live in the database (written with each batch); Kafka's group only assigns partitions.
 import { Admin, ConnectionPool, Consumer, Producer, ProduceAcks, stringDeserializers, stringSerializers } from '@platformatic/kafka'
 import { type Logger } from 'pino'
 import { IotError, toWire } from '../../domain/index.ts'
-import { partitionFor } from '../partitioner.ts'
+import { KeyPartitioner } from '../partitioner.ts'
 import {
   type AssignmentHandler, type Bus, type BusConsumer, type BusProducer, type BusRecord, type BusValue, type StartOffsets
 } from '../port.ts'
-import { BatchProducer } from './batch-producer.ts'
-import { FetchSession } from './fetcher.ts'
+import { BatchProducer, FetchSession } from './wire/index.ts'
 
 export interface KafkaBusOptions {
   /** host:port of one or more brokers. */
@@ -213,12 +213,12 @@ class Batcher {
   }
 }
 
-/** The readings topic's producer: records encoded into batches as they come (batch-producer.ts). */
+/** The readings topic's producer: records encoded into batches as they come (wire/batch-producer.ts). */
 class KafkaBusProducer implements BusProducer {
   readonly #client: StringProducer
   readonly #pool: ConnectionPool
   readonly #batches: BatchProducer
-  readonly #partitions: number
+  readonly #partitioner: KeyPartitioner
   readonly #clock: (() => number) | null
   readonly #log: Logger
 
@@ -236,17 +236,17 @@ class KafkaBusProducer implements BusProducer {
       compression: 'lz4',
       timeoutMs: clientDefaults.timeout
     }, INGEST_HEADER)
-    this.#partitions = partitions
+    this.#partitioner = new KeyPartitioner(partitions)
     this.#clock = opts.ingestClock ?? null
     this.#log = opts.log
   }
 
   tryProduce (key: string, value: BusValue): boolean {
-    // Our own murmur2 partitioner: the Java client's choice, and what the worker assumes. The
-    // record timestamp stays the producer's wall time (retention is by record time: a simulated
-    // clock in the past would have the broker delete the records); a simulated ingest clock
-    // travels in a header instead.
-    return this.#batches.tryPush(partitionFor(key, this.#partitions), key, typeof value === 'string' ? value : toWire(value),
+    // Kafka's murmur2 partitioner (the Java client's choice, and what the worker assumes), with
+    // the partitions of recent keys remembered. The record timestamp stays the producer's wall
+    // time (retention is by record time: a simulated clock in the past would have the broker
+    // delete the records); a simulated ingest clock travels in a header instead.
+    return this.#batches.tryPush(this.#partitioner.partitionOf(key), key, typeof value === 'string' ? value : toWire(value),
       this.#clock === null ? undefined : String(Math.round(this.#clock())))
   }
 
@@ -280,7 +280,9 @@ export class JsonPublisher {
  * A consumer group member. Kafka assigns the partitions; where to read them from comes from the
  * handler (the offsets stored in the database). Every assignment change, seek and fetch failure
  * starts a fresh fetch session at exactly the offsets wanted, and records fetched by the old one
- * are dropped, so `poll` never returns a record twice or skips one.
+ * are dropped, so `poll` never returns a record twice or skips one. A record batch that cannot be
+ * decoded comes out as one record with `undecodable` set (a warning is logged once per batch) and
+ * the partition moves on past it.
  */
 class KafkaBusConsumer implements BusConsumer {
   readonly #opts: KafkaBusOptions
@@ -294,6 +296,8 @@ class KafkaBusConsumer implements BusConsumer {
   #assigned: number[] = []
   /** Next offset to hand out per assigned partition. */
   readonly #position = new Map<number, number>()
+  /** Per partition, the last offset of the latest undecodable batch warned about. */
+  readonly #undecodableWarned = new Map<number, number>()
   #session: FetchSession | null = null
   #sessionFailed = false
   #wake: (() => void) | null = null
@@ -329,7 +333,7 @@ class KafkaBusConsumer implements BusConsumer {
 
   async subscribe (handler: AssignmentHandler): Promise<void> {
     this.#handler = handler
-    // The group tracks the topic; fetching is ours (fetcher.ts).
+    // The group tracks the topic; fetching is ours (wire/fetcher.ts).
     this.#consumer.topics.track(this.#opts.topic)
     try {
       await this.#consumer.joinGroup({})
@@ -383,7 +387,14 @@ class KafkaBusConsumer implements BusConsumer {
     const out: BusRecord[] = []
     if (this.#pending !== null || this.#session === null) return out
     this.#session.take(max, out)
-    for (const r of out) this.#position.set(r.partition, r.offset + 1)
+    for (const r of out) {
+      this.#position.set(r.partition, r.offset + 1)
+      if (r.undecodable !== undefined && r.offset > (this.#undecodableWarned.get(r.partition) ?? -1)) {
+        // Once per batch, also when a failed worker batch has it delivered again.
+        this.#undecodableWarned.set(r.partition, r.offset)
+        this.#log.warn({ partition: r.partition, offset: r.offset, detail: r.undecodable }, 'Kafka record batch cannot be decoded; handed out as one undecodable record (a dead letter), the partition moves past it.')
+      }
+    }
     return out
   }
 

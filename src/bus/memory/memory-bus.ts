@@ -1,5 +1,5 @@
 import { IotError } from '../../domain/index.ts'
-import { partitionFor } from '../partitioner.ts'
+import { KeyPartitioner } from '../partitioner.ts'
 import {
   type AssignmentHandler, type Bus, type BusConsumer, type BusProducer, type BusRecord, type BusValue, type StartOffsets
 } from '../port.ts'
@@ -26,6 +26,7 @@ export class MemoryBus implements Bus {
   /** Index in #queue of the next record to deliver. */
   #position = 0
   readonly #nextOffset: number[]
+  readonly #partitioner: KeyPartitioner
   #closed = false
   #hasConsumer = false
   #dataWaiters: (() => void)[] = []
@@ -36,6 +37,7 @@ export class MemoryBus implements Bus {
     this.partitions = opts.partitions ?? 4
     this.capacity = opts.capacity ?? 100_000
     this.#nextOffset = new Array<number>(this.partitions).fill(0)
+    this.#partitioner = new KeyPartitioner(this.partitions)
   }
 
   /** Records produced and not yet committed. */
@@ -81,7 +83,7 @@ export class MemoryBus implements Bus {
   #produce (key: string, value: BusValue): boolean {
     if (this.#closed) throw new IotError('IOT_ERR_BUS_CLOSED', 'the bus is closed')
     if (this.held >= this.capacity) return false
-    const partition = partitionFor(key, this.partitions)
+    const partition = this.#partitioner.partitionOf(key)
     const offset = this.#nextOffset[partition]!
     this.#nextOffset[partition] = offset + 1
     this.#queue.push({ partition, offset, key, value, producedAt: Date.now() })

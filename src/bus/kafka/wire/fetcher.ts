@@ -7,8 +7,8 @@
 import {
   type Broker, type ConnectionPool, type Consumer, type Reader, createAPI, fetchV12, fetchV13, fetchV14, fetchV15, fetchV16, fetchV17
 } from '@platformatic/kafka'
-import { IotError } from '../../domain/index.ts'
-import { type BusRecord } from '../port.ts'
+import { IotError } from '../../../domain/index.ts'
+import { type BusRecord } from '../../port.ts'
 import { errorName, pickVersion } from './protocol.ts'
 import { RecordCursor, committedBatches, readBatches, type AbortedTransaction, type RecordBatch } from './record-batch.ts'
 
@@ -28,6 +28,8 @@ const NO_SESSION_EPOCH = -1
 interface PartitionData {
   partition: number
   errorCode: number
+  /** The offset after the last record the broker holds: no fetched batch goes beyond it. */
+  highWatermark: number
   aborted: AbortedTransaction[] | null
   records: Buffer | null
 }
@@ -49,7 +51,7 @@ function parseFetch (_correlationId: number, _apiKey: number, apiVersion: number
     r.readArray(r => {
       const partition = r.readInt32()
       const code = r.readInt16()
-      r.readInt64() // high watermark
+      const highWatermark = Number(r.readInt64())
       r.readInt64() // last stable offset
       r.readInt64() // log start offset
       const aborted = r.readNullableArray(r => ({ producerId: Number(r.readInt64()), firstOffset: Number(r.readInt64()) }))
@@ -60,7 +62,7 @@ function parseFetch (_correlationId: number, _apiKey: number, apiVersion: number
         records = r.buffer.slice(r.position, r.position + size)
         r.skip(size)
       }
-      partitions.push({ partition, errorCode: code, aborted, records })
+      partitions.push({ partition, errorCode: code, highWatermark, aborted, records })
     })
   })
   return { errorCode, partitions }
@@ -80,15 +82,119 @@ export interface FetchSettings {
   ingestHeader: string
 }
 
-type Chunk = RecordBatch & { partition: number }
+/** A fetched batch waiting to be handed out; `held` is what it counts for `buffered` (an unreadable one: 1). */
+type Chunk = RecordBatch & { partition: number, held: number }
+
+/**
+ * Fetched batches waiting for `take`, in fetch order (so each partition's in offset order), kept
+ * as bytes: a batch is decoded when `take` reaches it. A batch that cannot be decoded is handed
+ * out as one record with `undecodable` set and its last offset, so the partition moves past it.
+ */
+export class FetchBuffer {
+  readonly #topic: string
+  /** Offset each partition starts at: earlier records of the first batch are skipped. */
+  readonly #from: Map<number, number>
+  readonly #cursor: RecordCursor
+  #chunks: Chunk[] = []
+  #head = 0
+  #open: Chunk | null = null
+  #buffered = 0
+
+  /** `ingestHeader`: a header whose decimal value is the record's ingest time (else the record timestamp). */
+  constructor (topic: string, from: ReadonlyMap<number, number>, ingestHeader: string) {
+    this.#topic = topic
+    this.#from = new Map(from)
+    this.#cursor = new RecordCursor(ingestHeader)
+  }
+
+  /** Records fetched and not yet taken. */
+  get buffered (): number {
+    return this.#buffered
+  }
+
+  /**
+   * Adds a partition's fetched bytes, fetched from `fetchOffset`, the transactions the broker
+   * says were aborted among them, and its high watermark. Returns the offset to fetch next: after
+   * the last complete batch, or `fetchOffset` when none is complete.
+   */
+  add (partition: number, fetchOffset: number, records: Buffer, aborted: AbortedTransaction[] | null, highWatermark: number): number {
+    const batches = readBatches(records, fetchOffset, highWatermark)
+    if (batches.length === 0) return fetchOffset
+    const from = this.#from.get(partition) ?? 0
+    for (const b of committedBatches(batches, aborted)) {
+      if (b.lastOffset < from) continue
+      const held = b.unreadable === null ? b.count : 1
+      this.#chunks.push({ ...b, partition, held })
+      this.#buffered += held
+    }
+    return batches[batches.length - 1]!.lastOffset + 1
+  }
+
+  /**
+   * Appends up to `max - out.length` records to `out`, in fetch order. Throws (what was appended
+   * stands) only when a codec of this process stopped working.
+   */
+  take (max: number, out: BusRecord[]): void {
+    const c = this.#cursor
+    while (out.length < max) {
+      let chunk = this.#open
+      if (chunk === null) {
+        if (this.#head >= this.#chunks.length) break
+        chunk = this.#chunks[this.#head]!
+        const problem = c.open(chunk)
+        if (problem !== null) {
+          const at = chunk.baseOffset === chunk.lastOffset ? `offset ${chunk.lastOffset}` : `offsets ${chunk.baseOffset}-${chunk.lastOffset}`
+          out.push({ partition: chunk.partition, offset: chunk.lastOffset, key: '', value: '', undecodable: `record batch at ${at} of ${this.#topic}/${chunk.partition}: ${problem}` })
+          this.#done(chunk)
+          continue
+        }
+        this.#open = chunk
+      }
+      if (!c.next()) {
+        this.#done(chunk)
+        continue
+      }
+      if (c.offset < this.#from.get(chunk.partition)!) continue
+      const ingest = c.headerNumber()
+      out.push({
+        partition: chunk.partition,
+        offset: c.offset,
+        key: c.key(),
+        value: c.value(),
+        timestamp: Number.isNaN(ingest) ? c.timestamp : ingest,
+        // The record timestamp is the producer's wall time (a simulated clock travels in the header).
+        producedAt: c.timestamp
+      })
+    }
+  }
+
+  /** Forgets everything fetched. */
+  clear (): void {
+    this.#chunks = []
+    this.#head = 0
+    this.#open = null
+    this.#buffered = 0
+  }
+
+  #done (chunk: Chunk): void {
+    this.#buffered -= chunk.held
+    this.#open = null
+    if (++this.#head === this.#chunks.length) {
+      this.#chunks = []
+      this.#head = 0
+    }
+  }
+}
 
 /** What a session asks the group's client: the broker's API versions and the cluster metadata. */
 export type ClusterInfo = Pick<Consumer<string, string, string, string>, 'listApis' | 'metadata'>
 
 /**
- * Fetches the given partitions from the given offsets until closed. Any failure (connection lost,
- * leader moved, offset out of range, corrupt data) ends the session through `onError`; the owner
- * opens a new one at the offsets it has handed out, so nothing is skipped or delivered twice.
+ * Fetches the given partitions from the given offsets until closed. A failure (connection lost,
+ * leader moved, offset out of range, an error from the broker) ends the session through
+ * `onError`; the owner opens a new one at the offsets it has handed out, so nothing is skipped or
+ * delivered twice. A batch that cannot be decoded is not a failure: `take` hands it out as one
+ * undecodable record (see `FetchBuffer`) and fetching goes on after it.
  */
 export class FetchSession {
   readonly #cluster: ClusterInfo
@@ -96,15 +202,9 @@ export class FetchSession {
   readonly #s: FetchSettings
   /** Next offset to fetch per partition. */
   readonly #next: Map<number, number>
-  /** Offset each partition starts at: earlier records of the first batch are skipped. */
-  readonly #from: Map<number, number>
   readonly #onData: () => void
   readonly #onError: (err: Error) => void
-  readonly #cursor: RecordCursor
-  #chunks: Chunk[] = []
-  #head = 0
-  #open: Chunk | null = null
-  #buffered = 0
+  readonly #buffer: FetchBuffer
   #roomWaiters: (() => void)[] = []
   #closed = false
 
@@ -113,63 +213,31 @@ export class FetchSession {
     this.#pool = pool
     this.#s = settings
     this.#next = new Map(from)
-    this.#from = new Map(from)
     this.#onData = onData
     this.#onError = onError
-    this.#cursor = new RecordCursor(settings.ingestHeader)
+    this.#buffer = new FetchBuffer(settings.topic, from, settings.ingestHeader)
     this.#run().catch((err: unknown) => { this.#fail(err) })
   }
 
   /** Records fetched and not yet taken. */
   get buffered (): number {
-    return this.#buffered
+    return this.#buffer.buffered
   }
 
   /** Appends up to `max - out.length` records to `out`, in fetch order. */
   take (max: number, out: BusRecord[]): void {
-    const c = this.#cursor
     try {
-      while (out.length < max) {
-        let chunk = this.#open
-        if (chunk === null) {
-          if (this.#head >= this.#chunks.length) break
-          chunk = this.#chunks[this.#head]!
-          c.open(chunk)
-          this.#open = chunk
-        }
-        if (!c.next()) {
-          this.#buffered -= chunk.count
-          this.#open = null
-          if (++this.#head === this.#chunks.length) {
-            this.#chunks = []
-            this.#head = 0
-          }
-          continue
-        }
-        if (c.offset < this.#from.get(chunk.partition)!) continue
-        const ingest = c.headerNumber()
-        out.push({
-          partition: chunk.partition,
-          offset: c.offset,
-          key: c.key(),
-          value: c.value(),
-          timestamp: Number.isNaN(ingest) ? c.timestamp : ingest,
-          // The record timestamp is the producer's wall time (a simulated clock travels in the header).
-          producedAt: c.timestamp
-        })
-      }
+      this.#buffer.take(max, out)
     } catch (err) {
-      // Corrupt data: what was taken stands; the owner reopens after the last record it handed out.
+      // A codec that stopped working: what was taken stands; the owner reopens after the last record it handed out.
       this.#fail(err)
     }
-    if (this.#buffered < this.#s.bufferRecords / 2) for (const w of this.#roomWaiters.splice(0)) w()
+    if (this.#buffer.buffered < this.#s.bufferRecords / 2) for (const w of this.#roomWaiters.splice(0)) w()
   }
 
   close (): void {
     this.#closed = true
-    this.#chunks = []
-    this.#head = 0
-    this.#open = null
+    this.#buffer.clear()
     for (const w of this.#roomWaiters.splice(0)) w()
   }
 
@@ -205,7 +273,7 @@ export class FetchSession {
     const { maxWaitMs, partitionMaxBytes, bufferRecords, topic } = this.#s
     const connection = await this.#pool.get(broker)
     while (!this.#closed) {
-      if (this.#buffered >= bufferRecords) {
+      if (this.#buffer.buffered >= bufferRecords) {
         await new Promise<void>(resolve => this.#roomWaiters.push(resolve))
         continue
       }
@@ -218,21 +286,13 @@ export class FetchSession {
       const res = await api.async(connection, maxWaitMs, 1, partitionMaxBytes * partitions.length, READ_COMMITTED, NO_SESSION_ID, NO_SESSION_EPOCH, request, [], '')
       if (this.#closed) return
       if (res.errorCode !== 0) throw new IotError('IOT_ERR_BUS', `Kafka fetch from ${broker.host}:${broker.port}: ${errorName(res.errorCode)}`)
-      let added = 0
+      const before = this.#buffer.buffered
       for (const d of res.partitions) {
-        if (d.errorCode !== 0) throw new IotError('IOT_ERR_BUS', `Kafka fetch ${topic}/${d.partition} at offset ${this.#next.get(d.partition)}: ${errorName(d.errorCode)}`)
-        if (d.records === null) continue
-        const batches = readBatches(d.records)
-        if (batches.length === 0) continue
-        this.#next.set(d.partition, batches[batches.length - 1]!.lastOffset + 1)
-        const from = this.#from.get(d.partition)!
-        for (const b of committedBatches(batches, d.aborted)) {
-          if (b.lastOffset < from) continue
-          this.#chunks.push({ ...b, partition: d.partition })
-          this.#buffered += b.count
-          added += b.count
-        }
+        const fetchOffset = this.#next.get(d.partition)!
+        if (d.errorCode !== 0) throw new IotError('IOT_ERR_BUS', `Kafka fetch ${topic}/${d.partition} at offset ${fetchOffset}: ${errorName(d.errorCode)}`)
+        if (d.records !== null) this.#next.set(d.partition, this.#buffer.add(d.partition, fetchOffset, d.records, d.aborted, d.highWatermark))
       }
+      const added = this.#buffer.buffered - before
       if (added > 0) this.#onData()
     }
   }

@@ -10,7 +10,7 @@ import {
   type Broker, type Connection, type ConnectionPool, type Producer, type Reader, Writer, createAPI
 } from '@platformatic/kafka'
 import { type Logger } from 'pino'
-import { IotError } from '../../domain/index.ts'
+import { IotError } from '../../../domain/index.ts'
 import { errorName, pickVersion, type ApiLister } from './protocol.ts'
 import { OpenBatch, encodeBatch, type Sealed } from './record-batch.ts'
 

@@ -1,6 +1,6 @@
 // Kafka protocol helpers shared by our Fetch and Produce paths.
 import { type Consumer, protocolErrorsCodesById } from '@platformatic/kafka'
-import { IotError } from '../../domain/index.ts'
+import { IotError } from '../../../domain/index.ts'
 
 /** The name of a Kafka error code (OFFSET_OUT_OF_RANGE, …). */
 export function errorName (code: number): string {

@@ -5,10 +5,14 @@
 // reader builds an object, three Buffers and a BigInt per record; held in a buffer, most of them
 // survived the young generation and the GC threads worked more than the worker itself.)
 import { compressionsAlgorithms, compressionsAlgorithmsByBitmask, crc32c } from '@platformatic/kafka'
-import { IotError } from '../../domain/index.ts'
+import { IotError } from '../../../domain/index.ts'
 
 /** Bytes from a batch's base offset to its first record. */
 const HEADER = 61
+/** Base offset and length: what frames every entry of a log, whatever its format. */
+const LOG_OVERHEAD = 12
+/** The smallest entry a broker frames (a v0 message: CRC, magic, attributes, key and value lengths). */
+const MIN_ENTRY = 14
 const COMPRESSION = 0b111
 const LZ4 = 3
 const LOG_APPEND_TIME = 1 << 3
@@ -27,6 +31,11 @@ export interface RecordBatch {
   count: number
   /** The records as stored: compressed when the attributes say so. */
   body: Buffer
+  /**
+   * Why the batch cannot be read, as its header already shows (an old message format, an invalid
+   * header), or null; its records are checked when a `RecordCursor` opens it.
+   */
+  unreadable: string | null
 }
 
 export interface AbortedTransaction {
@@ -34,46 +43,90 @@ export interface AbortedTransaction {
   firstOffset: number
 }
 
-function corrupt (what: string): IotError {
-  return new IotError('IOT_ERR_BUS', `Kafka fetch: corrupt record batch (${what})`)
+/** Bytes that do not form a record: the batch holding them cannot be read. */
+class CorruptRecord extends IotError {
+  readonly detail: string
+
+  constructor (detail: string) {
+    super('IOT_ERR_BUS', `Kafka fetch: corrupt record batch (${detail})`)
+    this.detail = detail
+  }
+}
+
+/** A batch known only by its offsets, handed out as undecodable. */
+function unreadableBatch (baseOffset: number, lastOffset: number, reason: string): RecordBatch {
+  return { baseOffset, lastOffset, baseTimestamp: -1, maxTimestamp: -1, producerId: -1, attributes: 0, count: 0, body: Buffer.alloc(0), unreadable: reason }
 }
 
 /**
- * The complete batches in a partition's fetched bytes. A fetch may end inside a batch (the broker
- * cuts at the byte limit): that part is left for the next fetch, which starts at its offset.
+ * The complete batches in a partition's fetched bytes, which start with the batch holding
+ * `fetchOffset`. A fetch may end inside a batch (the broker cuts at the byte limit): that part is
+ * left for the next fetch, which starts at its offset. A batch that cannot be read is returned too,
+ * with `unreadable` set, so the consumer can move past it. When the bytes cannot even be split into
+ * batches (a length no broker writes, offsets that go back or reach the `highWatermark`), nothing
+ * after that point is trusted: one unreadable entry stands for the next offset expected (if below
+ * the high watermark), so each fetch moves on by one offset and no offset that exists is skipped.
  * CRCs are not checked (TCP and the broker's own checks guard them; the client library skips them too).
  */
-export function readBatches (data: Buffer): RecordBatch[] {
+export function readBatches (data: Buffer, fetchOffset: number, highWatermark: number): RecordBatch[] {
   const out: RecordBatch[] = []
+  /** The first offset the next batch may hold. */
+  let expected = fetchOffset
   let p = 0
-  while (p + HEADER <= data.length) {
+  while (p + LOG_OVERHEAD <= data.length) {
     const length = data.readInt32BE(p + 8)
-    const end = p + 12 + length
+    if (length < MIN_ENTRY) {
+      if (expected < highWatermark) out.push(unreadableBatch(expected, expected, `invalid batch length ${length}`))
+      break
+    }
+    const end = p + LOG_OVERHEAD + length
     if (end > data.length) break
-    const magic = data.readInt8(p + 16)
-    if (magic !== 2) throw corrupt(`message format v${magic}; only v2 (Kafka 0.11 and later) is read`)
-    if (length < HEADER - 12) throw corrupt(`length ${length}`)
-    const baseOffset = Number(data.readBigInt64BE(p))
-    out.push({
-      baseOffset,
-      lastOffset: baseOffset + data.readInt32BE(p + 23),
-      baseTimestamp: Number(data.readBigInt64BE(p + 27)),
-      maxTimestamp: Number(data.readBigInt64BE(p + 35)),
-      producerId: Number(data.readBigInt64BE(p + 43)),
-      attributes: data.readInt16BE(p + 21),
-      count: data.readInt32BE(p + 57),
-      body: data.subarray(p + HEADER, end)
-    })
+    const batch = readHeader(data, p, end, expected)
+    if (batch.lastOffset < expected || batch.lastOffset >= highWatermark || batch.baseOffset > batch.lastOffset) {
+      if (expected < highWatermark) out.push(unreadableBatch(expected, expected, `invalid batch header: offsets ${batch.baseOffset}-${batch.lastOffset} outside ${expected}-${highWatermark - 1}`))
+      break
+    }
+    out.push(batch)
+    expected = batch.lastOffset + 1
     p = end
   }
   return out
 }
 
-/** Control batches' first record key: version (int16), type (int16, 0 = abort, 1 = commit). */
+/** The batch framed by `p` and `end` (at least `MIN_ENTRY` bytes after the offset and length). */
+function readHeader (data: Buffer, p: number, end: number, expected: number): RecordBatch {
+  const offset = Number(data.readBigInt64BE(p))
+  const magic = data.readInt8(p + 16)
+  // Message formats v0 and v1: the entry's offset is its last (a compressed set's inner records come before it).
+  if (magic !== 2) return unreadableBatch(Math.min(expected, offset), offset, `message format v${magic}; only v2 (Kafka 0.11 and later) is read`)
+  if (end - p < HEADER) return unreadableBatch(offset, offset, `batch length ${end - p - LOG_OVERHEAD} is shorter than a v2 batch header`)
+  const lastOffsetDelta = data.readInt32BE(p + 23)
+  const count = data.readInt32BE(p + 57)
+  const problem = lastOffsetDelta < 0
+    ? `last offset delta ${lastOffsetDelta}`
+    : count < 0 || count > lastOffsetDelta + 1 ? `${count} records in ${lastOffsetDelta + 1} offsets` : null
+  return {
+    baseOffset: offset,
+    lastOffset: offset + Math.max(0, lastOffsetDelta),
+    baseTimestamp: Number(data.readBigInt64BE(p + 27)),
+    maxTimestamp: Number(data.readBigInt64BE(p + 35)),
+    producerId: Number(data.readBigInt64BE(p + 43)),
+    attributes: data.readInt16BE(p + 21),
+    count: problem === null ? count : 0,
+    body: data.subarray(p + HEADER, end),
+    unreadable: problem === null ? null : `invalid batch header: ${problem}`
+  }
+}
+
+/**
+ * Control batches' first record key: version (int16), type (int16, 0 = abort, 1 = commit). A
+ * control batch that cannot be read counts as an abort marker: any marker of a producer whose
+ * transaction is aborted is its abort marker, and for any other producer removing it changes nothing.
+ */
 function isAbortMarker (b: RecordBatch): boolean {
-  if ((b.attributes & CONTROL) === 0 || b.count === 0) return false
+  if ((b.attributes & CONTROL) === 0) return false
   const c = new RecordCursor()
-  c.open(b)
+  if (c.open(b) !== null) return true
   return c.next() && c.keyEnd - c.keyStart >= 4 && c.buf.readInt16BE(c.keyStart + 2) === 0
 }
 
@@ -95,6 +148,29 @@ export function committedBatches (batches: readonly RecordBatch[], aborted: read
     if ((b.attributes & CONTROL) === 0) out.push(b)
   }
   return out
+}
+
+const codecNames = ['none', 'gzip', 'snappy', 'lz4', 'zstd']
+
+/** A codec of the client library (`compressionsAlgorithmsByBitmask`). */
+interface Codec {
+  compressSync (data: Buffer): Buffer
+  decompressSync (data: Buffer): Buffer
+  available?: boolean
+}
+
+/**
+ * Whether a codec still works in this process. The WebAssembly lz4 and snappy decoders of the
+ * client library leak part of their stack on every input they trap on, and after about 2,000 such
+ * inputs fail on every call: then a batch that fails is not known to be corrupt.
+ */
+function codecWorks (algorithm: Codec): boolean {
+  const sample = Buffer.from('iot-monitor codec check: iot-monitor codec check')
+  try {
+    return algorithm.decompressSync(algorithm.compressSync(sample)).equals(sample)
+  } catch {
+    return false
+  }
 }
 
 /**
@@ -123,20 +199,35 @@ export class RecordCursor {
     this.#header = header === undefined ? null : Buffer.from(header)
   }
 
-  /** Starts on a batch, decompressing its records if needed. */
-  open (batch: RecordBatch): void {
+  /**
+   * Starts on a batch, decompressing its records if needed, and checks every record before the
+   * first is read: a batch is read whole or not at all. Returns why it cannot be read (then
+   * `next()` is false), or null. Throws only when a codec of this process stopped working.
+   */
+  open (batch: RecordBatch): string | null {
+    this.#batch = null
+    this.#left = 0
+    if (batch.unreadable !== null) return batch.unreadable
     const compression = batch.attributes & COMPRESSION
     if (compression === 0) {
       this.buf = batch.body
     } else {
-      const algorithm = compressionsAlgorithmsByBitmask[compression]
-      if (algorithm === undefined) throw corrupt(`compression codec ${compression}`)
-      this.buf = algorithm.decompressSync(batch.body)
+      const name = codecNames[compression]
+      const algorithm: Codec | undefined = compressionsAlgorithmsByBitmask[compression]
+      if (name === undefined || algorithm === undefined) return `unknown compression codec ${compression}`
+      if (algorithm.available !== true) return `unsupported compression codec ${compression} (${name})`
+      try {
+        this.buf = algorithm.decompressSync(batch.body)
+      } catch (err) {
+        if (!codecWorks(algorithm)) throw new IotError('IOT_ERR_BUS', `the ${name} decoder of this process fails on any input after corrupt input (a fault of the client library's WebAssembly codecs): restart the process`, { cause: err })
+        return `${name} decompression failed: ${(err as Error).message}`
+      }
     }
-    this.#batch = batch
-    this.#pos = 0
-    this.#end = this.buf.length
-    this.#left = batch.count
+    this.#start(batch)
+    const problem = this.#check()
+    this.#start(batch)
+    if (problem !== null) this.#batch = null
+    return problem
   }
 
   /** Moves to the next record; false at the end of the batch. */
@@ -146,7 +237,7 @@ export class RecordCursor {
     this.#left--
     const length = this.#varint()
     const end = this.#pos + length
-    if (length < 0 || end > this.#end) throw corrupt(`record length ${length}`)
+    if (length < 0 || end > this.#end) throw new CorruptRecord(length < 0 ? `record length ${length}` : `record length ${length} exceeds the batch`)
     this.#pos++ // attributes (unused in v2)
     const tsDelta = this.#varint()
     this.timestamp = (batch.attributes & LOG_APPEND_TIME) !== 0 ? batch.maxTimestamp : batch.baseTimestamp + tsDelta
@@ -166,7 +257,7 @@ export class RecordCursor {
         this.headerEnd = this.#bytesEnd
       }
     }
-    if (this.#pos !== end) throw corrupt('record fields do not match its length')
+    if (this.#pos !== end) throw new CorruptRecord('record fields do not match its length')
     return true
   }
 
@@ -194,6 +285,33 @@ export class RecordCursor {
     return n
   }
 
+  #start (batch: RecordBatch): void {
+    this.#batch = batch
+    this.#pos = 0
+    this.#end = this.buf.length
+    this.#left = batch.count
+  }
+
+  /** Reads every record once: why they do not form the batch, or null. */
+  #check (): string | null {
+    const batch = this.#batch!
+    const count = batch.count
+    let previous = batch.baseOffset - 1
+    for (let i = 1; i <= count; i++) {
+      try {
+        this.next()
+      } catch (err) {
+        if (err instanceof CorruptRecord) return `record ${i} of ${count}: ${err.detail}`
+        throw err
+      }
+      // Offsets rise within the batch (compaction leaves gaps, never disorder).
+      if (this.offset <= previous || this.offset > batch.lastOffset) return `record ${i} of ${count}: offset ${this.offset} out of order in ${batch.baseOffset}-${batch.lastOffset}`
+      previous = this.offset
+    }
+    if (this.#pos !== this.#end) return `${this.#end - this.#pos} bytes after the last of ${count} records`
+    return null
+  }
+
   /** A zigzag varint (up to 64 bits; exact below 2^53). */
   #varint (): number {
     const b = this.buf
@@ -202,7 +320,7 @@ export class RecordCursor {
     let mul = 1
     let byte: number
     do {
-      if (pos >= this.#end) throw corrupt('truncated varint')
+      if (pos >= this.#end) throw new CorruptRecord('truncated varint')
       byte = b[pos++] as number
       n += (byte & 0x7f) * mul
       mul *= 128
@@ -220,7 +338,7 @@ export class RecordCursor {
     }
     const start = this.#pos
     this.#pos += length
-    if (this.#pos > this.#end) throw corrupt('truncated bytes')
+    if (this.#pos > this.#end) throw new CorruptRecord('truncated bytes')
     this.#bytesEnd = this.#pos
     return start
   }

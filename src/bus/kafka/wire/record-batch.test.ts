@@ -4,8 +4,11 @@
 // written by the client library's own encoder (what the broker stores and returns) read back by
 // our reader: every codec, null keys and values, headers, several batches, a cut at
 // the end, transaction markers and aborted transactions. (zstd needs Node 22; the library cannot write it here.)
+// And what cannot be read: old formats, invalid headers, codecs, records, said why, never a wrong record.
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import zlib from 'node:zlib'
 import { Reader, createRecordsBatch, crc32c, readRecordsBatch } from '@platformatic/kafka'
 import { OpenBatch, RecordCursor, committedBatches, encodeBatch, readBatches, type RecordBatch } from './record-batch.ts'
 
@@ -25,13 +28,16 @@ function batch (messages: Msg[], baseOffset: number, opts: { compression?: 'none
   return b
 }
 
+/** Every batch in `data`, as fetched from offset 0 of a partition that goes on forever. */
+const readAll = (data: Buffer): RecordBatch[] => readBatches(data, 0, Number.MAX_SAFE_INTEGER)
+
 interface Decoded { offset: number, timestamp: number, key: string, value: string, ingest: number }
 
 function decode (batches: RecordBatch[], header = 'iot-ingest-ms'): Decoded[] {
   const c = new RecordCursor(header)
   const out: Decoded[] = []
   for (const b of batches) {
-    c.open(b)
+    assert.equal(c.open(b), null)
     while (c.next()) out.push({ offset: c.offset, timestamp: c.timestamp, key: c.key(), value: c.value(), ingest: c.headerNumber() })
   }
   return out
@@ -49,8 +55,8 @@ describe('Kafka record batches', () => {
         ...(i % 3 === 0 ? { headers: new Map([[text('other'), text('1')], [text('iot-ingest-ms'), text(String(T0 + i))]]) } : {})
       }))
       const data = Buffer.concat([batch(messages.slice(0, 120), 1000, { compression }), batch(messages.slice(120), 1120, { compression })])
-      const batches = readBatches(data)
-      assert.deepEqual(batches.map(b => [b.baseOffset, b.lastOffset, b.count]), [[1000, 1119, 120], [1120, 1299, 180]])
+      const batches = readAll(data)
+      assert.deepEqual(batches.map(b => [b.baseOffset, b.lastOffset, b.count, b.unreadable]), [[1000, 1119, 120, null], [1120, 1299, 180, null]])
       const got = decode(batches)
       assert.equal(got.length, 300)
       for (let i = 0; i < 300; i++) {
@@ -72,7 +78,7 @@ describe('Kafka record batches', () => {
       { key: text('k'), value: Buffer.alloc(0), headers: new Map([[text('iot-ingest-ms'), text('12x')]]) }
     ], 5, { compression: 'lz4' })
     const c = new RecordCursor('iot-ingest-ms')
-    c.open(readBatches(data)[0]!)
+    assert.equal(c.open(readAll(data)[0]!), null)
     assert.ok(c.next())
     assert.deepEqual([c.keyStart, c.key(), c.value()], [-1, '', 'a'])
     assert.ok(c.next())
@@ -90,26 +96,136 @@ describe('Kafka record batches', () => {
     const data = Buffer.concat([one, two])
     for (let cut = 0; cut < data.length; cut++) {
       const want = cut >= data.length ? 2 : cut >= one.length ? 1 : 0
-      assert.equal(readBatches(data.subarray(0, cut)).length, want, `cut at ${cut}`)
+      const got = readAll(data.subarray(0, cut))
+      assert.equal(got.length, want, `cut at ${cut}`)
+      assert.ok(got.every(b => b.unreadable === null), `cut at ${cut}: a partial batch is not unreadable, it is fetched again`)
     }
-    assert.equal(readBatches(data).length, 2)
+    assert.equal(readAll(data).length, 2)
   })
 
-  test('corrupt bytes and old message formats fail with a typed error, never a wrong record', () => {
-    const data = batch([{ value: text('hello') }, { value: text('world') }], 0)
+  test('a batch that cannot be read says why, and no record of it is read', () => {
+    const data = batch([{ value: text('hello'), timestamp: BigInt(T0) }, { value: text('world'), timestamp: BigInt(T0) }], 0)
+    const reason = (bytes: Buffer): string | null => {
+      const [b] = readAll(bytes)
+      const c = new RecordCursor()
+      const problem = c.open(b!)
+      if (problem !== null) assert.equal(c.next(), false, 'no record of an unreadable batch')
+      return problem
+    }
+    assert.equal(reason(data), null)
+    // The header says so: an old message format (its offset is its last), an invalid header.
     const old = Buffer.from(data)
     old.writeInt8(1, 16)
-    assert.throws(() => readBatches(old), { code: 'IOT_ERR_BUS', message: /message format v1/ })
-    const short = Buffer.from(data)
-    short.writeInt32BE(short.readInt32BE(57) + 1, 57) // claims a third record
-    const c = new RecordCursor()
-    c.open(readBatches(short)[0]!)
-    assert.ok(c.next() && c.next())
-    assert.throws(() => c.next(), { code: 'IOT_ERR_BUS', message: /truncated/ })
+    assert.deepEqual(readAll(old).map(b => [b.baseOffset, b.lastOffset, b.unreadable]), [[0, 0, 'message format v1; only v2 (Kafka 0.11 and later) is read']])
+    assert.equal(reason(old), 'message format v1; only v2 (Kafka 0.11 and later) is read')
+    const tooMany = Buffer.from(data)
+    tooMany.writeInt32BE(3, 57)
+    assert.equal(reason(tooMany), 'invalid batch header: 3 records in 2 offsets')
+    const negative = Buffer.from(data)
+    negative.writeInt32BE(-1, 23)
+    assert.equal(reason(negative), 'invalid batch header: last offset delta -1')
+    const shortHeader = Buffer.concat([data.subarray(0, 40), Buffer.alloc(4)])
+    shortHeader.writeInt32BE(32, 8)
+    assert.equal(reason(shortHeader), 'batch length 32 is shorter than a v2 batch header')
+    // The records say so.
+    const third = Buffer.from(data)
+    third.writeInt32BE(3, 57) // claims a third record, in a third offset
+    third.writeInt32BE(2, 23)
+    assert.equal(reason(third), 'record 3 of 3: truncated varint')
     const garbled = Buffer.from(data)
-    garbled.writeUInt8(0x7f, 61) // first record's length: far beyond the batch
-    c.open(readBatches(garbled)[0]!)
-    assert.throws(() => c.next(), { code: 'IOT_ERR_BUS', message: /record length/ })
+    garbled.writeUInt8(0x7e, 61) // first record's length: 63, beyond the batch
+    assert.equal(reason(garbled), 'record 1 of 2: record length 63 exceeds the batch')
+    const negativeLength = Buffer.from(data)
+    negativeLength.writeUInt8(0x01, 61)
+    assert.equal(reason(negativeLength), 'record 1 of 2: record length -1')
+    const disorder = Buffer.from(data)
+    const second = 61 + 1 + disorder[61]! / 2 // length (1 byte), then the first record
+    assert.equal(disorder[second + 3], 2, 'second record: length, attributes, timestamp delta 0, offset delta 1')
+    disorder[second + 3] = 0
+    assert.equal(reason(disorder), 'record 2 of 2: offset 0 out of order in 0-1')
+    const trailing = Buffer.concat([data, Buffer.from([0, 0, 0])])
+    trailing.writeInt32BE(trailing.length - 12, 8)
+    assert.equal(reason(trailing), '3 bytes after the last of 2 records')
+    // The codec says so.
+    const codec6 = Buffer.from(data)
+    codec6.writeInt16BE(6, 21)
+    assert.equal(reason(codec6), 'unknown compression codec 6')
+    const gzip = batch([{ value: text('hello') }, { value: text('world') }], 0, { compression: 'gzip' })
+    assert.equal(reason(gzip), null)
+    gzip.writeUInt8(0, 61) // gzip's magic number
+    assert.equal(reason(gzip), 'gzip decompression failed: incorrect header check')
+  })
+
+  test('zstd batches are read where the runtime has zstd, said unsupported where it has not (Node 20)', () => {
+    const plain = batch([{ key: text('s-1'), value: text('{"v":1}'), timestamp: BigInt(T0) }, { key: text('s-2'), value: text('{"v":2}'), timestamp: BigInt(T0 + 1) }], 40)
+    const compress = (zlib as { zstdCompressSync?: (data: Buffer) => Buffer }).zstdCompressSync
+    const body = compress === undefined ? Buffer.from('no zstd here') : compress(plain.subarray(61))
+    const zstd = Buffer.concat([plain.subarray(0, 61), body])
+    zstd.writeInt32BE(zstd.length - 12, 8)
+    zstd.writeInt16BE(4, 21)
+    const batches = readAll(zstd)
+    if (compress === undefined) {
+      assert.equal(new RecordCursor().open(batches[0]!), 'unsupported compression codec 4 (zstd)')
+    } else {
+      assert.deepEqual(decode(batches), [
+        { offset: 40, timestamp: T0, key: 's-1', value: '{"v":1}', ingest: Number.NaN },
+        { offset: 41, timestamp: T0 + 1, key: 's-2', value: '{"v":2}', ingest: Number.NaN }
+      ])
+    }
+  })
+
+  test('bytes that do not split into batches: one unreadable entry at the next offset expected, nothing after it', () => {
+    const first = batch([{ value: text('a') }, { value: text('b') }], 10)
+    const third = batch([{ value: text('c') }], 13)
+    const badLength = Buffer.alloc(20)
+    badLength.writeBigInt64BE(12n, 0)
+    badLength.writeInt32BE(3, 8)
+    const entries = (bytes: Buffer, from: number, highWatermark: number): unknown[] =>
+      readBatches(bytes, from, highWatermark).map(b => [b.baseOffset, b.lastOffset, b.unreadable])
+    assert.deepEqual(entries(Buffer.concat([first, badLength, third]), 10, 14), [[10, 11, null], [12, 12, 'invalid batch length 3']])
+    // A header whose offsets go back, or beyond what the broker holds, is not believed.
+    const behind = batch([{ value: text('c') }], 5)
+    assert.deepEqual(entries(Buffer.concat([first, behind, third]), 10, 14), [[10, 11, null], [12, 12, 'invalid batch header: offsets 5-5 outside 12-13']])
+    const beyond = Buffer.from(third)
+    beyond.writeInt32BE(1_000_000, 23)
+    assert.deepEqual(entries(Buffer.concat([first, beyond]), 10, 14), [[10, 11, null], [12, 12, 'invalid batch header: offsets 13-1000013 outside 12-13']])
+    // Nothing is made up at or past the high watermark.
+    assert.deepEqual(entries(Buffer.concat([first, badLength]), 10, 12), [[10, 11, null]])
+    // The first batch may start before the fetch offset (the broker returns the batch holding it).
+    assert.deepEqual(entries(first, 11, 12), [[10, 11, null]])
+  })
+
+  test('a codec that stopped working is an error, not a corrupt batch: the batch is not given up', () => {
+    // The library's WebAssembly lz4 decoder leaks stack on each input it traps on and after about
+    // 2,000 fails on everything. Run in a process of its own, whose copy of the library breaks alone.
+    const good = batch([{ value: text('fine') }], 0, { compression: 'lz4' })
+    const bad = Buffer.from(good)
+    bad.writeUInt32BE(0, 61) // lz4's frame magic
+    const code = `
+      const { RecordCursor, readBatches } = await import(${JSON.stringify(new URL('./record-batch.ts', import.meta.url).href)})
+      const open = (base64) => new RecordCursor().open(readBatches(Buffer.from(base64, 'base64'), 0, 1)[0])
+      const outcomes = new Map()
+      const count = (what) => outcomes.set(what, (outcomes.get(what) ?? 0) + 1)
+      let after = null
+      for (let i = 0; i < 5000 && after === null; i++) {
+        try {
+          count(open('${bad.toString('base64')}'))
+        } catch (err) {
+          count(err.code + ': ' + err.message)
+          try { after = String(open('${good.toString('base64')}')) } catch (err2) { after = err2.code }
+        }
+      }
+      process.stdout.write(JSON.stringify({ outcomes: [...outcomes], after }))
+    `
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { encoding: 'utf8', timeout: 60_000 })
+    assert.equal(run.status, 0, run.stderr)
+    const result = JSON.parse(run.stdout) as { outcomes: [string, number][], after: string | null }
+    const outcomes = result.outcomes.map(([what]) => what)
+    assert.equal(outcomes[0], 'lz4 decompression failed: unreachable', 'a corrupt frame at first')
+    if (outcomes.length > 1) {
+      assert.deepEqual(outcomes.slice(1), ['IOT_ERR_BUS: the lz4 decoder of this process fails on any input after corrupt input (a fault of the client library\'s WebAssembly codecs): restart the process'])
+      assert.equal(result.after, 'IOT_ERR_BUS', 'then a good batch is not given up either')
+    }
   })
 
   test('transaction markers are skipped; aborted transactions are left out when read committed', () => {
@@ -127,7 +243,7 @@ describe('Kafka record batches', () => {
       batch([marker(0)], 6, { producerId: 8n, control: true }),
       batch([{ value: text('after abort, same producer') }], 7, { producerId: 8n, transactional: true })
     ])
-    const batches = readBatches(data)
+    const batches = readAll(data)
     assert.equal(batches.length, 7)
     const values = (bs: RecordBatch[]): string[] => decode(bs).map(r => r.value)
     assert.deepEqual(values(committedBatches(batches, [{ producerId: 8, firstOffset: 4 }])),
@@ -169,9 +285,9 @@ describe('batches we produce', () => {
         assert.equal(r.value?.toString(), JSON.stringify({ i, unit: i % 2 === 0 ? '°C' : 'µg/m³', pad: 'x'.repeat(i % 300) }))
         assert.deepEqual(r.headers.map(([k, v]) => [k?.toString(), v?.toString()]), i % 4 === 0 ? [['iot-ingest-ms', String(T0 - i)]] : [])
       }
-      const [ours] = readBatches(bytes)
+      const [ours] = readAll(bytes)
       const c = new RecordCursor('iot-ingest-ms')
-      c.open(ours!)
+      assert.equal(c.open(ours!), null)
       for (let i = 0; i < 400; i++) {
         assert.ok(c.next())
         assert.deepEqual([c.offset, c.timestamp, c.key(), c.headerNumber()], [i, T0 + i * 3, `sensor-${i % 5}`, i % 4 === 0 ? T0 - i : Number.NaN])
