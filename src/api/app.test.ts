@@ -568,6 +568,27 @@ test('GET /api/live streams what the live hub publishes as Server-Sent Events, f
   }
 })
 
+test('GET /api/pipeline has a real readings/s rate a second after the app is ready: the sampler starts with the app', async () => {
+  const db = await openPglite('memory://')
+  await migrate(db)
+  const store = async (rows: ScoredReading[]): Promise<void> => { await db.transaction(async tx => { await mergeDetectionCounts(tx, countDetections(rows)) }) }
+  await store([api1, api2, api3])
+  let clock = T0
+  const app = await buildApp({ db, registry: new PipelineMetrics(undefined, false).registry, status: () => ({ watermark: T0, lag: 0 }), webRoot: null, now: () => clock })
+  try {
+    await app.ready() // the first sample: 3 readings at T0
+    await store([api4, ...bulk.slice(0, 3)])
+    clock = T0 + 1000
+    const res = await app.inject({ method: 'GET', url: '/api/pipeline' })
+    assert.equal(res.statusCode, 200)
+    const body = res.json<{ readings_per_s: number, readings_total: number }>()
+    assert.deepEqual([body.readings_per_s, body.readings_total], [4, 7], '4 readings stored in the second since the first sample')
+  } finally {
+    await app.close()
+    await db.close()
+  }
+})
+
 test('the built dashboard is served at / and for any page path; unknown /api paths stay JSON 404s', async () => {
   const root = mkdtempSync(join(tmpdir(), 'iot-web-'))
   writeFileSync(join(root, 'index.html'), '<!doctype html><title>dash</title>')

@@ -1,7 +1,7 @@
 // Stored rows and live outcomes as the JSON of src/api/contract.ts.
 import { type ScoredReading, type WindowAggregate } from '../domain/index.ts'
-import { type StoredReading } from '../storage/index.ts'
-import { type ReadingJson, type WindowJson } from './contract.ts'
+import { type ModelInfo, type StoredReading } from '../storage/index.ts'
+import { type ModelJson, type ReadingJson, type WindowJson } from './contract.ts'
 
 export const iso = (ms: number): string => new Date(ms).toISOString()
 export const isoOrNull = (ms: number | null | undefined): string | null => ms === null || ms === undefined || !Number.isFinite(ms) ? null : iso(ms)
@@ -101,3 +101,6 @@ export function windowJson (a: WindowAggregate): WindowJson {
     is_final: a.isFinal
   }
 }
+
+export const modelJson = (m: ModelInfo): ModelJson =>
+  ({ version: m.version, key: m.key, sequence: m.sequence, trained_at: iso(m.trainedAt), samples: m.samples, created_at: iso(m.createdAt) })

@@ -1,7 +1,10 @@
 // What a user sees: `iot-monitor start`, then the dashboard in a real browser (Debian Chromium via
 // playwright-core). Every tab shows data, a filter changes the charts and lands in the URL, a live
-// reading appears without a reload, a reloaded URL restores the filter, and the page logs no errors.
-// Screenshots of each tab go to $SCREENSHOT_DIR (default: <tmp>/iot-monitor-screenshots).
+// reading appears without a reload, anomalies are left out of the charts unless asked for, a
+// reloaded URL restores the view, tables show every row and whole explanations, a phone reaches
+// every tab, control and chart, and the page logs no errors. Time axes label times of day and
+// dates (rendered by ECharts in Node, no browser). Screenshots of each tab, desktop and phone, go
+// to $SCREENSHOT_DIR (default: <tmp>/iot-monitor-screenshots).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
@@ -9,8 +12,10 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
-import type { MetaJson, OverviewJson } from '../../src/api/contract.ts'
-import { browserSkipReason, chartStates, chromiumPath, getJson, haveChromium, rowKeys, startSystem, tableRows, until, type RunningServer } from './browser.ts'
+import * as echarts from 'echarts'
+import type { MetaJson, OverviewJson } from '../../src/api/index.ts'
+import { timeAxis } from '../../web/src/charts/common.ts'
+import { browserSkipReason, chartStates, chromiumPath, getJson, haveChromium, layoutProblems, rowKeys, startSystem, tableRows, until, type RunningServer } from './browser.ts'
 
 const cli = new URL('../../src/cli.ts', import.meta.url).pathname
 const buildScript = new URL('../../scripts/build-web.mjs', import.meta.url).pathname
@@ -28,7 +33,12 @@ const EXPECT: Record<typeof TABS[number], { charts: string[], tables: string[] }
 
 const readingTime = (key: string): string => key.split('|')[1] ?? ''
 
-test('dashboard - every tab shows data; filters, live updates and shared URLs work; no console errors', { skip: browserSkipReason(), timeout: 150_000 }, async (t) => {
+/** Explanations in the anomaly tables: must be readable whole. */
+const PROSE = '.why'
+/** What must fit a phone's width: tabs, controls, charts, panels. */
+const PHONE_IN_VIEW = ['[role=tab]', '[role=toolbar] select', '[role=toolbar] button', '[data-points]', '.panel']
+
+test('dashboard - every tab shows data; filters, live updates and shared URLs work; no console errors', { skip: browserSkipReason(), timeout: 240_000 }, async (t) => {
   const started = Date.now()
   const phase = (what: string): void => { t.diagnostic(`${((Date.now() - started) / 1000).toFixed(1)} s: ${what}`) }
   // Checked here too: in CI (CI=true) a missing browser fails the test instead of skipping it.
@@ -63,9 +73,24 @@ test('dashboard - every tab shows data; filters, live updates and shared URLs wo
     })
 
     phase('data stored and a model trained')
+    // Anomalies left out of the charts: /api/series?anomalies=exclude. A server without the
+    // parameter answers 400 and the page asks again without it, saying so.
+    const probe = await fetch(`${base}/api/series?anomalies=exclude`)
+    assert.ok(probe.status === 200 || probe.status === 400, `/api/series?anomalies=exclude answers 200, or 400 on a server without the parameter (got ${probe.status})`)
+    const excludeSupported = probe.status === 200
+    phase(`/api/series ${excludeSupported ? 'takes' : 'does not take (yet)'} anomalies=exclude`)
+
     browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] })
     const page: Page = await browser.newPage({ viewport: { width: 1440, height: 900 } })
-    page.on('console', msg => { if (msg.type() === 'error') problems.push(`console error: ${msg.text()} (${msg.location().url})`) })
+    const apiCalls: URL[] = []
+    page.on('request', req => { const u = new URL(req.url()); if (u.pathname.startsWith('/api/')) apiCalls.push(u) })
+    page.on('console', msg => {
+      if (msg.type() !== 'error') return
+      const where = msg.location().url
+      // The browser logs the 400 of a server without the parameter; the page handles it.
+      if (!excludeSupported && where.includes('/api/series') && where.includes('anomalies=exclude') && msg.text().includes('400')) return
+      problems.push(`console error: ${msg.text()} (${where})`)
+    })
     page.on('pageerror', err => { problems.push(`page error: ${err.message}`) })
 
     const describe = async (): Promise<string> => {
@@ -76,8 +101,8 @@ test('dashboard - every tab shows data; filters, live updates and shared URLs wo
     await page.goto(`${base}/`)
     await until('the live indicator to say live', 15_000, async () => await page.getByTestId('live-status').getAttribute('data-status') === 'live' ? true : null, describe)
 
-    // Every tab: its charts draw points, its tables have rows, then a full-page screenshot.
-    for (const tab of TABS) {
+    /** Opens the tab and waits for its charts to draw points and its tables to have rows. */
+    const openTab = async (tab: typeof TABS[number]): Promise<void> => {
       await page.getByTestId(`tab-${tab}`).click()
       await until(`the ${tab} tab panel`, 5000, async () => await page.getByTestId(`panel-${tab}`).count() > 0 ? true : null)
       assert.match(page.url(), new RegExp(`[?&]tab=${tab}(&|$)`), `the URL names the ${tab} tab`)
@@ -91,9 +116,16 @@ test('dashboard - every tab shows data; filters, live updates and shared URLs wo
         await until(`rows in ${table} on the ${tab} tab`, 20_000, async () => await tableRows(page, table) > 0 ? true : null, describe)
       }
       await page.waitForTimeout(400) // let chart animations settle for the screenshot
+    }
+
+    // Every tab: data, every table row in the page flow, whole explanations; a full-page screenshot.
+    for (const tab of TABS) {
+      await openTab(tab)
+      assert.deepEqual(await layoutProblems(page, { prose: PROSE }), [], `the ${tab} tab at 1440 px: every table row in the page, explanations whole`)
       await page.screenshot({ path: join(screenshotDir, `${TABS.indexOf(tab) + 1}-${tab}.png`), fullPage: true })
       phase(`${tab} tab has data; screenshot in ${screenshotDir}`)
     }
+    assert.ok(await page.locator(`[data-testid=table-ml-anomalies] ${PROSE}`).count() > 0, 'the ML anomalies show explanations')
 
     // Back on the first tab, its charts drawn (one per sensor type).
     await page.getByTestId('tab-realtime').click()
@@ -135,11 +167,37 @@ test('dashboard - every tab shows data; filters, live updates and shared URLs wo
       return types.length > 0 && types.every(t => t === sensorType.replace(/_/g, ' ')) ? true : null
     }, describe)
 
+    // Anomalies in charts: left out by default and in the URL; only /api/series gets the parameter.
+    const seriesCalls = (from = 0): URL[] => apiCalls.slice(from).filter(u => u.pathname === '/api/series')
+    assert.equal(await page.getByTestId('filter-anomalies').inputValue(), 'exclude', 'anomalies are left out of the charts by default')
+    assert.equal(new URL(page.url()).searchParams.get('anomalies'), 'exclude', 'the URL carries "anomalies in charts"')
+    assert.equal(seriesCalls()[0]?.searchParams.get('anomalies'), 'exclude', 'the first time-series request leaves anomalies out')
+    const notSeries = apiCalls.filter(u => u.pathname !== '/api/series' && u.searchParams.has('anomalies')).map(String)
+    assert.deepEqual(notSeries, [], 'KPIs, lists and tables are not asked to leave anomalies out')
+    if (excludeSupported) {
+      const asked = seriesCalls().filter(u => u.searchParams.get('anomalies') !== 'exclude').map(String)
+      assert.deepEqual(asked, [], 'every time-series request left anomalies out')
+      await until('the caption to say anomalies are left out', 10_000, async () => await page.getByTestId('series-anomalies').getAttribute('data-anomalies') === 'exclude' ? true : null, describe)
+      assert.equal(await page.getByTestId('anomalies-unsupported').count(), 0, 'no notice on a server that leaves anomalies out')
+    } else {
+      await until('the notice that this server cannot leave anomalies out', 10_000, async () => await page.getByTestId('anomalies-unsupported').count() > 0 ? true : null, describe)
+      assert.equal(await page.getByTestId('series-anomalies').getAttribute('data-anomalies'), 'include', 'the caption says the charts show anomalies')
+    }
+    const mark = apiCalls.length
+    await page.getByTestId('filter-anomalies').selectOption('include')
+    const shownCalls = await until('a time-series request with anomalies shown', 10_000, async () => seriesCalls(mark).length > 0 ? seriesCalls(mark) : null, describe)
+    assert.deepEqual(shownCalls.filter(u => u.searchParams.get('anomalies') === 'exclude').map(String), [], 'anomalies shown: the requests do not leave them out')
+    assert.equal(new URL(page.url()).searchParams.get('anomalies'), 'include', 'the URL says anomalies are shown')
+    await until('the caption to say anomalies are shown', 10_000, async () => await page.getByTestId('series-anomalies').getAttribute('data-anomalies') === 'include' ? true : null, describe)
+    assert.equal(await page.getByTestId('anomalies-unsupported').count(), 0, 'no notice while anomalies are shown')
+    phase(`anomalies in charts: ${seriesCalls().length} time-series requests checked`)
+
     // The shared URL reopens the same view.
     const shared = page.url()
     await page.goto('about:blank')
     await page.goto(shared)
     await until('the filter restored from the URL', 10_000, async () => await page.getByTestId('filter-sensor-type').inputValue() === sensorType ? true : null, describe)
+    assert.equal(await page.getByTestId('filter-anomalies').inputValue(), 'include', '"anomalies in charts" is restored from the URL')
     assert.equal(await page.getByTestId('tab-realtime').getAttribute('aria-selected'), 'true', 'the tab is restored from the URL')
     await until(`the ${sensorType} chart after the reload`, 15_000, async () => {
       const only = seriesCharts(await chartStates(page))
@@ -147,11 +205,58 @@ test('dashboard - every tab shows data; filters, live updates and shared URLs wo
     }, describe)
 
     phase('filter restored from the shared URL')
+
+    // A phone (390 px): every tab, control and chart within the screen, no sideways page scroll,
+    // tables as cards with whole explanations.
+    await page.setViewportSize({ width: 390, height: 844 })
+    await page.goto(`${base}/?records=100`)
+    for (const tab of TABS) {
+      assert.deepEqual(await layoutProblems(page, { inView: ['[role=tab]'] }), [], `every tab is on a 390 px screen (before opening ${tab})`)
+      await openTab(tab)
+      assert.deepEqual(await layoutProblems(page, { inView: PHONE_IN_VIEW, prose: PROSE }), [], `the ${tab} tab at 390 px`)
+      await page.screenshot({ path: join(screenshotDir, `phone-${TABS.indexOf(tab) + 1}-${tab}.png`), fullPage: true })
+    }
+    phase('every tab fits a 390 px screen')
+
     await page.waitForTimeout(300) // errors logged by the last requests
     assert.deepEqual(problems, [], `the page logged errors:\n${problems.join('\n')}`)
   } finally {
     await browser?.close().catch(() => {})
     await server?.stop().catch(() => {})
     rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+/** The x-axis labels ECharts draws for the dashboard's time axis over [from, to], `width` px wide. */
+function timeLabels (from: number, to: number, width: number): string[] {
+  const chart = echarts.init(null, null, { renderer: 'svg', ssr: true, width, height: 300 })
+  try {
+    const data = Array.from({ length: 200 }, (_, i) => [from + i * (to - from) / 199, Math.sin(i / 7)])
+    chart.setOption({ useUTC: true, animation: false, xAxis: timeAxis(), yAxis: { type: 'value', show: false }, series: [{ type: 'line', data }] })
+    const axisName = timeAxis().name
+    return [...chart.renderToSVGString().matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map(m => m[1] ?? '').filter(t => t !== axisName)
+  } finally {
+    chart.dispose()
+  }
+}
+
+test('dashboard - time axes label times of day and dates, never a lone day of the month', () => {
+  const end = Date.parse('2026-12-07T00:07:00Z') // every range below crosses midnight
+  const time = /^\d{2}:\d{2}(:\d{2})?$/
+  const date = /^[A-Z][a-z]{2} \d{1,2}( \d{4})?$/
+  const ranges = [['15 min', 15 * 60_000], ['1 h', 3_600_000], ['6 h', 6 * 3_600_000], ['24 h', 24 * 3_600_000], ['7 days', 7 * 86_400_000], ['30 days', 30 * 86_400_000]] as const
+  for (const [name, span] of ranges) {
+    for (const width of [340, 700, 1300]) {
+      const labels = timeLabels(end - span, end, width)
+      const what = `${name} on a ${width} px chart: ${labels.join(', ')}`
+      assert.ok(labels.length >= 2, `at least two labels, ${what}`)
+      assert.deepEqual(labels.filter(l => !time.test(l) && !date.test(l)), [], `every label is a time of day (HH:mm) or a date (Dec 7), ${what}`)
+      if (span <= 86_400_000) {
+        assert.ok(labels.includes('Dec 7'), `midnight is labelled with its date, ${what}`)
+        assert.ok(labels.some(l => time.test(l)), `times of day label the hours, ${what}`)
+      } else {
+        assert.ok(labels.every(l => date.test(l)), `a multi-day range is labelled with dates, ${what}`)
+      }
+    }
   }
 })
