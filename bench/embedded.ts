@@ -13,7 +13,7 @@ import { defaultConfig, type Config } from '../src/config/index.ts'
 import { startEmbedded } from '../src/app/index.ts'
 import { Simulator } from '../src/sources/index.ts'
 import { type ScoredReading } from '../src/domain/index.ts'
-import { ensureDayPartitions, insertReadings, migrate, openPglite, openPostgres, readingColumns, BinaryCopy, copyReadingRows } from '../src/storage/index.ts'
+import { ensureDayPartitions, insertReadings, migrate, openPglite, openPostgres, readingColumns, resolveKeys, BinaryCopy, copyReadingRows } from '../src/storage/index.ts'
 import { createServerDatabase } from '../test/helpers/databases.ts'
 
 const START = Date.UTC(2026, 0, 1)
@@ -98,15 +98,17 @@ export async function barePostgresCopy (url: string, readings: number): Promise<
   const db = await openPostgres(url)
   await migrate(db)
   await ensureDayPartitions(db, rows.map(r => r.reading.ts))
+  // The sensors the rows refer to, and the names of their verdicts, as the pipeline records them first.
+  const keys = await db.transaction(async tx => await resolveKeys(tx, rows))
   await db.close()
   const sql = postgres(url, { max: 1, onnotice: () => {} })
   const t0 = performance.now()
   // One binary COPY (the pipeline's format), written 10,000 rows at a time: Node encodes the next
   // part while PostgreSQL loads the last.
-  const stream = await sql.unsafe(`COPY sensor_readings (${readingColumns.join(', ')}) FROM STDIN (FORMAT binary)`).writable()
-  const copy = new BinaryCopy(10_000 * 160).begin()
+  const stream = await sql.unsafe(`COPY readings (${readingColumns.join(', ')}) FROM STDIN (FORMAT binary)`).writable()
+  const copy = new BinaryCopy(10_000 * 64).begin()
   for (let i = 0; i < rows.length; i += 10_000) {
-    copyReadingRows(copy, rows.slice(i, i + 10_000))
+    copyReadingRows(copy, rows.slice(i, i + 10_000), keys)
     if (!stream.write(copy.take())) await new Promise(resolve => stream.once('drain', resolve))
   }
   await new Promise<void>((resolve, reject) => {

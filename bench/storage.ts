@@ -114,6 +114,6 @@ export async function runStorage ({ sensors, hours }: { sensors: number, hours: 
     for (const t of tables) {
       process.stdout.write(`  ${t.table.padEnd(28)} ${kb(t.bytes).padStart(12)} ${(t.bytes / pg.run.stored).toFixed(1).padStart(8)} bytes/reading  ${Math.round(t.rows).toLocaleString('en-US').padStart(12)} rows\n`)
     }
-    process.stdout.write(`\nTarget (DESIGN.md section 7): <= 100 bytes per reading on PostgreSQL, the PGlite folder <= 2x that.\n`)
+    process.stdout.write('\nTarget (DESIGN.md section 7): <= 100 bytes per reading on PostgreSQL, the PGlite folder <= 2x that.\n')
   }
 }

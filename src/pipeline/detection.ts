@@ -40,7 +40,9 @@ function toStored (m: TrainedModel): StoredModel {
 }
 
 function fromStored (m: StoredModel): TrainedModel {
-  return { key: m.key, sequence: m.sequence, version: m.version, trainedAt: m.trainedAt, samples: m.samples, forest: IsolationForest.fromJSON(decodeModel(m.model)) }
+  // Numbered on after every stored version of the key (a newer one may be listed without its trees).
+  const sequence = Math.max(m.sequence, m.lastSequence ?? m.sequence)
+  return { key: m.key, sequence, version: m.version, trainedAt: m.trainedAt, samples: m.samples, forest: IsolationForest.fromJSON(decodeModel(m.model)) }
 }
 
 /** Rules, z-score and the Isolation Forest, with the forest's models persisted through the worker. */

@@ -91,7 +91,9 @@ export class Finalizer {
       const all = await loadPartitions(tx, group, topic)
       const watermark = endOfInput ?? combinedWatermark(all, ooo, stored)
       if (endOfInput === null && watermark <= stored) return { all, watermark: stored, outcome: null }
-      const finalized = await finalizeWindows(tx, endOfInput === null ? claims.finalEnd(watermark) : Infinity)
+      // Windows that start before the last final boundary minus a window were final already.
+      const openFrom = claims.finalEnd(stored) - claims.op.options.sizeMs
+      const finalized = await finalizeWindows(tx, endOfInput === null ? claims.finalEnd(watermark) : Infinity, openFrom)
       await advanceWatermark(tx, group, topic, watermark)
       const outcome: BatchOutcome = { stored: [], revised: [], finalized, late: [], deadLetters: [], duplicates: 0, watermark, oldestProducedAt: null }
       if (finalized.length > 0) await this.#deps.sink?.publish(outcome)

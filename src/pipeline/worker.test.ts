@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { pino } from 'pino'
 import { Detector } from '../anomaly/index.ts'
-import { MemoryBus, partitionFor } from '../bus/index.ts'
+import { MemoryBus, partitionFor, type BusConsumer, type BusRecord } from '../bus/index.ts'
 import { createRandom, type Reading } from '../domain/index.ts'
 import { type Db, migrate, openPglite } from '../storage/index.ts'
 import { PipelineDetector } from './detection.ts'
@@ -29,7 +29,7 @@ async function freshDb (): Promise<Db> {
 
 function worker (db: Db, bus: MemoryBus, wall: { now: number }, metrics = new PipelineMetrics(undefined, false), overrides: Partial<WorkerDeps> = {}): Worker {
   return new Worker({
-    db, consumer: bus.consumer(), detector: new Detector(), ingestClock: () => T0, wallClock: () => wall.now, log, metrics, ...overrides
+    db, consumer: overrides.consumer ?? bus.consumer(), detector: new Detector(), ingestClock: () => T0, wallClock: () => wall.now, log, metrics, ...overrides
   }, { maxBatch: 50, pollWaitMs: 5, validation: { maxBytes: 16384, maxPastMs: null, maxFutureMs: null } })
 }
 
@@ -149,7 +149,38 @@ test('Worker - late readings are kept, a late repeat of a stored reading is a du
   await db.close()
 })
 
-test('Worker - models are stored with the batch that trained them; a restarted worker restores the newest and numbers on', async () => {
+test('Worker - a record the bus could not decode is a dead letter with its offsets and reason, and the partition moves on', async () => {
+  const db = await freshDb()
+  const bus = new MemoryBus({ partitions: 1 })
+  const metrics = new PipelineMetrics(undefined, false)
+  // What the Kafka bus hands out for a batch it cannot decode (bus/kafka/wire): one record at the batch's last offset.
+  const inner = bus.consumer()
+  const consumer: BusConsumer = {
+    subscribe: async (handler) => { await inner.subscribe(handler) },
+    poll: async (max: number, waitMs: number): Promise<BusRecord[]> => (await inner.poll(max, waitMs)).map(r => r.offset !== 1
+      ? r
+      : { partition: r.partition, offset: r.offset, key: '', value: '', undecodable: 'record batch at offsets 1-1 of iot_sensors/0: unsupported compression codec 4 (zstd)' }),
+    commit: async (offsets) => { await inner.commit(offsets) },
+    seek: (offsets) => { inner.seek(offsets) },
+    close: async () => { await inner.close() }
+  }
+  const w = worker(db, bus, { now: 0 }, metrics, { consumer })
+  await w.start()
+  const p = bus.producer()
+  for (let s = 0; s < 3; s++) p.tryProduce('a', reading('a', T0 + s * 1000))
+  await w.stop({ drain: true })
+  const dead = await db.query<{ reason: string, source: string, detail: string, raw: string }>('SELECT reason, source, detail, raw FROM dead_letters')
+  assert.deepEqual(dead, [{
+    reason: 'undecodable', source: 'iot_sensors/0@1', detail: 'record batch at offsets 1-1 of iot_sensors/0: unsupported compression codec 4 (zstd)', raw: ''
+  }])
+  assert.deepEqual((await db.query<{ ts: number }>('SELECT round(extract(epoch FROM timestamp) * 1000)::float8 AS ts FROM sensor_readings ORDER BY 1')).map(r => r.ts),
+    [T0, T0 + 2000])
+  assert.equal(await count(db, 'SELECT next_offset::int AS n FROM stream_offsets'), 3)
+  assert.equal(await PipelineMetrics.total(metrics.deadLetters), 1)
+  await db.close()
+})
+
+test('Worker - models are listed with the batch that trained them, their trees hourly; a restarted worker restores the newest with trees and numbers on', async () => {
   const db = await freshDb()
   let bus = new MemoryBus({ partitions: 1 })
   const wall = { now: 0 }
@@ -158,15 +189,18 @@ test('Worker - models are stored with the batch that trained them; a restarted w
     const p = bus.producer()
     for (let s = from; s < to; s++) for (const id of ['t1', 't2']) p.tryProduce(id, reading(id, T0 + s * 1000, 20 + rnd.normal()))
   }
-  const stored = async (): Promise<string[]> => (await db.query<{ version: string }>('SELECT version FROM anomaly_models ORDER BY sequence')).map(r => r.version)
+  const stored = async (): Promise<string[]> => (await db.query<{ version: string, trees: boolean }>(
+    'SELECT version, model IS NOT NULL AS trees FROM anomaly_models ORDER BY sequence')).map(r => `${r.version}${r.trees ? ' with trees' : ''}`)
   const a = worker(db, bus, wall, undefined, { detector: new PipelineDetector({ ml: { nEstimators: 10 } }) })
   await a.start()
   // 2 sensors at 1/s: the z baselines warm up in 30 s, the first model after 50 vectors (25 s more), then one per 5 minutes.
   send(0, 700)
   await until('1400 readings stored', async () => await count(db, 'SELECT count(*)::int AS n FROM sensor_readings') === 1400)
   await a.stop()
-  assert.deepEqual(await stored(), ['temperature#1', 'temperature#2', 'temperature#3'])
-  const before = await db.query<{ v: string }>("SELECT model_version AS v FROM sensor_readings WHERE timestamp = to_timestamp($1 / 1000.0) AND sensor_id = 't1'", [T0 + 699_000])
+  // Trained at 55 s, 355 s and 655 s of event time: only the first keeps its trees (the next are less than an hour later).
+  assert.deepEqual(await stored(), ['temperature#1 with trees', 'temperature#2', 'temperature#3'])
+  // A reading keeps the version of the model that scored it where a detector flagged it.
+  const before = await db.query<{ v: string }>('SELECT model_version AS v FROM sensor_readings WHERE model_version IS NOT NULL ORDER BY timestamp DESC LIMIT 1')
   assert.deepEqual(before.map(r => r.v), ['temperature#3'])
 
   // A restart: a fresh bus holding the whole stream again; the worker resumes from the stored offset.
@@ -176,10 +210,12 @@ test('Worker - models are stored with the batch that trained them; a restarted w
   send(0, 1000)
   await until('2000 readings stored', async () => await count(db, 'SELECT count(*)::int AS n FROM sensor_readings') === 2000)
   await b.stop()
-  // Scored by the restored model at once, then the next in the sequence.
-  const after = await db.query<{ v: string }>('SELECT DISTINCT model_version AS v FROM sensor_readings WHERE timestamp >= to_timestamp($1 / 1000.0) ORDER BY 1', [T0 + 700_000])
-  assert.deepEqual(after.map(r => r.v), ['temperature#3', 'temperature#4'])
-  assert.deepEqual(await stored(), ['temperature#1', 'temperature#2', 'temperature#3', 'temperature#4'])
+  // The restored model (#1, the newest with trees) is older than the retraining interval: the warm-up
+  // replay of the last stored readings trains the next at once, numbered after every listed version.
+  const after = await db.query<{ v: string }>(`SELECT DISTINCT model_version AS v FROM sensor_readings
+    WHERE timestamp >= to_timestamp($1 / 1000.0) AND model_version IS NOT NULL ORDER BY 1`, [T0 + 700_000])
+  assert.deepEqual(after.map(r => r.v), ['temperature#4', 'temperature#5'])
+  assert.deepEqual(await stored(), ['temperature#1 with trees', 'temperature#2', 'temperature#3', 'temperature#4', 'temperature#5'])
   assert.equal(await count(db, 'SELECT sum(readings)::int AS n FROM detection_counts'), 2000)
   await db.close()
 })

@@ -24,6 +24,8 @@ export interface WorkerOptions {
   warmupSpanMs: number
   /** Wall time between reads of the other workers' progress while idle. */
   idleRefreshMs: number
+  /** A model's trees are stored at most this often per key, in event time (every version is listed). */
+  modelTreesEveryMs: number
 }
 
 export const defaultWorkerOptions: WorkerOptions = {
@@ -35,7 +37,8 @@ export const defaultWorkerOptions: WorkerOptions = {
   pollWaitMs: 50,
   warmupReadings: 100,
   warmupSpanMs: 3_600_000,
-  idleRefreshMs: 1000
+  idleRefreshMs: 1000,
+  modelTreesEveryMs: 3_600_000
 }
 
 export interface WorkerDeps {

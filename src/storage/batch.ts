@@ -12,13 +12,14 @@ import { type StoredModel, saveModels } from './models.ts'
 import { ensureDayPartitions } from './partitions.ts'
 import { type PartitionProgress, type PartitionState, fencePartitions, lockFinality, saveProgress } from './progress.ts'
 import { findStoredKeys, insertReadings } from './readings.ts'
-import { upsertSensors } from './sensors.ts'
 import { mergeHourlyRollups, mergeWindowDeltas } from './windows.ts'
 
-/** The stream a batch belongs to: its consumer group and topic. */
-export interface StreamId {
+/** The stream a batch belongs to (its consumer group and topic), and how its models are kept. */
+export interface CommitOptions {
   group: string
   topic: string
+  /** A model's trees are stored at most this often per key, in event time (see saveModels). */
+  modelTreesEveryMs: number
 }
 
 /** What a batch stores. `settle` may still change `scored`, `late` and `deltas` (see commitBatch). */
@@ -55,13 +56,13 @@ export interface CommitHooks {
 }
 
 /**
- * Stores one batch in one transaction: readings with their verdicts, late readings, dead letters,
- * window and hourly roll-up deltas, sensors, detection counts, models, and the consumed offsets
+ * Stores one batch in one transaction: sensors and readings with their verdicts, late readings,
+ * dead letters, window and hourly roll-up deltas, detection counts, models, and the consumed offsets
  * (fenced: IOT_ERR_FENCED when another worker stored one of these partitions meanwhile, and
  * nothing is written).
  */
-export async function commitBatch (db: Db, stream: StreamId, b: BatchWrite, hooks: CommitHooks = {}): Promise<CommittedBatch> {
-  const { group, topic } = stream
+export async function commitBatch (db: Db, o: CommitOptions, b: BatchWrite, hooks: CommitHooks = {}): Promise<CommittedBatch> {
+  const { group, topic } = o
   await ensureDayPartitions(db, b.scored.map(s => s.reading.ts))
   return await db.transaction(async tx => {
     // No window becomes final while this transaction merges into it.
@@ -71,15 +72,15 @@ export async function commitBatch (db: Db, stream: StreamId, b: BatchWrite, hook
     // A late reading may repeat one stored earlier, in a window final by now: look those up.
     const stored = await findStoredKeys(tx, b.late.map(l => l.reading))
     const late = stored.size === 0 ? b.late : b.late.filter(l => !stored.has(`${l.reading.sensorId}|${l.reading.ts}`))
+    // With their sensors (the dimension: the rows need its keys) and the names they refer to.
     await insertReadings(tx, b.scored)
     const lateKept = await insertLateReadings(tx, late)
     await insertDeadLetters(tx, b.deadLetters)
     const deltas = b.deltas.drain()
     const revised = await mergeWindowDeltas(tx, deltas)
     await mergeHourlyRollups(tx, deltas, revised)
-    await upsertSensors(tx, b.scored)
     await mergeDetectionCounts(tx, countDetections(b.scored))
-    await saveModels(tx, b.models)
+    await saveModels(tx, b.models, o.modelTreesEveryMs)
     const partitions = await saveProgress(tx, group, topic, b.progress)
     const committed: CommittedBatch = { storedWatermark, revised, late, lateKept, partitions }
     await hooks.publish?.(committed)

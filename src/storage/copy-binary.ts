@@ -66,6 +66,24 @@ export class BinaryCopy {
     this.#pos += 12
   }
 
+  /** A real (float4) column: the nearest float32. */
+  float4 (v: number | null): void {
+    if (v === null) return this.#null()
+    this.#room(8)
+    this.#buf.writeInt32BE(4, this.#pos)
+    this.#buf.writeFloatBE(v, this.#pos + 4)
+    this.#pos += 8
+  }
+
+  /** An integer (int4) column. */
+  int4 (v: number | null): void {
+    if (v === null) return this.#null()
+    this.#room(8)
+    this.#buf.writeInt32BE(4, this.#pos)
+    this.#buf.writeInt32BE(v, this.#pos + 4)
+    this.#pos += 8
+  }
+
   /** A bigint column from an integer number (exact up to 2^53). */
   int8 (v: number | null): void {
     if (v === null) return this.#null()

@@ -1,10 +1,11 @@
 // Queries behind the dashboard. Anything over a time range reads windows and hourly roll-ups, never
 // raw readings (except a chart over a span short enough to hold few raw rows), so each answers in
-// milliseconds whatever the size of sensor_readings.
+// milliseconds whatever the size of the raw readings.
 import { timestampToMs } from './arrays.ts'
 import { type Queryable } from './db.ts'
 import { keyConds, param, tsParam } from './filter-sql.ts'
 import { type WindowStats } from '../windowing/index.ts'
+import { FLAG, readingsWithSensor } from './readings.ts'
 
 const HOUR_MS = 3_600_000
 
@@ -31,12 +32,12 @@ export async function sensorUnits (db: Queryable): Promise<{ sensorType: string,
   return rows.map(t => ({ sensorType: t.sensorType, unit: t.unit }))
 }
 
-/** What the filters offer, from the sensors table (one row per sensor). */
+/** What the filters offer, from the sensors table (one row per sensor, and per place it has been). */
 export async function loadMeta (db: Queryable): Promise<Meta> {
   const [types, locations, span] = await Promise.all([
     sensorUnits(db),
     db.query<{ location: string }>('SELECT DISTINCT location FROM sensors ORDER BY 1'),
-    db.query<{ n: number, oldest: number | null, newest: number | null }>(`SELECT count(*)::int AS n,
+    db.query<{ n: number, oldest: number | null, newest: number | null }>(`SELECT count(DISTINCT sensor_id)::int AS n,
       ${timestampToMs('min(first_seen)')} AS oldest, ${timestampToMs('max(last_seen)')} AS newest FROM sensors`)
   ])
   const s = span[0]
@@ -88,12 +89,15 @@ export async function rangeStats (db: Queryable, f: RangeFilter): Promise<RangeS
     FROM parts WHERE n > 0 GROUP BY 1, 2 ORDER BY 1, 2`, p)
 }
 
-/** Windows not final yet in the range (the partial index on open windows keeps this cheap). */
-export async function openWindows (db: Queryable, f: RangeFilter): Promise<number> {
+/**
+ * Windows not final yet in the range. Windows that start before `openSince` are final (the caller
+ * knows the watermark): the scan starts there, not at the beginning of a long range.
+ */
+export async function openWindows (db: Queryable, f: RangeFilter, openSince = -Infinity): Promise<number> {
   const p: unknown[] = []
-  const conds = [...keyConds(f, p), 'NOT is_final', `window_start >= ${tsParam(p, f.from)}`, `window_start < ${tsParam(p, f.to)}`]
-  // The range bound on window_end lets the planner use the partial index on open windows.
-  conds.push(`window_end > ${tsParam(p, f.from)}`)
+  const from = Number.isFinite(openSince) ? Math.max(f.from, openSince) : f.from
+  if (from >= f.to) return 0
+  const conds = [...keyConds(f, p), 'NOT is_final', `window_start >= ${tsParam(p, from)}`, `window_start < ${tsParam(p, f.to)}`]
   const [r] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM sensor_aggregates WHERE ${conds.join(' AND ')}`, p)
   return r?.n ?? 0
 }
@@ -109,7 +113,8 @@ export async function sensorCounts (db: Queryable, f: { location?: string | unde
   const p: unknown[] = []
   const conds = keyConds(f, p)
   const since = tsParam(p, activeSince)
-  const [r] = await db.query<SensorCounts>(`SELECT count(*)::int AS sensors, count(*) FILTER (WHERE last_seen >= ${since})::int AS active,
+  const [r] = await db.query<SensorCounts>(`SELECT count(DISTINCT sensor_id)::int AS sensors,
+    count(DISTINCT sensor_id) FILTER (WHERE last_seen >= ${since})::int AS active,
     count(DISTINCT location)::int AS locations FROM sensors ${conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : ''}`, p)
   return r ?? { sensors: 0, active: 0, locations: 0 }
 }
@@ -128,6 +133,8 @@ export interface SeriesOptions {
   totalPoints?: number
   /** The finest source to read (`window`: never raw readings, e.g. for a view of the windows). */
   minResolution?: Resolution
+  /** Leave out the readings the combined verdict flagged (bands and lines of normal behaviour). */
+  withoutAnomalies?: boolean
 }
 
 export interface SeriesBucket {
@@ -181,12 +188,19 @@ export async function series (db: Queryable, f: RangeFilter, o: SeriesOptions): 
   const p: unknown[] = []
   const keys = keyConds(f, p)
   const name = o.groupBy === 'location' ? 'location' : 'sensor_type'
+  const normal = o.withoutAnomalies === true
   const table = resolution === 'raw'
-    ? { from: 'sensor_readings', time: 'timestamp', n: '1::float8', avg: 'value', min: 'value', max: 'value' }
-    : { from: resolution === 'window' ? 'sensor_aggregates' : 'sensor_aggregates_hourly', time: resolution === 'window' ? 'window_start' : 'hour_start', n: 'count_readings::float8', avg: 'avg_value', min: 'min_value', max: 'max_value' }
+    ? { from: readingsWithSensor, time: 'r.ts', n: '1::float8', avg: 'value', min: 'value', max: 'value', only: normal ? `r.flags & ${FLAG.combined} = 0` : null }
+    : {
+        from: resolution === 'window' ? 'sensor_aggregates' : 'sensor_aggregates_hourly',
+        time: resolution === 'window' ? 'window_start' : 'hour_start',
+        ...(normal
+          ? { n: 'normal_count::float8', avg: 'normal_avg', min: 'normal_min', max: 'normal_max', only: 'normal_count > 0' }
+          : { n: 'count_readings::float8', avg: 'avg_value', min: 'min_value', max: 'max_value', only: null })
+      }
   // Buckets by date_bin on the timestamp (cheap per row), aligned to the epoch; converted to ms once per bucket.
   const bin = `date_bin(${param(p, bucketMs)}::float8 * interval '1 millisecond', ${table.time}, to_timestamp(0))`
-  const conds = [...keys, `${table.time} >= ${tsParam(p, f.from)}`, `${table.time} < ${tsParam(p, f.to)}`]
+  const conds = [...keys, `${table.time} >= ${tsParam(p, f.from)}`, `${table.time} < ${tsParam(p, f.to)}`, ...(table.only === null ? [] : [table.only])]
   const rows = await db.query<SeriesBucket & { rows: number }>(`
     SELECT "sensorType", name, ${timestampToMs('b')} AS t, avg, min, max, n, rows FROM (
       SELECT sensor_type AS "sensorType", ${name} AS name, ${bin} AS b,

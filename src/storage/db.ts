@@ -98,6 +98,14 @@ export async function openPostgres (url: string, max = 4): Promise<Db> {
   }
 }
 
+/**
+ * The embedded database runs as a single PostgreSQL backend: it checkpoints by itself when its
+ * write-ahead log reaches max_wal_size, and keeps at least min_wal_size of recycled segments. The
+ * server defaults (1 GB, 80 MB) let the data folder carry up to a gigabyte of log; a small
+ * application's folder should hold its data.
+ */
+const pgliteSettings = ['-c', 'max_wal_size=64MB', '-c', 'min_wal_size=32MB']
+
 /** Runs initdb for a new PGlite data folder in a child process: the memory it leaves behind goes with it. */
 async function initPgliteDataDir (dataDir: string): Promise<void> {
   const child = spawn(process.execPath, [fileURLToPath(new URL('./pglite-init.mjs', import.meta.url)), dataDir], { stdio: ['ignore', 'ignore', 'pipe'] })
@@ -114,7 +122,7 @@ export async function openPglite (dataDir: string): Promise<Db> {
       mkdirSync(dataDir, { recursive: true })
       if (!existsSync(join(dataDir, 'PG_VERSION'))) await initPgliteDataDir(dataDir)
     }
-    pg = await PGlite.create(dataDir, { parsers: { 20: (x: string) => Number(x) } })
+    pg = await PGlite.create(dataDir, { parsers: { 20: (x: string) => Number(x) }, startParams: [...PGlite.defaultStartParams, ...pgliteSettings] })
   } catch (err) {
     throw storageError(err, `cannot open the embedded database in ${dataDir}`)
   }

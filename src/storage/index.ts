@@ -8,7 +8,7 @@ export { type QueryFilter, param } from './filter-sql.ts'
 // The worker's write path.
 export { commitBatch } from './batch.ts'
 export { ensureDayPartitions, dropPartitionsBefore, summarizeTimeIndex } from './partitions.ts'
-export { copyReadingRows, insertReadings, loadReadingKeysSince, loadRecentReadings, readingColumns } from './readings.ts'
+export { copyReadingRows, insertReadings, loadReadingKeysSince, loadRecentReadings, readingColumns, resolveKeys } from './readings.ts'
 export { type LateReading, insertLateReadings, recentLateReadings } from './late-readings.ts'
 export { insertDeadLetters, recentDeadLetters } from './dead-letters.ts'
 export { finalizeWindows, mergeHourlyRollups, mergeWindowDeltas, recentAggregates } from './windows.ts'

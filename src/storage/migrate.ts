@@ -32,9 +32,23 @@ export async function migrate (db: Db): Promise<string[]> {
   return applied
 }
 
-/** Splits a migration script on semicolons at line ends, dropping comments (our files keep no ';' inside strings). */
+/**
+ * Splits a migration script on semicolons at line ends, dropping comments, but never inside a
+ * dollar-quoted body (`DO $$ … $$`). Our files keep no ';' or '--' inside strings.
+ */
 export function splitSql (script: string): string[] {
-  return script
-    .split(/\r?\n/).map(l => l.replace(/--.*$/, '')).join('\n')
-    .split(/;\s*(?:\n|$)/).map(s => s.trim()).filter(s => s.length > 0)
+  const statements: string[] = []
+  let current = ''
+  let quoted = false
+  for (const line of script.split(/\r?\n/)) {
+    const code = quoted ? line : line.replace(/--.*$/, '')
+    if ((code.match(/\$\$/g)?.length ?? 0) % 2 === 1) quoted = !quoted
+    current += code + '\n'
+    if (!quoted && /;\s*$/.test(code)) {
+      statements.push(current.trim().replace(/;$/, '').trim())
+      current = ''
+    }
+  }
+  statements.push(current.trim())
+  return statements.filter(s => s.length > 0)
 }

@@ -2,6 +2,7 @@
 import { timestampToMs } from './arrays.ts'
 import { type Queryable } from './db.ts'
 import { type QueryFilter, whereFilter } from './filter-sql.ts'
+import { FLAG, FLAGGED, kindJoin, readingsWithSensor } from './readings.ts'
 
 export interface StoredReading {
   sensorId: string
@@ -23,11 +24,14 @@ export interface StoredReading {
   explanation: string | null
 }
 
-// The output column "timestamp" (epoch ms) shadows the table's in ORDER BY: order by sensor_readings.timestamp.
-const readingColumns = `sensor_id AS "sensorId", sensor_type AS "sensorType", location, value,
-  ${timestampToMs('timestamp')} AS timestamp, unit, anomaly, anomaly_type AS "anomalyType",
-  rule_anomaly AS "ruleAnomaly", z_score AS "zScore", z_anomaly AS "zAnomaly", ml_score AS "mlScore",
-  ml_anomaly AS "mlAnomaly", model_version AS "modelVersion", combined_anomaly AS "combinedAnomaly", severity, explanation`
+// Every column of a stored reading, decoded from the compact row (readings.ts, FLAG).
+const readingColumns = `s.sensor_id AS "sensorId", s.sensor_type AS "sensorType", s.location, r.value,
+  ${timestampToMs('r.ts')} AS timestamp, s.unit, CASE WHEN r.flags & ${FLAG.labelled} <> 0 THEN r.flags & ${FLAG.labelAnomaly} <> 0 END AS anomaly,
+  k.name AS "anomalyType", r.flags & ${FLAG.rule} <> 0 AS "ruleAnomaly", r.z_score AS "zScore", r.flags & ${FLAG.z} <> 0 AS "zAnomaly",
+  r.ml_score AS "mlScore", CASE WHEN r.flags & ${FLAG.mlScored} <> 0 THEN r.flags & ${FLAG.ml} <> 0 END AS "mlAnomaly",
+  m.version AS "modelVersion", r.flags & ${FLAG.combined} <> 0 AS "combinedAnomaly",
+  (ARRAY['minor', 'major', 'critical'])[(r.flags >> ${FLAG.severityShift}) & 3] AS severity, r.explanation`
+const readingJoins = `${kindJoin} LEFT JOIN model_versions m ON m.model_key = r.model_key`
 
 /**
  * Newest event time seen (from the offsets table, without touching the raw readings), over all
@@ -44,17 +48,17 @@ export async function newestEventTime (db: Queryable, of?: { group: string, topi
 const MAX_LOOK_BACK_MS = 366 * 86_400_000
 
 /**
- * "The newest N raw rows" (of sensor_readings, with the filter and `extra` conditions) without
+ * "The newest N raw rows" (of readings with their sensor, the filter and `extra` conditions) without
  * sorting the whole range: look back from the newest event time (or `to`) over growing spans (the
  * BRIN index on time keeps each look cheap), never before `from`. The first span is a minute (for
  * N above 100 sized from a count of the last minute, so that no rows travel twice); each next one
  * from the rows the last one held, so a dense stream needs one or two looks and a sparse one a few
  * more; only when six looks (or a year) do not hold N rows is the whole range read.
  */
-async function newestFirst<T extends object> (db: Queryable, f: QueryFilter, select: string, extra: string[] = []): Promise<T[]> {
+async function newestFirst<T extends object> (db: Queryable, f: QueryFilter, select: string, extra: string[] = [], joins = ''): Promise<T[]> {
   const rowsOf = async (g: QueryFilter): Promise<T[]> => {
-    const w = whereFilter(g, 'timestamp', extra)
-    return await db.query<T>(`SELECT ${select} FROM sensor_readings ${w.sql} ORDER BY sensor_readings.timestamp DESC LIMIT $${w.params.length}`, w.params)
+    const w = whereFilter(g, 'r.ts', extra)
+    return await db.query<T>(`SELECT ${select} FROM ${readingsWithSensor} ${joins} ${w.sql} ORDER BY r.ts DESC LIMIT $${w.params.length}`, w.params)
   }
   const newest = await newestEventTime(db)
   if (newest === null) return await rowsOf(f)
@@ -62,9 +66,9 @@ async function newestFirst<T extends object> (db: Queryable, f: QueryFilter, sel
   const reaches = (span: number): boolean => f.from !== undefined && upper - span <= f.from
   let span = 60_000
   if (f.limit > 100 && !reaches(span)) {
-    const w = whereFilter({ ...f, from: upper - span }, 'timestamp', extra)
+    const w = whereFilter({ ...f, from: upper - span }, 'r.ts', extra)
     // The limit is the last parameter; the count does not use it.
-    const [c] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM sensor_readings ${w.sql}`, w.params.slice(0, -1))
+    const [c] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${readingsWithSensor} ${w.sql}`, w.params.slice(0, -1))
     const n = c?.n ?? 0
     if (n < f.limit) span *= n === 0 ? 60 : Math.min(Math.ceil(1.5 * f.limit / n), 1000)
   }
@@ -79,26 +83,27 @@ async function newestFirst<T extends object> (db: Queryable, f: QueryFilter, sel
 }
 
 export async function recentReadings (db: Queryable, f: QueryFilter): Promise<StoredReading[]> {
-  return await newestFirst<StoredReading>(db, f, readingColumns)
+  return await newestFirst<StoredReading>(db, f, readingColumns, [], readingJoins)
 }
 
 /** Which verdict makes a reading an anomaly in recentAnomalies: any detector, or one of them. */
 export type AnomalyDetector = 'any' | 'rule' | 'zscore' | 'ml' | 'combined'
-const anomalyCondition: Record<AnomalyDetector, string> = {
-  // Each condition implies the predicate of the partial indexes on flagged readings (0005), so the planner can use them.
-  any: '(rule_anomaly OR z_anomaly OR ml_anomaly)',
-  rule: 'rule_anomaly',
-  zscore: 'z_anomaly',
-  ml: 'ml_anomaly',
-  combined: 'combined_anomaly'
+// Each starts with the predicate of the partial indexes on flagged readings (0006), word for word,
+// so the planner can use them (it does not reason about bits). Every detector's flag implies it.
+const anomalyCondition: Record<AnomalyDetector, string[]> = {
+  any: [FLAGGED],
+  rule: [FLAGGED, `r.flags & ${FLAG.rule} <> 0`],
+  zscore: [FLAGGED, `r.flags & ${FLAG.z} <> 0`],
+  ml: [FLAGGED, `r.flags & ${FLAG.ml} <> 0`],
+  combined: [FLAGGED, `r.flags & ${FLAG.combined} <> 0`]
 }
 
 /** Readings flagged by any detector (rule, z-score, ML) or by the one given, newest first. */
 export async function recentAnomalies (db: Queryable, f: QueryFilter, detector: AnomalyDetector = 'any'): Promise<StoredReading[]> {
-  return await newestFirst<StoredReading>(db, f, readingColumns, [anomalyCondition[detector]])
+  return await newestFirst<StoredReading>(db, f, readingColumns, anomalyCondition[detector], readingJoins)
 }
 
 /** The Isolation Forest scores and combined verdicts of the newest scored readings. */
 export async function recentScores (db: Queryable, f: QueryFilter): Promise<{ mlScore: number, combinedAnomaly: boolean }[]> {
-  return await newestFirst(db, f, 'ml_score AS "mlScore", combined_anomaly AS "combinedAnomaly"', ['ml_score IS NOT NULL'])
+  return await newestFirst(db, f, `r.ml_score AS "mlScore", r.flags & ${FLAG.combined} <> 0 AS "combinedAnomaly"`, ['r.ml_score IS NOT NULL'])
 }

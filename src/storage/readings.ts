@@ -1,57 +1,140 @@
-// Readings as the worker writes and restores them: binary COPY of a batch with its verdicts, the
-// keys that tell duplicates, the newest readings that warm the detectors up.
-import { type Reading, type ScoredReading } from '../domain/index.ts'
-import { msToTimestamp, numberArray, textArray, timestampToMs } from './arrays.ts'
+// Readings as the worker writes and restores them: binary COPY of a batch into the compact rows of
+// `readings` (migration 0006), the keys that tell duplicates, the newest readings that warm the
+// detectors up; and the SQL that turns compact rows back into columns.
+import { type Reading, type ScoredReading, type Severity, type Verdict } from '../domain/index.ts'
+import { msToTimestamp, numberArray, timestampToMs } from './arrays.ts'
 import { BinaryCopy } from './copy-binary.ts'
 import { type Queryable } from './db.ts'
+import { nameKeys, seriesOf, upsertSensors } from './sensors.ts'
 
-/** Which of these (sensor, time) keys are already stored as readings (primary-key probes). Returns `${sensorId}|${ts}`. */
+/** Bits of readings.flags (migration 0006). */
+export const FLAG = {
+  rule: 1,
+  z: 2,
+  ml: 4,
+  mlScored: 8,
+  combined: 16,
+  /** Two bits from here: 1 minor, 2 major, 3 critical. */
+  severityShift: 5,
+  labelled: 128,
+  labelAnomaly: 256,
+  /** The anomaly_kinds key of the label from here. */
+  kindShift: 16
+} as const
+/** Any detector fired: the predicate of the partial indexes on flagged readings. */
+export const FLAGGED = 'flags & 7 <> 0'
+const severityCode: Record<Severity, number> = { minor: 1, major: 2, critical: 3 }
+
+/** A reading's flags: its verdicts, its label and the key of the label's kind. */
+export function readingFlags (r: Reading, v: Verdict, kindKey: number): number {
+  return (v.ruleAnomaly ? FLAG.rule : 0) | (v.zAnomaly ? FLAG.z : 0) | (v.mlAnomaly === true ? FLAG.ml : 0) |
+    (v.mlAnomaly === null ? 0 : FLAG.mlScored) | (v.anomaly ? FLAG.combined : 0) |
+    (v.severity === null ? 0 : severityCode[v.severity] << FLAG.severityShift) |
+    (r.anomaly === null ? 0 : FLAG.labelled) | (r.anomaly === true ? FLAG.labelAnomaly : 0) | (kindKey << FLAG.kindShift)
+}
+
+/** The columns of `readings` in COPY order. */
+export const readingColumns = ['ts', 'value', 'sensor_key', 'flags', 'z_score', 'ml_score', 'model_key', 'explanation'] as const
+
+/** Keys of the dimensions a batch's rows refer to. */
+export interface ReadingKeys {
+  sensors: ReadonlyMap<string, number>
+  kinds: ReadonlyMap<string, number>
+  models: ReadonlyMap<string, number>
+}
+
+/**
+ * The model version and explanation are kept where they say something: on readings a detector
+ * flagged (the rest carry their scores and flags only).
+ */
+const flagged = (v: Verdict): boolean => v.ruleAnomaly || v.zAnomaly || v.mlAnomaly === true || v.severity !== null
+
+/** Upserts the batch's sensors (with their event-time span) and the names its rows refer to; returns their keys. */
+export async function resolveKeys (tx: Queryable, rows: readonly ScoredReading[]): Promise<ReadingKeys> {
+  const kinds = new Set<string>()
+  const models = new Set<string>()
+  for (const { reading: r, verdict: v } of rows) {
+    if (r.anomalyKind !== null) kinds.add(r.anomalyKind)
+    if (v.modelVersion !== null && flagged(v)) models.add(v.modelVersion)
+  }
+  return {
+    sensors: await upsertSensors(tx, rows),
+    kinds: await nameKeys(tx, 'anomaly_kinds', kinds),
+    models: await nameKeys(tx, 'model_versions', models)
+  }
+}
+
+/** Appends readings with their verdicts as binary COPY rows (`readingColumns` order and types). */
+export function copyReadingRows (c: BinaryCopy, rows: readonly ScoredReading[], keys: ReadingKeys): void {
+  for (const { reading: r, verdict: v } of rows) {
+    const kind = r.anomalyKind === null ? 0 : keys.kinds.get(r.anomalyKind) ?? 0
+    const keep = flagged(v)
+    c.row(readingColumns.length)
+    c.timestamptz(r.ts); c.float8(r.value); c.int4(keys.sensors.get(seriesOf(r)) ?? missingKey(r)); c.int4(readingFlags(r, v, kind))
+    c.float4(v.zScore); c.float4(v.mlScore)
+    c.int4(keep && v.modelVersion !== null ? keys.models.get(v.modelVersion) ?? null : null)
+    c.text(keep ? v.explanation : null)
+  }
+}
+
+function missingKey (r: Reading): never {
+  throw new Error(`no sensor key for ${r.sensorId} (${r.sensorType}, ${r.location}, ${r.unit}): resolveKeys must see every row`)
+}
+
+/**
+ * Bulk-loads readings with their verdicts (COPY into the day partitions of `readings`), after
+ * recording their sensors. The caller has removed duplicates (see commitBatch).
+ */
+export async function insertReadings (tx: Queryable, rows: readonly ScoredReading[]): Promise<void> {
+  if (rows.length === 0) return
+  const keys = await resolveKeys(tx, rows)
+  const c = new BinaryCopy(rows.length * 64).begin()
+  copyReadingRows(c, rows, keys)
+  await tx.copyFrom('readings', readingColumns, c.end())
+}
+
+/** FROM clause of readings with their sensor (alias r and s), for the column expressions below. */
+export const readingsWithSensor = 'readings r JOIN sensors s ON s.sensor_key = r.sensor_key'
+/** The reading's own columns (a Reading's fields) from `readingsWithSensor`; the kind needs `LEFT JOIN anomaly_kinds k`. */
+export const readingFields = `s.sensor_id AS "sensorId", s.sensor_type AS "sensorType", s.location, r.value, ${timestampToMs('r.ts')} AS ts, s.unit,
+  CASE WHEN r.flags & ${FLAG.labelled} <> 0 THEN r.flags & ${FLAG.labelAnomaly} <> 0 END AS anomaly, k.name AS "anomalyKind"`
+export const kindJoin = `LEFT JOIN anomaly_kinds k ON k.kind_key = r.flags >> ${FLAG.kindShift}`
+
+/**
+ * Which of these (sensor, time) keys are already stored as readings. Returns `${sensorId}|${ts}`.
+ * There is no index on (sensor, time): the keys are looked up by time range (BRIN), an hour of
+ * event time at most per query, so scattered late readings never scan much.
+ */
 export async function findStoredKeys (tx: Queryable, keys: readonly { sensorId: string, ts: number }[]): Promise<Set<string>> {
-  if (keys.length === 0) return new Set()
-  const rows = await tx.query<{ s: string, ts: number }>(`
-    SELECT x.s, x.ts FROM unnest($1::text[], $2::float8[]) AS x(s, ts)
-    WHERE EXISTS (SELECT 1 FROM sensor_readings r WHERE r.sensor_id = x.s AND r.timestamp = ${msToTimestamp('x.ts')})`,
-  [textArray(keys.map(k => k.sensorId)), numberArray(keys.map(k => k.ts))])
-  return new Set(rows.map(r => `${r.s}|${r.ts}`))
+  const found = new Set<string>()
+  if (keys.length === 0) return found
+  const wanted = new Set(keys.map(k => `${k.sensorId}|${k.ts}`))
+  const times = [...new Set(keys.map(k => k.ts))].sort((a, b) => a - b)
+  const clusters: number[][] = []
+  for (const t of times) {
+    const last = clusters.at(-1)
+    if (last !== undefined && t - last[0]! <= 3_600_000) last.push(t)
+    else clusters.push([t])
+  }
+  for (const ts of clusters) {
+    const rows = await tx.query<{ s: string, ts: number }>(`
+      SELECT s.sensor_id AS s, ${timestampToMs('r.ts')} AS ts FROM ${readingsWithSensor}
+      WHERE r.ts >= ${msToTimestamp('$1::float8')} AND r.ts <= ${msToTimestamp('$2::float8')}
+        AND r.ts = ANY(ARRAY(SELECT ${msToTimestamp('x')} FROM unnest($3::float8[]) AS x))`,
+    [ts[0], ts[ts.length - 1], numberArray(ts)])
+    for (const r of rows) {
+      const key = `${r.s}|${r.ts}`
+      if (wanted.has(key)) found.add(key)
+    }
+  }
+  return found
 }
 
 /** (sensor, time) of every stored reading at or after `sinceMs`: rebuilds the de-duplication state. */
 export async function loadReadingKeysSince (db: Queryable, sinceMs: number): Promise<{ sensorId: string, ts: number }[]> {
-  const select = `SELECT sensor_id AS "sensorId", ${timestampToMs('timestamp')} AS ts FROM sensor_readings`
+  const select = `SELECT s.sensor_id AS "sensorId", ${timestampToMs('r.ts')} AS ts FROM ${readingsWithSensor}`
   if (!Number.isFinite(sinceMs)) return await db.query(select)
-  return await db.query(`${select} WHERE timestamp >= ${msToTimestamp('$1::float8')}`, [sinceMs])
-}
-
-/** The columns of sensor_readings that a reading fills, in COPY order. */
-export const readingColumns = ['sensor_id', 'sensor_type', 'location', 'value', 'timestamp', 'unit', 'anomaly', 'anomaly_type', 'seq',
-  'rule_anomaly', 'z_score', 'z_anomaly', 'ml_score', 'ml_anomaly', 'model_version', 'combined_anomaly', 'severity', 'explanation'] as const
-
-/** Appends readings with their verdicts as binary COPY rows (`readingColumns` order and types). */
-export function copyReadingRows (c: BinaryCopy, rows: readonly ScoredReading[]): void {
-  for (const { reading: r, verdict: d } of rows) {
-    c.row(readingColumns.length)
-    c.text(r.sensorId); c.text(r.sensorType); c.text(r.location); c.float8(r.value); c.timestamptz(r.ts)
-    c.text(r.unit); c.bool(r.anomaly); c.text(r.anomalyKind); c.int8(r.seq); c.bool(d.ruleAnomaly)
-    c.float8(d.zScore); c.bool(d.zAnomaly); c.float8(d.mlScore); c.bool(d.mlAnomaly); c.text(d.modelVersion)
-    c.bool(d.anomaly); c.text(d.severity); c.text(d.explanation)
-  }
-}
-
-/** Readings with their verdicts as one binary COPY stream. */
-export function readingsCopyBinary (rows: readonly ScoredReading[]): Buffer {
-  const c = new BinaryCopy(rows.length * 160).begin()
-  copyReadingRows(c, rows)
-  return c.end()
-}
-
-/**
- * Bulk-loads readings with their verdicts (COPY). The caller has removed duplicates; if one slipped
- * through, the primary key fails the whole batch (retried from the stored offsets) instead of
- * counting it twice.
- */
-export async function insertReadings (tx: Queryable, rows: readonly ScoredReading[]): Promise<void> {
-  if (rows.length === 0) return
-  await tx.copyFrom('sensor_readings', readingColumns, readingsCopyBinary(rows))
+  return await db.query(`${select} WHERE r.ts >= ${msToTimestamp('$1::float8')}`, [sinceMs])
 }
 
 /**
@@ -60,10 +143,8 @@ export async function insertReadings (tx: Queryable, rows: readonly ScoredReadin
  */
 export async function loadRecentReadings (db: Queryable, sinceMs: number, perSensor: number): Promise<Reading[]> {
   return await db.query<Reading>(`
-    SELECT "sensorId", "sensorType", location, value, ts, unit, anomaly, "anomalyKind", seq FROM (
-      SELECT sensor_id AS "sensorId", sensor_type AS "sensorType", location, value, ${timestampToMs('timestamp')} AS ts, unit,
-        anomaly, anomaly_type AS "anomalyKind", seq::float8 AS seq,
-        row_number() OVER (PARTITION BY sensor_id ORDER BY timestamp DESC) AS n
-      FROM sensor_readings WHERE timestamp >= ${msToTimestamp('$1::float8')}) r
+    SELECT "sensorId", "sensorType", location, value, ts, unit, anomaly, "anomalyKind", NULL::float8 AS seq FROM (
+      SELECT ${readingFields}, row_number() OVER (PARTITION BY s.sensor_id ORDER BY r.ts DESC) AS n
+      FROM ${readingsWithSensor} ${kindJoin} WHERE r.ts >= ${msToTimestamp('$1::float8')}) x
     WHERE n <= $2 ORDER BY "sensorId", ts`, [sinceMs, perSensor])
 }

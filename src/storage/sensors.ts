@@ -1,35 +1,58 @@
-// sensors: one row per sensor seen, with its first and newest event time.
+// sensors: the dimension of the readings. One row per sensor with its type, location and unit, and
+// the first and newest event time seen; a new row (a new key) only when a sensor's type, location
+// or unit changes, so every stored reading keeps where and what it was.
 import { type Reading, type ScoredReading } from '../domain/index.ts'
 import { msToTimestamp, numberArray, textArray } from './arrays.ts'
 import { type Queryable } from './db.ts'
 
+/** The identity of a sensor row: id, type, location and unit. */
+export const seriesOf = (r: Reading): string => `${r.sensorId}\u0000${r.sensorType}\u0000${r.location}\u0000${r.unit}`
+
 /**
- * Records the sensors of a batch with the event time span it covered (one row per sensor; a
- * repeated delivery changes nothing). Location, type and unit follow the sensor's newest reading.
+ * Records the sensors of a batch with the event time span it covered and returns their keys by
+ * `seriesOf` (a repeated delivery changes nothing).
  */
-export async function upsertSensors (tx: Queryable, scored: readonly ScoredReading[]): Promise<void> {
-  if (scored.length === 0) return
+export async function upsertSensors (tx: Queryable, scored: readonly ScoredReading[]): Promise<Map<string, number>> {
+  if (scored.length === 0) return new Map()
   const seen = new Map<string, { r: Reading, first: number, last: number }>()
   for (const { reading: r } of scored) {
-    const s = seen.get(r.sensorId)
-    if (s === undefined) seen.set(r.sensorId, { r, first: r.ts, last: r.ts })
+    const key = seriesOf(r)
+    const s = seen.get(key)
+    if (s === undefined) seen.set(key, { r, first: r.ts, last: r.ts })
     else {
       if (r.ts < s.first) s.first = r.ts
-      if (r.ts >= s.last) { s.last = r.ts; s.r = r }
+      if (r.ts > s.last) s.last = r.ts
     }
   }
-  // In sensor order: concurrent workers lock rows in the same order.
-  const rows = [...seen.values()].sort((a, b) => a.r.sensorId < b.r.sensorId ? -1 : a.r.sensorId > b.r.sensorId ? 1 : 0)
-  await tx.query(`
+  // In a fixed order: concurrent workers lock rows in the same order.
+  const rows = [...seen].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(([, x]) => x)
+  const stored = await tx.query<{ k: number, id: string, t: string, l: string, u: string }>(`
     INSERT INTO sensors AS s (sensor_id, sensor_type, location, unit, first_seen, last_seen)
     SELECT id, t, l, u, ${msToTimestamp('f')}, ${msToTimestamp('la')}
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[]) AS x(id, t, l, u, f, la)
-    ON CONFLICT (sensor_id) DO UPDATE SET
+    ON CONFLICT (sensor_id, sensor_type, location, unit) DO UPDATE SET
       first_seen = least(s.first_seen, excluded.first_seen),
-      last_seen = greatest(s.last_seen, excluded.last_seen),
-      sensor_type = CASE WHEN excluded.last_seen >= s.last_seen THEN excluded.sensor_type ELSE s.sensor_type END,
-      location = CASE WHEN excluded.last_seen >= s.last_seen THEN excluded.location ELSE s.location END,
-      unit = CASE WHEN excluded.last_seen >= s.last_seen THEN excluded.unit ELSE s.unit END`,
+      last_seen = greatest(s.last_seen, excluded.last_seen)
+    RETURNING sensor_key AS k, sensor_id AS id, sensor_type AS t, location AS l, unit AS u`,
   [textArray(rows.map(x => x.r.sensorId)), textArray(rows.map(x => x.r.sensorType)), textArray(rows.map(x => x.r.location)),
     textArray(rows.map(x => x.r.unit)), numberArray(rows.map(x => x.first)), numberArray(rows.map(x => x.last))])
+  return new Map(stored.map(s => [`${s.id}\u0000${s.t}\u0000${s.l}\u0000${s.u}`, s.k]))
+}
+
+/**
+ * Keys of names in a dimension table that assigns one on first sight (anomaly_kinds,
+ * model_versions): inserts the missing names and returns every name's key.
+ */
+export async function nameKeys (tx: Queryable, table: 'anomaly_kinds' | 'model_versions', names: ReadonlySet<string>): Promise<Map<string, number>> {
+  if (names.size === 0) return new Map()
+  const [key, name] = table === 'anomaly_kinds' ? ['kind_key', 'name'] : ['model_key', 'version']
+  const list = textArray([...names].sort())
+  const select = `SELECT ${key} AS k, ${name} AS n FROM ${table} WHERE ${name} = ANY($1::text[])`
+  // The insert's own rows come back from RETURNING, the others from the select (same snapshot).
+  let rows = await tx.query<{ k: number, n: string }>(`
+    WITH ins AS (INSERT INTO ${table} (${name}) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING ${key} AS k, ${name} AS n)
+    SELECT k, n FROM ins UNION ALL ${select}`, [list])
+  // A name another transaction inserted and committed meanwhile is visible to a new statement.
+  if (rows.length < names.size) rows = await tx.query(select, [list])
+  return new Map(rows.map(r => [r.n, r.k]))
 }

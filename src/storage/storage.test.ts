@@ -20,7 +20,7 @@ import {
   countDetections, loadDetectionCounts, loadLatestModels, mergeDetectionCounts, recentModels, saveModels, type StoredModel
 } from './index.ts'
 import { splitSql } from './migrate.ts'
-import { MODELS_KEPT } from './models.ts'
+import { MODEL_TREES_KEPT, MODEL_VERSIONS_KEPT } from './models.ts'
 import { fencePartitions, saveProgress } from './progress.ts'
 import { findStoredKeys } from './readings.ts'
 
@@ -69,7 +69,7 @@ async function rolledBack (db: Db, fn: (tx: Queryable) => Promise<void>): Promis
   }
 }
 
-/** Every stored column of sensor_readings, timestamps as epoch ms. */
+/** Every column of sensor_readings (the view over the compact rows), timestamps as epoch ms. */
 interface RawRow {
   sensor_id: string
   sensor_type: string
@@ -79,7 +79,6 @@ interface RawRow {
   unit: string
   anomaly: boolean | null
   anomaly_type: string | null
-  seq: number | null
   rule_anomaly: boolean
   z_score: number | null
   z_anomaly: boolean
@@ -93,10 +92,15 @@ interface RawRow {
 
 async function rawReadings (q: Queryable, where: string, params: unknown[]): Promise<RawRow[]> {
   return await q.query<RawRow>(`SELECT sensor_id, sensor_type, location, value, round(extract(epoch FROM timestamp) * 1000)::float8 AS ts,
-    unit, anomaly, anomaly_type, seq, rule_anomaly, z_score, z_anomaly, ml_score, ml_anomaly, model_version, combined_anomaly, severity, explanation
+    unit, anomaly, anomaly_type, rule_anomaly, z_score, z_anomaly, ml_score, ml_anomaly, model_version, combined_anomaly, severity, explanation
     FROM sensor_readings WHERE ${where} ORDER BY timestamp, sensor_id`, params)
 }
 
+/**
+ * What is stored of a scored reading: the scores as float4, the model version and explanation only
+ * where a detector flagged it (the sequence number is not stored).
+ */
+const flagged = (v: Verdict): boolean => v.ruleAnomaly || v.zAnomaly || v.mlAnomaly === true || v.severity !== null
 const toRaw = ({ reading: r, verdict: v }: ScoredReading): RawRow => ({
   sensor_id: r.sensorId,
   sensor_type: r.sensorType,
@@ -106,16 +110,15 @@ const toRaw = ({ reading: r, verdict: v }: ScoredReading): RawRow => ({
   unit: r.unit,
   anomaly: r.anomaly,
   anomaly_type: r.anomalyKind,
-  seq: r.seq,
   rule_anomaly: v.ruleAnomaly,
-  z_score: v.zScore,
+  z_score: v.zScore === null ? null : Math.fround(v.zScore),
   z_anomaly: v.zAnomaly,
-  ml_score: v.mlScore,
+  ml_score: v.mlScore === null ? null : Math.fround(v.mlScore),
   ml_anomaly: v.mlAnomaly,
-  model_version: v.modelVersion,
+  model_version: flagged(v) ? v.modelVersion : null,
   combined_anomaly: v.anomaly,
   severity: v.severity,
-  explanation: v.explanation
+  explanation: flagged(v) ? v.explanation : null
 })
 
 /** Bit-exact number comparison (tells -0 from 0 and matches NaN). */
@@ -134,7 +137,7 @@ function assertSameRows (actual: RawRow[], expected: RawRow[]): void {
     const a = actual[i]!
     const e = expected[i]!
     for (const k of Object.keys(e) as (keyof RawRow)[]) {
-      if (k === 'value' || k === 'z_score' || k === 'ml_score' || k === 'ts' || k === 'seq') {
+      if (k === 'value' || k === 'z_score' || k === 'ml_score' || k === 'ts') {
         sameNumber(a[k], e[k], `row ${i} ${k}`)
       } else {
         assert.equal(a[k], e[k], `row ${i} ${k}`)
@@ -179,7 +182,7 @@ const sleep = async (ms: number): Promise<void> => { await new Promise(resolve =
 
 async function partitionsOf (q: Queryable): Promise<string[]> {
   const rows = await q.query<{ name: string }>(`SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-    JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'sensor_readings' ORDER BY 1`)
+    JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'readings' ORDER BY 1`)
   return rows.map(r => r.name)
 }
 
@@ -206,6 +209,11 @@ test('splitSql - drops comments and splits on semicolons at line ends', () => {
   deepEqual(splitSql(''), [])
   deepEqual(splitSql('-- only a comment\n\n  \n'), [])
   deepEqual(splitSql('SELECT 2'), ['SELECT 2'], 'the last statement needs no semicolon')
+})
+
+test('splitSql - a dollar-quoted body stays one statement, its semicolons and dashes included', () => {
+  const script = 'CREATE TABLE t (x int);\nDO $$\nDECLARE d date; -- kept\nBEGIN\n  PERFORM 1;\nEND $$;\nSELECT 1;'
+  deepEqual(splitSql(script), ['CREATE TABLE t (x int)', 'DO $$\nDECLARE d date; -- kept\nBEGIN\n  PERFORM 1;\nEND $$', 'SELECT 1'])
 })
 
 test('splitSql - a script with Windows line ends splits like the same script with \\n', () => {
@@ -274,17 +282,17 @@ for (const tdb of testDatabases) {
       await ensureDayPartitions(db, times)
       await ensureDayPartitions(db, times)
       await ensureDayPartitions(db, [d1 + 3 * DAY + 1])
-      const mine = (await partitionsOf(db)).filter(n => n.startsWith('sensor_readings_2001'))
-      deepEqual(mine, ['sensor_readings_20010301', 'sensor_readings_20010302', 'sensor_readings_20010303', 'sensor_readings_20010304'])
+      const mine = (await partitionsOf(db)).filter(n => n.startsWith('readings_2001'))
+      deepEqual(mine, ['readings_20010301', 'readings_20010302', 'readings_20010303', 'readings_20010304'])
       const bounds = await db.query<{ b: string }>(`SELECT pg_get_expr(c.relpartbound, c.oid) AS b FROM pg_class c
-        WHERE c.relname = 'sensor_readings_20010302'`)
+        WHERE c.relname = 'readings_20010302'`)
       assert.match(bounds[0]!.b, /2001-03-02 00:00:00\+00.*2001-03-03 00:00:00\+00/)
 
       // Rows land in their day, the last millisecond of a day included.
       await insertReadings(db, [scored({ sensorId: 'part-1', ts: d1 + DAY - 1 }), scored({ sensorId: 'part-1', ts: d1 + DAY })])
-      const perPartition = await db.query<{ p: string, n: number }>(`SELECT tableoid::regclass::text AS p, count(*)::int AS n
-        FROM sensor_readings WHERE sensor_id = 'part-1' GROUP BY 1 ORDER BY 1`)
-      deepEqual(perPartition.map(r => [r.p, r.n]), [['sensor_readings_20010301', 1], ['sensor_readings_20010302', 1]])
+      const perPartition = await db.query<{ p: string, n: number }>(`SELECT r.tableoid::regclass::text AS p, count(*)::int AS n
+        FROM readings r JOIN sensors s USING (sensor_key) WHERE s.sensor_id = 'part-1' GROUP BY 1 ORDER BY 1`)
+      deepEqual(perPartition.map(r => [r.p, r.n]), [['readings_20010301', 1], ['readings_20010302', 1]])
 
       // A second process (its own Db, its own cache) creating the same partitions is fine.
       if (ctx.url !== null) {
@@ -298,21 +306,21 @@ for (const tdb of testDatabases) {
       await ensureDayPartitions(db, [d1 + 4 * DAY])
 
       // The cut is the end of 2001-03-02: 0301 and 0302 go (0302 ends exactly at the cut), 0303 stays.
-      deepEqual((await dropPartitionsBefore(db, d1 + 2 * DAY)).sort(), ['sensor_readings_20010301', 'sensor_readings_20010302'])
-      deepEqual((await partitionsOf(db)).filter(n => n.startsWith('sensor_readings_2001')),
-        ['sensor_readings_20010303', 'sensor_readings_20010304', 'sensor_readings_20010305'])
+      deepEqual((await dropPartitionsBefore(db, d1 + 2 * DAY)).sort(), ['readings_20010301', 'readings_20010302'])
+      deepEqual((await partitionsOf(db)).filter(n => n.startsWith('readings_2001')),
+        ['readings_20010303', 'readings_20010304', 'readings_20010305'])
       deepEqual(await dropPartitionsBefore(db, d1 + 2 * DAY), [], 'nothing more to drop')
       deepEqual(await dropPartitionsBefore(db, d1 + 3 * DAY - 1), [], 'a cut inside a day keeps that day')
-      assert.ok((await partitionsOf(db)).includes('sensor_readings_20260115'), 'later partitions are kept')
+      assert.ok((await partitionsOf(db)).includes('readings_20260115'), 'later partitions are kept')
       const left = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM sensor_readings WHERE sensor_id = 'part-1'")
       assert.equal(left[0]!.n, 0, 'the dropped rows are gone')
 
       // A dropped day can be created again (the cache forgets it).
       await ensureDayPartitions(db, [d1 + 10])
-      assert.ok((await partitionsOf(db)).includes('sensor_readings_20010301'))
+      assert.ok((await partitionsOf(db)).includes('readings_20010301'))
       await insertReadings(db, [scored({ sensorId: 'part-2', ts: d1 + 10 })])
       deepEqual((await dropPartitionsBefore(db, d1 + 10 * DAY)).sort(),
-        ['sensor_readings_20010301', 'sensor_readings_20010303', 'sensor_readings_20010304', 'sensor_readings_20010305'])
+        ['readings_20010301', 'readings_20010303', 'readings_20010304', 'readings_20010305'])
     })
 
     test(`${name}: insertReadings (COPY) stores every column exactly`, async () => {
@@ -343,32 +351,34 @@ for (const tdb of testDatabases) {
       sameNumber(row?.z_score, -0, 'z_score')
     })
 
-    // Unpatched, postgres.js 3.4.9 never settles the COPY writable when the server rejects the data
+    // Unpatched, postgres.js 3.4.x never settles the COPY writable when the server rejects the data
     // after CopyDone (porsager/postgres#1173): the transaction would hang, never roll back, and hold
-    // its connection 'idle in transaction (aborted)'. patches/ applies the fix; this guards it. On
-    // PostgreSQL the batch runs on a connection of its own, is given 1.5 s, and is then killed so the
-    // suite goes on.
-    test(`${name}: a duplicate (sensor_id, timestamp) makes insertReadings throw and the transaction roll back`,
+    // its connection 'idle in transaction (aborted)'. scripts/patch-postgres.mjs (postinstall)
+    // applies the fix; this guards it. A reading in a day without a partition is what the server
+    // rejects here. On PostgreSQL the batch runs on a connection of its own, is given 1.5 s, and is
+    // then killed so the suite goes on.
+    test(`${name}: a COPY the server rejects makes insertReadings throw and the transaction roll back`,
       async () => {
-        const loc = 'copy-dup'
-        await insertReadings(db, [scored({ sensorId: 'dup-1', location: loc, ts: T0 })])
+        const loc = 'copy-rejected'
+        await insertReadings(db, [scored({ sensorId: 'rej-1', location: loc, ts: T0 })])
         const wdb = ctx.url === null ? db : await openPostgres(ctx.url, 1)
         const pending: Promise<unknown>[] = []
         let hung = false
+        const noPartition = Date.UTC(2099, 0, 1)
         try {
           for (const batch of [
-            [scored({ sensorId: 'dup-2', location: loc, ts: T0 }), scored({ sensorId: 'dup-1', location: loc, ts: T0, value: 99 })],
-            [scored({ sensorId: 'dup-3', location: loc, ts: T0 + 5 }), scored({ sensorId: 'dup-3', location: loc, ts: T0 + 5, value: 99 })]
+            [scored({ sensorId: 'rej-2', location: loc, ts: T0 }), scored({ sensorId: 'rej-1', location: loc, ts: noPartition })],
+            [scored({ sensorId: 'rej-3', location: loc, ts: noPartition + 5 })]
           ]) {
             const tx = wdb.transaction(async tx => {
-              await insertLateReadings(tx, [late({ sensorId: 'dup-late', location: loc, ts: T0 - DAY }, T0 - DAY, T0)])
+              await insertLateReadings(tx, [late({ sensorId: 'rej-late', location: loc, ts: T0 - DAY }, T0 - DAY, T0)])
               await mergeWindowDeltas(tx, [delta(loc, 'temperature', T0, accOf([1, 2]))])
               await insertReadings(tx, batch)
             })
             pending.push(tx.catch(() => {}))
             const timeout = sleep(1500).then(() => { hung = true; throw new Error('insertReadings neither returned nor threw within 1.5 s') })
             await assert.rejects(Promise.race([tx, timeout]), (err: { code?: string }) => {
-              assert.equal(err.code, '23505', 'unique violation')
+              assert.equal(err.code, '23514', 'no partition of relation "readings" found for row')
               return true
             })
           }
@@ -384,11 +394,12 @@ for (const tdb of testDatabases) {
             }
           }
         }
-        deepEqual((await rawReadings(db, 'location = $1', [loc])).map(r => [r.sensor_id, r.value]), [['dup-1', 21.5]])
+        deepEqual((await rawReadings(db, 'location = $1', [loc])).map(r => [r.sensor_id, r.value]), [['rej-1', 21.5]])
         deepEqual(await db.query('SELECT 1 FROM late_readings WHERE location = $1', [loc]), [])
         deepEqual(await db.query('SELECT 1 FROM sensor_aggregates WHERE location = $1', [loc]), [])
+        deepEqual(await db.query("SELECT 1 FROM sensors WHERE sensor_id IN ('rej-2', 'rej-3')"), [], 'the sensors recorded first roll back too')
         // The database is usable after the failed transactions.
-        await db.transaction(async tx => { await insertReadings(tx, [scored({ sensorId: 'dup-2', location: loc, ts: T0 })]) })
+        await db.transaction(async tx => { await insertReadings(tx, [scored({ sensorId: 'rej-2', location: loc, ts: T0 })]) })
         assert.equal((await rawReadings(db, 'location = $1', [loc])).length, 2)
       })
 
@@ -657,18 +668,19 @@ for (const tdb of testDatabases) {
         scored({ sensorId: 'mlv-3', location: loc, ts: T0 + 3, value: 0 }, { mlAnomaly: false, mlScore: 0.2, ruleAnomaly: true })
       ])
       const rows = await db.query(`SELECT sensor_id, sensor_type, location, value, round(extract(epoch FROM timestamp) * 1000)::float8 AS ts,
-        is_anomaly, anomaly_score, rule_based_anomaly, z_score, z_anomaly, model_version, labelled_anomaly, anomaly_type, created_at IS NOT NULL AS created
+        is_anomaly, anomaly_score, rule_based_anomaly, z_score, z_anomaly, model_version, labelled_anomaly, anomaly_type
         FROM ml_anomaly_predictions WHERE location = $1 ORDER BY timestamp`, [loc])
+      // Scores are stored as float4; the model version only where a detector flagged the reading.
       deepEqual(rows, [
-        { sensor_id: 'mlv-1', sensor_type: 'temperature', location: loc, value: 3.25, ts: T0 + 1, is_anomaly: true, anomaly_score: 0.71, rule_based_anomaly: true, z_score: 4.5, z_anomaly: true, model_version: 'if-7', labelled_anomaly: true, anomaly_type: 'spike', created: true },
-        { sensor_id: 'mlv-2', sensor_type: 'temperature', location: loc, value: -1, ts: T0 + 2, is_anomaly: false, anomaly_score: null, rule_based_anomaly: false, z_score: null, z_anomaly: false, model_version: null, labelled_anomaly: false, anomaly_type: null, created: true },
-        { sensor_id: 'mlv-3', sensor_type: 'temperature', location: loc, value: 0, ts: T0 + 3, is_anomaly: false, anomaly_score: 0.2, rule_based_anomaly: true, z_score: 0.5, z_anomaly: false, model_version: 'if-1', labelled_anomaly: false, anomaly_type: null, created: true }
+        { sensor_id: 'mlv-1', sensor_type: 'temperature', location: loc, value: 3.25, ts: T0 + 1, is_anomaly: true, anomaly_score: Math.fround(0.71), rule_based_anomaly: true, z_score: 4.5, z_anomaly: true, model_version: 'if-7', labelled_anomaly: true, anomaly_type: 'spike' },
+        { sensor_id: 'mlv-2', sensor_type: 'temperature', location: loc, value: -1, ts: T0 + 2, is_anomaly: false, anomaly_score: null, rule_based_anomaly: false, z_score: null, z_anomaly: false, model_version: null, labelled_anomaly: false, anomaly_type: null },
+        { sensor_id: 'mlv-3', sensor_type: 'temperature', location: loc, value: 0, ts: T0 + 3, is_anomaly: false, anomaly_score: Math.fround(0.2), rule_based_anomaly: true, z_score: 0.5, z_anomaly: false, model_version: 'if-1', labelled_anomaly: false, anomaly_type: null }
       ])
     })
 
     test(`${name}: recentReadings and recentAnomalies honour location, sensorType, from (inclusive), to (exclusive), limit, newest first`, async () => {
       await rolledBack(db, async tx => {
-        await tx.query('DELETE FROM sensor_readings')
+        await tx.query('DELETE FROM readings')
         const rows = [
           scored({ sensorId: 'r-1', location: 'lab', sensorType: 'temperature', ts: T0 }),
           scored({ sensorId: 'r-2', location: 'lab', sensorType: 'humidity', ts: T0 + 500, unit: '%' }, { zAnomaly: true, zScore: -Infinity }),
@@ -818,8 +830,9 @@ for (const tdb of testDatabases) {
       })
     })
 
-    test(`${name}: saveModels keeps the newest ${MODELS_KEPT} per key; loadLatestModels returns the newest of each key, bytes intact`, async () => {
+    test(`${name}: saveModels lists the newest ${MODEL_VERSIONS_KEPT} versions per key, their trees hourly and on the newest ${MODEL_TREES_KEPT}; loadLatestModels returns the newest with trees, bytes intact`, async () => {
       await rolledBack(db, async tx => {
+        // One model every 5 minutes of event time, as the forest retrains.
         const model = (key: string, sequence: number): StoredModel => ({
           version: `${key}#${sequence}`,
           key,
@@ -831,13 +844,21 @@ for (const tdb of testDatabases) {
           offset: -0.55 - sequence / 1000,
           model: Uint8Array.from(Buffer.from(`model ${key} ${sequence}: any bytes, stored as they are \u0000\u00ff`))
         })
-        for (let i = 1; i <= 12; i++) await saveModels(tx, [model('sm-a', i)])
-        await saveModels(tx, [model('sm-b', 1), model('sm-b', 2)])
-        await saveModels(tx, [{ ...model('sm-b', 2), samples: 5 }]) // a version already stored stays as it is
-        const kept = await tx.query<{ version: string }>("SELECT version FROM anomaly_models WHERE model_key = 'sm-a' ORDER BY sequence")
-        deepEqual(kept.map(k => k.version), [3, 4, 5, 6, 7, 8, 9, 10, 11, 12].map(i => `sm-a#${i}`))
+        const hour = 3_600_000
+        for (let i = 1; i <= 40; i++) await saveModels(tx, [model('sm-a', i)], hour)
+        await saveModels(tx, [model('sm-b', 1), model('sm-b', 2)], hour)
+        await saveModels(tx, [{ ...model('sm-b', 2), samples: 5 }], hour) // a version already stored stays as it is
+        await saveModels(tx, [model('sm-c', 1), model('sm-c', 2), model('sm-c', 3)], 0) // every model's trees
+        const kept = await tx.query<{ version: string, trees: boolean }>(
+          "SELECT version, model IS NOT NULL AS trees FROM anomaly_models WHERE model_key = 'sm-a' ORDER BY sequence")
+        // Trees at sequences 1, 13, 25 and 37 (12 models apart: an hour); the newest two of them are kept.
+        deepEqual(kept.map(k => `${k.version}${k.trees ? '+' : ''}`),
+          Array.from({ length: 20 }, (_, i) => `sm-a#${21 + i}${21 + i === 25 || 21 + i === 37 ? '+' : ''}`))
         const latest = (await loadLatestModels(tx)).filter(m => m.key.startsWith('sm-'))
-        deepEqual(latest.map(m => ({ ...m, model: Uint8Array.from(m.model) })), [model('sm-a', 12), model('sm-b', 2)])
+        deepEqual(latest.map(m => ({ ...m, model: Uint8Array.from(m.model) })), [
+          { ...model('sm-a', 37), lastSequence: 40 }, { ...model('sm-b', 1), lastSequence: 2 }, { ...model('sm-c', 3), lastSequence: 3 }])
+        deepEqual((await tx.query<{ version: string }>("SELECT version FROM anomaly_models WHERE model_key = 'sm-c' AND model IS NOT NULL ORDER BY 1"))
+          .map(r => r.version), ['sm-c#2', 'sm-c#3'])
         const info = (await recentModels(tx, 3)).map(m => m.version)
         assert.equal(info.length, 3)
       })

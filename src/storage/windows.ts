@@ -30,7 +30,19 @@ const mergeSet = `
       label_anomaly_count = a.label_anomaly_count + excluded.label_anomaly_count,
       z_score_anomalies = a.z_score_anomalies + excluded.z_score_anomalies,
       ml_anomaly_count = a.ml_anomaly_count + excluded.ml_anomaly_count,
-      combined_anomaly_count = a.combined_anomaly_count + excluded.combined_anomaly_count`
+      combined_anomaly_count = a.combined_anomaly_count + excluded.combined_anomaly_count,
+      normal_count = a.normal_count + excluded.normal_count,
+      normal_avg = CASE WHEN excluded.normal_count = 0 THEN a.normal_avg WHEN a.normal_count = 0 THEN excluded.normal_avg
+        ELSE a.normal_avg + (excluded.normal_avg - a.normal_avg) * (excluded.normal_count::float8 / (a.normal_count + excluded.normal_count)) END,
+      normal_min = least(a.normal_min, excluded.normal_min),
+      normal_max = greatest(a.normal_max, excluded.normal_max)`
+
+/** The readings the combined verdict did not flag, as four array parameters (count, mean, min, max; null when none). */
+function normalParams (deltas: readonly WindowDelta[]): string[] {
+  const none = (d: WindowDelta): boolean => d.acc.normalCount === 0
+  return [numberArray(deltas.map(d => d.acc.normalCount)), numberArray(deltas.map(d => none(d) ? null : d.acc.normalMean)),
+    numberArray(deltas.map(d => none(d) ? null : d.acc.normalMin)), numberArray(deltas.map(d => none(d) ? null : d.acc.normalMax))]
+}
 
 /**
  * Merges window deltas into sensor_aggregates (Chan's formula, the same as the in-memory merge)
@@ -40,10 +52,12 @@ export async function mergeWindowDeltas (tx: Queryable, deltas: readonly WindowD
   if (deltas.length === 0) return []
   return await tx.query<WindowAggregate>(`
     INSERT INTO sensor_aggregates AS a (window_start, window_end, location, sensor_type, avg_value, min_value, max_value,
-      stddev_value, count_readings, anomaly_count, label_anomaly_count, z_score_anomalies, ml_anomaly_count, combined_anomaly_count, m2)
-    SELECT ${msToTimestamp('ws')}, ${msToTimestamp('we')}, l, t, mean, mn, mx, sqrt(greatest(m2, 0) / cnt), cnt, ra, la, za, ma, ca, m2
+      stddev_value, count_readings, anomaly_count, label_anomaly_count, z_score_anomalies, ml_anomaly_count, combined_anomaly_count, m2,
+      normal_count, normal_avg, normal_min, normal_max)
+    SELECT ${msToTimestamp('ws')}, ${msToTimestamp('we')}, l, t, mean, mn, mx, sqrt(greatest(m2, 0) / cnt), cnt, ra, la, za, ma, ca, m2, nc, na, nmn, nmx
     FROM unnest($1::float8[], $2::float8[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::float8[], $8::int4[],
-      $9::int4[], $10::int4[], $11::int4[], $12::int4[], $13::float8[], $14::int4[]) AS x(ws, we, l, t, mean, mn, mx, cnt, ra, la, za, ma, m2, ca)
+      $9::int4[], $10::int4[], $11::int4[], $12::int4[], $13::float8[], $14::int4[], $15::int4[], $16::float8[], $17::float8[], $18::float8[])
+      AS x(ws, we, l, t, mean, mn, mx, cnt, ra, la, za, ma, m2, ca, nc, na, nmn, nmx)
     ON CONFLICT (location, sensor_type, window_start) DO UPDATE SET${mergeSet},
       revision = a.revision + 1,
       updated_at = now()
@@ -53,7 +67,7 @@ export async function mergeWindowDeltas (tx: Queryable, deltas: readonly WindowD
     numberArray(deltas.map(x => x.acc.max)), numberArray(deltas.map(x => x.acc.count)), numberArray(deltas.map(x => x.acc.ruleAnomalies)),
     numberArray(deltas.map(x => x.acc.labelAnomalies)), numberArray(deltas.map(x => x.acc.zAnomalies)),
     numberArray(deltas.map(x => x.acc.mlAnomalies)), numberArray(deltas.map(x => x.acc.m2)),
-    numberArray(deltas.map(x => x.acc.combinedAnomalies))])
+    numberArray(deltas.map(x => x.acc.combinedAnomalies)), ...normalParams(deltas)])
 }
 
 /**
@@ -72,10 +86,12 @@ export async function mergeHourlyRollups (tx: Queryable, deltas: readonly Window
   }
   await tx.query(`
     INSERT INTO sensor_aggregates_hourly AS a (hour_start, location, sensor_type, avg_value, min_value, max_value, stddev_value,
-      count_readings, anomaly_count, label_anomaly_count, z_score_anomalies, ml_anomaly_count, combined_anomaly_count, m2, windows)
-    SELECT ${msToTimestamp('hs')}, l, t, mean, mn, mx, sqrt(greatest(m2, 0) / cnt), cnt, ra, la, za, ma, ca, m2, w
+      count_readings, anomaly_count, label_anomaly_count, z_score_anomalies, ml_anomaly_count, combined_anomaly_count, m2, windows,
+      normal_count, normal_avg, normal_min, normal_max)
+    SELECT ${msToTimestamp('hs')}, l, t, mean, mn, mx, sqrt(greatest(m2, 0) / cnt), cnt, ra, la, za, ma, ca, m2, w, nc, na, nmn, nmx
     FROM unnest($1::float8[], $2::text[], $3::text[], $4::float8[], $5::float8[], $6::float8[], $7::int8[], $8::int8[], $9::int8[],
-      $10::int8[], $11::int8[], $12::int8[], $13::float8[], $14::int4[]) AS x(hs, l, t, mean, mn, mx, cnt, ra, la, za, ma, ca, m2, w)
+      $10::int8[], $11::int8[], $12::int8[], $13::float8[], $14::int4[], $15::int8[], $16::float8[], $17::float8[], $18::float8[])
+      AS x(hs, l, t, mean, mn, mx, cnt, ra, la, za, ma, ca, m2, w, nc, na, nmn, nmx)
     ON CONFLICT (location, sensor_type, hour_start) DO UPDATE SET${mergeSet},
       windows = a.windows + excluded.windows`,
   [numberArray(hours.map(x => x.start)), textArray(hours.map(x => x.location)), textArray(hours.map(x => x.sensorType)),
@@ -83,18 +99,23 @@ export async function mergeHourlyRollups (tx: Queryable, deltas: readonly Window
     numberArray(hours.map(x => x.acc.count)), numberArray(hours.map(x => x.acc.ruleAnomalies)), numberArray(hours.map(x => x.acc.labelAnomalies)),
     numberArray(hours.map(x => x.acc.zAnomalies)), numberArray(hours.map(x => x.acc.mlAnomalies)),
     numberArray(hours.map(x => x.acc.combinedAnomalies)), numberArray(hours.map(x => x.acc.m2)),
-    numberArray(hours.map(x => created.get(rollUpKey(x.location, x.sensorType, x.start)) ?? 0))])
+    numberArray(hours.map(x => created.get(rollUpKey(x.location, x.sensorType, x.start)) ?? 0)), ...normalParams(hours)])
 }
 
-/** Marks windows final whose end is at or before `endBoundary` (watermark − allowed lateness). */
-export async function finalizeWindows (tx: Queryable, endBoundary: number): Promise<WindowAggregate[]> {
-  if (!Number.isFinite(endBoundary)) {
-    if (endBoundary !== Infinity) return []
-    return await tx.query<WindowAggregate>(`UPDATE sensor_aggregates SET is_final = true, finalized_at = now()
-      WHERE NOT is_final RETURNING ${aggregateColumns}`)
-  }
+/**
+ * Marks windows final whose end is at or before `endBoundary` (watermark − allowed lateness; Infinity
+ * at the end of a bounded input). Windows that start before `openFrom` are final already (the
+ * previous boundary minus a window): the start index bounds the scan, and finality is no index's
+ * column, so the update stays on its page (HOT) and leaves no index entries behind.
+ */
+export async function finalizeWindows (tx: Queryable, endBoundary: number, openFrom = -Infinity): Promise<WindowAggregate[]> {
+  if (Number.isNaN(endBoundary) || endBoundary === -Infinity) return []
+  const conds = ['NOT is_final']
+  const params: number[] = []
+  if (endBoundary !== Infinity) conds.push(`window_end <= ${msToTimestamp(`$${params.push(endBoundary)}::float8`)}`)
+  if (Number.isFinite(openFrom)) conds.push(`window_start >= ${msToTimestamp(`$${params.push(openFrom)}::float8`)}`)
   return await tx.query<WindowAggregate>(`UPDATE sensor_aggregates SET is_final = true, finalized_at = now()
-    WHERE NOT is_final AND window_end <= ${msToTimestamp('$1::float8')} RETURNING ${aggregateColumns}`, [endBoundary])
+    WHERE ${conds.join(' AND ')} RETURNING ${aggregateColumns}`, params)
 }
 
 export async function recentAggregates (db: Queryable, f: QueryFilter): Promise<WindowAggregate[]> {

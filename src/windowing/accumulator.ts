@@ -27,6 +27,11 @@ export interface StatsAccumulator {
   mlAnomalies: number
   /** Readings the combined verdict calls anomalous. */
   combinedAnomalies: number
+  /** The readings it did not: count, mean, min and max (charts that leave anomalies out). */
+  normalCount: number
+  normalMean: number
+  normalMin: number
+  normalMax: number
 }
 
 export interface StatsInput {
@@ -53,7 +58,22 @@ export interface WindowStats {
 }
 
 export function createStatsAccumulator (): StatsAccumulator {
-  return { count: 0, mean: 0, m2: 0, min: Infinity, max: -Infinity, ruleAnomalies: 0, labelAnomalies: 0, zAnomalies: 0, mlAnomalies: 0, combinedAnomalies: 0 }
+  return {
+    count: 0,
+    mean: 0,
+    m2: 0,
+    min: Infinity,
+    max: -Infinity,
+    ruleAnomalies: 0,
+    labelAnomalies: 0,
+    zAnomalies: 0,
+    mlAnomalies: 0,
+    combinedAnomalies: 0,
+    normalCount: 0,
+    normalMean: 0,
+    normalMin: Infinity,
+    normalMax: -Infinity
+  }
 }
 
 /** Adds one value in place (Welford). */
@@ -69,7 +89,14 @@ export function addToStats (acc: StatsAccumulator, x: StatsInput): StatsAccumula
   if (x.labelAnomaly) acc.labelAnomalies++
   if (x.zAnomaly) acc.zAnomalies++
   if (x.mlAnomaly) acc.mlAnomalies++
-  if (x.combinedAnomaly) acc.combinedAnomalies++
+  if (x.combinedAnomaly) {
+    acc.combinedAnomalies++
+  } else {
+    acc.normalCount++
+    acc.normalMean += (x.value - acc.normalMean) / acc.normalCount
+    if (x.value < acc.normalMin) acc.normalMin = x.value
+    if (x.value > acc.normalMax) acc.normalMax = x.value
+  }
   return acc
 }
 
@@ -79,6 +106,7 @@ export function mergeStats (a: StatsAccumulator, b: StatsAccumulator): StatsAccu
   if (b.count === 0) return { ...a }
   const n = a.count + b.count
   const d = b.mean - a.mean
+  const normalCount = a.normalCount + b.normalCount
   return {
     count: n,
     mean: a.mean + d * (b.count / n),
@@ -89,7 +117,11 @@ export function mergeStats (a: StatsAccumulator, b: StatsAccumulator): StatsAccu
     labelAnomalies: a.labelAnomalies + b.labelAnomalies,
     zAnomalies: a.zAnomalies + b.zAnomalies,
     mlAnomalies: a.mlAnomalies + b.mlAnomalies,
-    combinedAnomalies: a.combinedAnomalies + b.combinedAnomalies
+    combinedAnomalies: a.combinedAnomalies + b.combinedAnomalies,
+    normalCount,
+    normalMean: normalCount === 0 ? 0 : a.normalMean + (b.normalMean - a.normalMean) * (b.normalCount / normalCount),
+    normalMin: Math.min(a.normalMin, b.normalMin),
+    normalMax: Math.max(a.normalMax, b.normalMax)
   }
 }
 

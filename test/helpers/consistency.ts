@@ -27,16 +27,18 @@ export async function checkConsistency (db: Queryable, windowMs = 60_000): Promi
              count(*)::int AS n, min(value) AS mn, max(value) AS mx, avg(value) AS av, stddev_pop(value) AS sd,
              count(*) FILTER (WHERE rule_anomaly)::int AS ra, count(*) FILTER (WHERE z_anomaly)::int AS za,
              count(*) FILTER (WHERE anomaly)::int AS la, count(*) FILTER (WHERE ml_anomaly)::int AS ma,
-             count(*) FILTER (WHERE combined_anomaly)::int AS ca
+             count(*) FILTER (WHERE combined_anomaly)::int AS ca,
+             count(*) FILTER (WHERE NOT combined_anomaly)::int AS nn, avg(value) FILTER (WHERE NOT combined_anomaly) AS nav,
+             min(value) FILTER (WHERE NOT combined_anomaly) AS nmn, max(value) FILTER (WHERE NOT combined_anomaly) AS nmx
       FROM sensor_readings GROUP BY 1, 2, 3)
     SELECT coalesce(a.location, r.location) AS location, coalesce(a.sensor_type, r.sensor_type) AS sensor_type,
            coalesce(a.window_start, r.ws)::text AS ws,
            CASE WHEN a.window_start IS NULL THEN 'readings without a window'
                 WHEN r.ws IS NULL THEN 'window without readings'
-                ELSE format('count %s/%s min %s/%s max %s/%s avg %s/%s sd %s/%s anomalies %s/%s %s/%s %s/%s %s/%s %s/%s',
+                ELSE format('count %s/%s min %s/%s max %s/%s avg %s/%s sd %s/%s anomalies %s/%s %s/%s %s/%s %s/%s %s/%s normal %s/%s %s/%s %s/%s %s/%s',
                   a.count_readings, r.n, a.min_value, r.mn, a.max_value, r.mx, a.avg_value, r.av, a.stddev_value, r.sd,
                   a.anomaly_count, r.ra, a.z_score_anomalies, r.za, a.label_anomaly_count, r.la, a.ml_anomaly_count, r.ma,
-                  a.combined_anomaly_count, r.ca)
+                  a.combined_anomaly_count, r.ca, a.normal_count, r.nn, a.normal_avg, r.nav, a.normal_min, r.nmn, a.normal_max, r.nmx)
            END AS problem
     FROM sensor_aggregates a
     FULL OUTER JOIN r ON a.location = r.location AND a.sensor_type = r.sensor_type AND a.window_start = r.ws
@@ -45,7 +47,9 @@ export async function checkConsistency (db: Queryable, windowMs = 60_000): Promi
        OR abs(a.avg_value - r.av) > 1e-9 * greatest(abs(r.av), 1e-12)
        OR abs(a.stddev_value - r.sd) > 1e-9 * greatest(r.sd, abs(r.av) * 1e-6)
        OR a.anomaly_count <> r.ra OR a.z_score_anomalies <> r.za OR a.label_anomaly_count <> r.la OR a.ml_anomaly_count <> r.ma
-       OR a.combined_anomaly_count <> r.ca
+       OR a.combined_anomaly_count <> r.ca OR a.normal_count <> r.nn
+       OR a.normal_min IS DISTINCT FROM r.nmn OR a.normal_max IS DISTINCT FROM r.nmx
+       OR (a.normal_avg IS NULL) <> (r.nav IS NULL) OR abs(a.normal_avg - r.nav) > 1e-9 * greatest(abs(r.nav), 1e-12)
     LIMIT 20`, [windowMs])
   // The hourly roll-ups equal the windows grouped by the hour they start in.
   const hourly = await db.query<{ key: string, problem: string }>(`
@@ -72,12 +76,16 @@ export async function checkConsistency (db: Queryable, windowMs = 60_000): Promi
        OR h.anomaly_count <> w.ra OR h.label_anomaly_count <> w.la OR h.z_score_anomalies <> w.za OR h.ml_anomaly_count <> w.ma
        OR h.combined_anomaly_count <> w.ca OR h.windows <> w.wn
     LIMIT 20`)
-  // The sensors table covers exactly the stored readings' sensors and event time spans.
+  // The sensors table covers exactly the stored readings' sensors (each type, location and unit
+  // they had) and event time spans; no reading is stored twice.
   const sensors = await db.query<{ sensor_id: string, problem: string }>(`
-    WITH r AS (SELECT sensor_id, min(timestamp) AS f, max(timestamp) AS l FROM sensor_readings GROUP BY 1)
+    WITH r AS (SELECT sensor_id, sensor_type, location, unit, min(timestamp) AS f, max(timestamp) AS l FROM sensor_readings GROUP BY 1, 2, 3, 4)
     SELECT coalesce(s.sensor_id, r.sensor_id) AS sensor_id, format('first %s/%s last %s/%s', s.first_seen, r.f, s.last_seen, r.l) AS problem
-    FROM sensors s FULL OUTER JOIN r USING (sensor_id)
+    FROM sensors s FULL OUTER JOIN r USING (sensor_id, sensor_type, location, unit)
     WHERE s.first_seen IS DISTINCT FROM r.f OR s.last_seen IS DISTINCT FROM r.l
+    UNION ALL
+    SELECT s.sensor_id, format('stored %s times at %s', n, ts) FROM (SELECT sensor_key, ts, count(*) AS n FROM readings GROUP BY 1, 2 HAVING count(*) > 1) d
+    JOIN sensors s USING (sensor_key)
     LIMIT 20`)
   // detection_counts equals the same count over the raw readings.
   const detection = await db.query<{ cell: string, stored: number | null, counted: number | null }>(`
