@@ -12,10 +12,12 @@
 // verdict and explanation as src/anomaly/detector.ts words them. Random numbers are hashes of the
 // reading number and the seed (hashint8extended), so the data set does not depend on the plan.
 //
-// Each day is one transaction: a table is created, filled, attached as the day's partition of
-// sensor_readings (named as ensureDayPartitions names it; attaching builds its primary key and BRIN
-// index in one sort instead of row by row, and with wal_level = minimal the new files skip the WAL),
-// then the day's windows, hourly roll-ups and detection counts are derived from it. Done days are
+// Each day is one transaction: the day's readings are generated with every column of sensor_readings
+// into a temporary table, written compact (as the worker stores them: sensor key, verdict bits, model
+// version and explanation on flagged readings) into a new table attached as the day's partition of
+// readings (named as ensureDayPartitions names it; attaching builds its indexes in one sort instead
+// of row by row, and with wal_level = minimal the new files skip the WAL), and the day's windows,
+// hourly roll-ups and detection counts are derived from the temporary table. Done days are
 // recorded, so an interrupted load resumes; `bench_dataset` says what is loaded, and a load of the
 // same data set is skipped.
 import postgres from 'postgres'
@@ -26,7 +28,7 @@ import { type Db, migrate, openPostgres, saveModels, type StoredModel } from '..
 
 export const DEFAULT_READINGS = 50_000_000
 /** Bump when the generated data changes: a data set of another generator version is reloaded. */
-const GENERATOR = 2
+const GENERATOR = 3
 const SENSORS = 100
 const TICK_MS = 6000
 /** Sensor slot i reads at tick + i × 60 ms (all 100 within one tick). */
@@ -150,8 +152,30 @@ function layout (readings: number): Layout {
 }
 
 function partitionName (day: number): string {
-  return 'sensor_readings_' + new Date(day * DAY_MS).toISOString().slice(0, 10).replaceAll('-', '')
+  return 'readings_' + new Date(day * DAY_MS).toISOString().slice(0, 10).replaceAll('-', '')
 }
+
+/** The day's readings with every column of the sensor_readings view, before they are written compact. */
+const WIDE = `CREATE TEMP TABLE wide (sensor_id text, sensor_type text, location text, value float8, timestamp timestamptz, unit text,
+  anomaly bool, anomaly_type text, seq bigint, rule_anomaly bool, z_score float8, z_anomaly bool, ml_score float8, ml_anomaly bool,
+  model_version text, combined_anomaly bool, severity text, explanation text, ingested_at timestamptz) ON COMMIT DROP`
+
+/** The wide rows of `wide` as compact rows of readings (storage/readings.ts: FLAG; migration 0006). */
+const COMPACT_INSERT = (table: string): string => `
+  INSERT INTO ${table} (ts, value, sensor_key, flags, z_score, ml_score, model_key, explanation)
+  SELECT w.timestamp, w.value, s.sensor_key,
+    CASE WHEN w.rule_anomaly THEN 1 ELSE 0 END | CASE WHEN w.z_anomaly THEN 2 ELSE 0 END
+    | CASE WHEN w.ml_anomaly THEN 4 ELSE 0 END | CASE WHEN w.ml_anomaly IS NOT NULL THEN 8 ELSE 0 END
+    | CASE WHEN w.combined_anomaly THEN 16 ELSE 0 END
+    | CASE w.severity WHEN 'minor' THEN 32 WHEN 'major' THEN 64 WHEN 'critical' THEN 96 ELSE 0 END
+    | CASE WHEN w.anomaly IS NOT NULL THEN 128 ELSE 0 END | CASE WHEN w.anomaly THEN 256 ELSE 0 END
+    | (coalesce(k.kind_key::integer, 0) << 16),
+    w.z_score, w.ml_score, CASE WHEN w.severity IS NOT NULL THEN m.model_key END, CASE WHEN w.severity IS NOT NULL THEN w.explanation END
+  FROM wide w
+  JOIN sensors s ON s.sensor_id = w.sensor_id AND s.sensor_type = w.sensor_type AND s.location = w.location AND s.unit = w.unit
+  LEFT JOIN anomaly_kinds k ON k.name = w.anomaly_type
+  LEFT JOIN model_versions m ON m.version = w.model_version
+  ORDER BY w.timestamp`
 
 const BOOKKEEPING = `
   CREATE TABLE IF NOT EXISTS bench_dataset (
@@ -294,9 +318,9 @@ function windowsInsert (table: string): string {
   return `
   INSERT INTO sensor_aggregates (window_start, window_end, location, sensor_type, avg_value, min_value, max_value, stddev_value,
     count_readings, anomaly_count, label_anomaly_count, z_score_anomalies, ml_anomaly_count, combined_anomaly_count, m2,
-    revision, is_final, finalized_at, updated_at)
+    normal_count, normal_avg, normal_min, normal_max, revision, is_final, finalized_at, updated_at)
   SELECT ws, ws + interval '${WINDOW_MS} milliseconds', location, sensor_type, avg, mn, mx, sqrt(greatest(m2, 0) / n), n, ra, la, za, ma, ca,
-    greatest(m2, 0), 1, ws + interval '${WINDOW_MS} milliseconds' <= ${boundary},
+    greatest(m2, 0), nn, nav, nmn, nmx, 1, ws + interval '${WINDOW_MS} milliseconds' <= ${boundary},
     CASE WHEN ws + interval '${WINDOW_MS} milliseconds' <= ${boundary} THEN ws + interval '${WINDOW_MS + OUT_OF_ORDERNESS_MS + ALLOWED_LATENESS_MS} milliseconds' END,
     least(ws + interval '${WINDOW_MS + OUT_OF_ORDERNESS_MS + ALLOWED_LATENESS_MS} milliseconds', to_timestamp($1::float8 / 1000.0))
   FROM (
@@ -304,7 +328,9 @@ function windowsInsert (table: string): string {
       count(*)::int AS n, avg(value) AS avg, min(value) AS mn, max(value) AS mx, var_pop(value) * count(*) AS m2,
       count(*) FILTER (WHERE rule_anomaly)::int AS ra, count(*) FILTER (WHERE anomaly)::int AS la,
       count(*) FILTER (WHERE z_anomaly)::int AS za, count(*) FILTER (WHERE ml_anomaly)::int AS ma,
-      count(*) FILTER (WHERE combined_anomaly)::int AS ca
+      count(*) FILTER (WHERE combined_anomaly)::int AS ca,
+      count(*) FILTER (WHERE NOT combined_anomaly)::int AS nn, avg(value) FILTER (WHERE NOT combined_anomaly) AS nav,
+      min(value) FILTER (WHERE NOT combined_anomaly) AS nmn, max(value) FILTER (WHERE NOT combined_anomaly) AS nmx
     FROM ${table} GROUP BY 1, 2, 3) g
   -- In time order, as the worker's batches add them: a time-range scan reads neighbouring pages.
   ORDER BY ws, location, sensor_type`
@@ -313,13 +339,16 @@ function windowsInsert (table: string): string {
 /** Hourly roll-ups of the windows in [$1, $2) (ms), merged as the migration merges them. */
 const HOURLY_INSERT = `
   INSERT INTO sensor_aggregates_hourly (hour_start, location, sensor_type, avg_value, min_value, max_value, stddev_value, count_readings,
-    anomaly_count, label_anomaly_count, z_score_anomalies, ml_anomaly_count, combined_anomaly_count, m2, windows)
-  SELECT h, location, sensor_type, s / n, mn, mx, sqrt(greatest(m2, 0) / n), n, ra, la, za, ma, ca, greatest(m2, 0), w
+    anomaly_count, label_anomaly_count, z_score_anomalies, ml_anomaly_count, combined_anomaly_count, m2, windows,
+    normal_count, normal_avg, normal_min, normal_max)
+  SELECT h, location, sensor_type, s / n, mn, mx, sqrt(greatest(m2, 0) / n), n, ra, la, za, ma, ca, greatest(m2, 0), w,
+    nn, nsum / nullif(nn, 0), nmn, nmx
   FROM (SELECT date_bin('1 hour', window_start, 'epoch') AS h, location, sensor_type,
                sum(count_readings)::float8 AS n, sum(count_readings * avg_value) AS s, min(min_value) AS mn, max(max_value) AS mx,
                sum(m2) + sum(count_readings * avg_value * avg_value) - sum(count_readings * avg_value) ^ 2 / sum(count_readings) AS m2,
                sum(anomaly_count) AS ra, sum(label_anomaly_count) AS la, sum(z_score_anomalies) AS za, sum(ml_anomaly_count) AS ma,
-               sum(combined_anomaly_count) AS ca, count(*)::int AS w
+               sum(combined_anomaly_count) AS ca, count(*)::int AS w,
+               sum(normal_count) AS nn, sum(normal_count * normal_avg) AS nsum, min(normal_min) AS nmn, max(normal_max) AS nmx
         FROM sensor_aggregates
         WHERE window_start >= to_timestamp($1::float8 / 1000.0) AND window_start < to_timestamp($2::float8 / 1000.0)
         GROUP BY 1, 2, 3) g
@@ -348,19 +377,23 @@ async function loadDay (db: Db, l: Layout, seed: number, day: number): Promise<n
   const to = iso(dayStart + DAY_MS)
   await db.transaction(async tx => {
     await tx.query(`DROP TABLE IF EXISTS ${part}`)
-    await tx.query(`CREATE TABLE ${part} (LIKE sensor_readings INCLUDING DEFAULTS)`)
+    await tx.query(WIDE)
+    await tx.query(readingsInsert('wide'), [g0, g1, l.startMs, seed])
+    await tx.query(`INSERT INTO model_versions (version) SELECT DISTINCT model_version FROM wide
+      WHERE severity IS NOT NULL AND model_version IS NOT NULL ON CONFLICT DO NOTHING`)
+    await tx.query(`CREATE TABLE ${part} (LIKE readings INCLUDING DEFAULTS)`)
     // The constraint (checked per row as they arrive) lets ATTACH skip its validation scan; dropped
     // after it, the partition looks as ensureDayPartitions makes it.
-    await tx.query(`ALTER TABLE ${part} ADD CONSTRAINT ${part}_range CHECK (timestamp >= '${from}' AND timestamp < '${to}')`)
-    await tx.query(readingsInsert(part), [g0, g1, l.startMs, seed])
-    await tx.query(`ALTER TABLE sensor_readings ATTACH PARTITION ${part} FOR VALUES FROM ('${from}') TO ('${to}')`)
+    await tx.query(`ALTER TABLE ${part} ADD CONSTRAINT ${part}_range CHECK (ts >= '${from}' AND ts < '${to}')`)
+    await tx.query(COMPACT_INSERT(part))
+    await tx.query(`ALTER TABLE readings ATTACH PARTITION ${part} FOR VALUES FROM ('${from}') TO ('${to}')`)
     await tx.query(`ALTER TABLE ${part} DROP CONSTRAINT ${part}_range`)
-    await tx.query(windowsInsert(part), [l.newestMs])
+    await tx.query(windowsInsert('wide'), [l.newestMs])
     const [w] = await tx.query<{ n: number }>(`SELECT coalesce(sum(count_readings), 0)::float8 AS n FROM sensor_aggregates
       WHERE window_start >= '${from}' AND window_start < '${to}'`)
     if (w?.n !== g1 - g0 + 1) throw new Error(`${part}: ${w?.n ?? 0} readings generated, ${g1 - g0 + 1} expected`)
     await tx.query(HOURLY_INSERT, [dayStart, dayStart + DAY_MS])
-    await tx.query(detectionInsert(part))
+    await tx.query(detectionInsert('wide'))
     await tx.query('INSERT INTO bench_dataset_days (day, readings, seconds) VALUES ($1::date, $2, 0)', [from.slice(0, 10), g1 - g0 + 1])
   })
   // What autovacuum would have done to a day of the past: hint bits, visibility map, statistics.
@@ -372,13 +405,9 @@ async function loadDay (db: Db, l: Layout, seed: number, day: number): Promise<n
 async function finish (db: Db, l: Layout, seed: number): Promise<void> {
   const models = trainModels(l, seed)
   await db.transaction(async tx => {
-    await tx.query('DELETE FROM sensors')
-    await tx.query(`
-      INSERT INTO sensors (sensor_id, sensor_type, location, unit, first_seen, last_seen)
-      SELECT s.sensor_id, s.sensor_type, s.location, s.unit, f.t, m.t FROM bench_sensors s
-      CROSS JOIN LATERAL (SELECT min(timestamp) AS t FROM sensor_readings r WHERE r.sensor_id = s.sensor_id) f
-      CROSS JOIN LATERAL (SELECT max(timestamp) AS t FROM sensor_readings r WHERE r.sensor_id = s.sensor_id) m
-      WHERE f.t IS NOT NULL`)
+    await tx.query(`UPDATE sensors s SET first_seen = f.t, last_seen = m.t
+      FROM (SELECT sensor_key, min(ts) AS t FROM readings GROUP BY 1) f, (SELECT sensor_key, max(ts) AS t FROM readings GROUP BY 1) m
+      WHERE f.sensor_key = s.sensor_key AND m.sensor_key = s.sensor_key`)
     // Late readings: 30 ms off the sensor's schedule (never the key of a stored reading), arriving
     // 1-10 minutes after their window became final.
     await tx.query('DELETE FROM late_readings')
@@ -430,7 +459,7 @@ async function finish (db: Db, l: Layout, seed: number): Promise<void> {
     await tx.query(`INSERT INTO stream_watermarks (consumer_group, topic, watermark_ms, updated_at)
       VALUES ($1, $2, $3::bigint, to_timestamp($4::bigint / 1000.0))`, [GROUP, TOPIC, l.newestMs - OUT_OF_ORDERNESS_MS, l.newestMs])
     await tx.query('DELETE FROM anomaly_models')
-    await saveModels(tx, models)
+    await saveModels(tx, models, 0)
     // created_at: when the model was trained (event time ≈ wall time of a live system), not when the bench ran.
     await tx.query('UPDATE anomaly_models SET created_at = trained_at + interval \'2 seconds\'')
   })
@@ -503,6 +532,10 @@ export async function loadDataset (o: LoadOptions): Promise<Dataset> {
     await db.transaction(async tx => {
       await tx.query('DELETE FROM bench_sensors')
       await tx.query('INSERT INTO bench_sensors SELECT * FROM json_populate_recordset(null::bench_sensors, $1::text::json)', [JSON.stringify(sensorSpecs(o.seed))])
+      // The sensors dimension first (the compact rows refer to its keys); their time spans are set at the end.
+      await tx.query(`INSERT INTO sensors (sensor_id, sensor_type, location, unit, first_seen, last_seen)
+        SELECT sensor_id, sensor_type, location, unit, to_timestamp($1::float8 / 1000.0), to_timestamp($1::float8 / 1000.0) FROM bench_sensors
+        ON CONFLICT (sensor_id, sensor_type, location, unit) DO NOTHING`, [l.oldestMs])
     })
     // Session settings only: nothing that needs a restart.
     await db.exec('SET synchronous_commit = off; SET maintenance_work_mem = \'1GB\'; SET work_mem = \'256MB\'; SET max_parallel_maintenance_workers = 1; SET jit = off')
@@ -533,15 +566,15 @@ export async function loadDataset (o: LoadOptions): Promise<Dataset> {
     await finish(db, l, o.seed)
     await db.query('VACUUM (ANALYZE) sensor_aggregates, sensor_aggregates_hourly, sensors, detection_counts, late_readings, dead_letters, anomaly_models, stream_offsets, stream_watermarks')
     // autovacuum never analyzes a partitioned table itself: its statistics come from here.
-    await db.query('ANALYZE sensor_readings')
+    await db.query('ANALYZE readings')
     const finishSeconds = (performance.now() - tf) / 1000
     const seconds = (prior?.s ?? 0) + (performance.now() - t0) / 1000
     await db.query('UPDATE bench_dataset SET loaded_at = now(), load_seconds = $1', [seconds])
     const [size] = await db.query<{ readings: string, total: string }>(`
       SELECT pg_size_pretty(sum(pg_total_relation_size(inhrelid))) AS readings, pg_size_pretty(pg_database_size(current_database())) AS total
-      FROM pg_inherits WHERE inhparent = 'sensor_readings'::regclass`)
+      FROM pg_inherits WHERE inhparent = 'readings'::regclass`)
     out(`Loaded ${fmtInt(o.readings)} readings in ${clock(seconds)} (${fmtInt(o.readings / seconds)} readings/s including windows, roll-ups and counts; ` +
-      `finishing: ${finishSeconds.toFixed(1)} s). sensor_readings: ${size?.readings ?? '?'}, database: ${size?.total ?? '?'}.`)
+      `finishing: ${finishSeconds.toFixed(1)} s). readings: ${size?.readings ?? '?'}, database: ${size?.total ?? '?'}.`)
     return { url, readings: o.readings, oldestMs: l.oldestMs, newestMs: l.newestMs, loadSeconds: seconds, loaded: true }
   } finally {
     await db.close()

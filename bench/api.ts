@@ -234,7 +234,7 @@ export async function measureApi (url: string, requests: number): Promise<boolea
     throw new Error('The bench database has no stream_offsets row: load the data set first (npm run bench -- api-load).')
   }
   const metrics = new PipelineMetrics()
-  const app = await buildApp({ db, registry: metrics.registry, status: () => ({ watermark: newest, lag: null }), webRoot: null })
+  const app = await buildApp({ db, registry: metrics.registry, status: () => ({ watermark: newest, lag: null, latency: null }), webRoot: null })
   try {
     app.addHook('onResponse', async (req, reply) => {
       const id = req.headers['x-bench-id']

@@ -1,8 +1,9 @@
 // The command line: the only place that listens on ports or exits the process.
 import { pino, type Logger } from 'pino'
-import { loadConfig, usage, type Config } from './config/index.ts'
+import { formatDuration, loadConfig, usage, type Config } from './config/index.ts'
 import { IotError } from './domain/index.ts'
-import { allRoles, startStatusLine, startSystem, type Role } from './app/index.ts'
+import { StopSignals, allRoles, startStatusLine, startSystem, type Role, type RunningSystem } from './app/index.ts'
+import { PipelineMetrics } from './pipeline/index.ts'
 import { detectionQuality, formatQuality } from './anomaly/index.ts'
 import { formatReplaySummary, parseReplayArgs, replayUsage, runReplay } from './replay/index.ts'
 import { loadDetectionCounts, migrate, openDb } from './storage/index.ts'
@@ -14,49 +15,88 @@ const roleSets: Record<string, ReadonlySet<Role>> = {
   api: new Set(['api'])
 }
 
+/** Bytes a stored reading takes with everything beside it (npm run bench -- storage), for the growth a day. */
+const BYTES_PER_READING = { pglite: 130, postgres: 90 }
+const fmt = new Intl.NumberFormat('en-US')
+
+/** What the database keeps, and about how fast it grows with the simulated fleet. */
+function retentionNote (config: Config, kind: 'pglite' | 'postgres'): string {
+  const sim = config.simulator
+  const perDay = sim.enabled ? sim.sensors * sim.rate * 86_400 * BYTES_PER_READING[kind] : null
+  const growth = perDay === null
+    ? `about ${BYTES_PER_READING[kind]} bytes a reading`
+    : `about ${fmt.format(Math.round(perDay / 1e6))} MB a day at ${fmt.format(sim.sensors * sim.rate)} readings/s`
+  return config.retentionMs === null
+    ? `all readings kept (${growth}; --retention D drops older ones)`
+    : `raw readings kept ${formatDuration(config.retentionMs)} (${growth}; windows and hourly roll-ups stay; --retention off keeps all)`
+}
+
 async function run (command: string, config: Config, log: Logger): Promise<number> {
   const roles = roleSets[command] ?? allRoles
-  const sys = await startSystem(config, log, roles)
+  const out = (text: string): void => { process.stdout.write(text) }
+  const signals = new StopSignals()
+  // A signal while starting (Kafka or PostgreSQL slow to answer): nothing is accepted yet, so stop at once.
+  const started = startSystem(config, log, roles)
+  const early = await Promise.race([started.then(() => null), signals.requested])
+  if (early !== null) {
+    out(`Stopping (${early}) while starting: nothing was accepted yet.\n`)
+    return early === 'SIGINT' ? 130 : 143
+  }
+  const sys = await started
   const parts: string[] = []
+  let address: string | null = null
   if (sys.app !== null) {
-    const address = await sys.app.listen({ host: config.host, port: config.port })
+    address = await sys.app.listen({ host: config.host, port: config.port })
     parts.push(`iot-monitor ${command} is running: ${address} (dashboard: ${address}/, API: /api/..., /health, /metrics)`)
   } else {
     parts.push(`iot-monitor ${command} is running`)
   }
-  if (sys.db !== null) parts.push(`database: ${sys.db.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL'}`)
+  if (sys.db !== null) {
+    const where = sys.db.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL'
+    parts.push(`database: ${where}${sys.worker === null ? '' : `, ${retentionNote(config, sys.db.kind)}`}`)
+  }
   parts.push(config.kafka.brokers === null
     ? 'bus: embedded'
     : `Kafka: ${config.kafka.brokers.join(',')} topic ${config.topic}` +
     (sys.worker === null ? '' : ` group ${config.group}`))
-  process.stdout.write(`${parts.join('; ')}; press Ctrl-C to stop.\n`)
-  const finalStatus = startStatusLine(sys, config.statusIntervalMs)
+  out(`${parts.join('; ')}; press Ctrl-C to stop.\n`)
+  const finalStatus = startStatusLine(sys, { intervalMs: config.statusIntervalMs, address, write: out })
 
-  const stopped = new Promise<string>(resolve => {
-    let first = 0
-    const onSignal = (sig: string): void => {
-      // Ctrl-C under `npm start` reaches us twice at once (from the terminal and relayed by tsx):
-      // only a second press, a moment later, means "exit now".
-      if (first === 0) {
-        first = Date.now()
-        resolve(sig)
-      } else if (Date.now() - first > 1000) {
-        process.stderr.write('Second signal: exiting without waiting.\n')
-        process.exit(130)
-      }
-    }
-    process.on('SIGINT', onSignal)
-    process.on('SIGTERM', onSignal)
-  })
-  const why = await Promise.race([stopped, sys.sourceDone.then(() => 'end of the simulated duration')])
-  process.stdout.write(`Stopping (${why}): storing everything accepted…\n`)
-  await sys.stop(async db => {
+  const why = await Promise.race([signals.requested, sys.sourceDone.then(() => 'end of the simulated duration')])
+  const limit = formatDuration(config.shutdownTimeoutMs)
+  out(`Stopping (${why}): storing everything accepted (at most ${limit})…\n`)
+  const stopped = sys.stop(async db => {
     // What the detectors achieved on this database, where readings carry ground truth.
-    if (sys.worker !== null) process.stdout.write(formatQuality(detectionQuality(await loadDetectionCounts(db))) + '\n')
-  })
-  await finalStatus()
-  process.stdout.write('Stopped cleanly.\n')
+    if (sys.worker !== null) out(formatQuality(detectionQuality(await loadDetectionCounts(db))) + '\n')
+    await finalStatus()
+  }).then(() => 'stopped')
+  let timer: NodeJS.Timeout | undefined
+  const outcome = await Promise.race([
+    stopped,
+    new Promise<string>(resolve => { timer = setTimeout(() => { resolve('deadline') }, config.shutdownTimeoutMs) }),
+    signals.forced.then(sig => `second ${sig}`)
+  ])
+  clearTimeout(timer)
+  if (outcome !== 'stopped') {
+    const left = sys.pending()
+    out(`${outcome === 'deadline' ? `Not stopped within ${limit}` : `${outcome[0]!.toUpperCase()}${outcome.slice(1)}`}: exiting without waiting.\n` +
+      (left.length === 0 ? 'Nothing accepted was left unstored.\n' : left.map(l => `  ${l}\n`).join('')))
+    return 1
+  }
+  out(`${await stopSummary(sys)}\nStopped cleanly.\n`)
   return 0
+}
+
+/** What this process took in and where it went, for the last lines. */
+async function stopSummary (sys: RunningSystem): Promise<string> {
+  const m = sys.metrics
+  const [received, stored, late, dead, dups] = await Promise.all([m.received, m.stored, m.late, m.deadLetters, m.duplicates].map(async c => await PipelineMetrics.total(c)))
+  const kept = `${fmt.format(stored!)} stored, ${fmt.format(late!)} late, ${fmt.format(dead!)} dead letters, ${fmt.format(dups!)} duplicates`
+  const produced = sys.source?.produced ?? null
+  if (sys.worker !== null && produced !== null) return `${fmt.format(produced)} readings accepted: ${kept}.`
+  if (sys.worker !== null) return `${fmt.format(received!)} records consumed: ${kept}.`
+  if (produced !== null) return `${fmt.format(produced)} readings produced, all acknowledged by Kafka.`
+  return 'Nothing was taken in here.'
 }
 
 async function replay (argv: string[]): Promise<number> {
@@ -100,11 +140,20 @@ async function main (argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(code => process.exit(code), (err: unknown) => {
+/**
+ * Exits once what was written to stdout and stderr is out: writes to a pipe that is full wait in
+ * Node's queue, and process.exit would drop them (the end of a replay's scores, say).
+ */
+async function exit (code: number): Promise<never> {
+  await Promise.all([process.stdout, process.stderr].map(async s => { await new Promise<void>(resolve => { s.write('', () => { resolve() }) }) }))
+  process.exit(code)
+}
+
+main(process.argv.slice(2)).then(exit, async (err: unknown) => {
   if (err instanceof IotError) {
     process.stderr.write(`error ${err.code}: ${err.message}\n`)
-    process.exit(err.code === 'IOT_ERR_CONFIG' ? 2 : 1)
+    return await exit(err.code === 'IOT_ERR_CONFIG' ? 2 : 1)
   }
   process.stderr.write(`fatal: ${(err as Error).stack ?? String(err)}\n`)
-  process.exit(1)
+  return await exit(1)
 })

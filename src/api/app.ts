@@ -3,6 +3,7 @@
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { pino } from 'pino'
+import { Counter } from 'prom-client'
 import { defaultWindowingOptions } from '../windowing/index.ts'
 import { type ApiDeps } from './deps.ts'
 import { LiveHub } from './live.ts'
@@ -10,6 +11,9 @@ import { PipelineSampler } from './pipeline-sampler.ts'
 import { detectionRoutes, healthRoutes, liveRoutes, pipelineRoutes, recordRoutes, viewRoutes, webRoutes } from './routes/index.ts'
 
 export type { ApiDeps } from './deps.ts'
+
+/** The name of the Prometheus counter of answered requests. */
+export const HTTP_REQUESTS = 'iot_http_requests_total'
 
 /** The built dashboard (npm run build:web). */
 const defaultWebRoot = fileURLToPath(new URL('../../web/dist', import.meta.url))
@@ -32,18 +36,22 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
   })
 
   const { db, registry, status } = deps
+  // Requests served (the status line of an api process shows their rate).
+  const requests = registry.getSingleMetric(HTTP_REQUESTS) as Counter | undefined ??
+    new Counter({ name: HTTP_REQUESTS, help: 'HTTP requests answered.', registers: [registry] })
+  app.addHook('onResponse', async () => { requests.inc() })
   const now = deps.now ?? Date.now
   const windowing = deps.windowing ?? defaultWindowingOptions
   const hub = deps.live ?? new LiveHub()
   const sampler = new PipelineSampler({ db, status, hub, now, log: app.log })
   // No worker here: what the workers store is read back while dashboards are connected.
-  const tail = deps.live === undefined ? { db, openSpanMs: windowing.sizeMs + windowing.maxOutOfOrdernessMs + windowing.allowedLatenessMs } : null
+  const tail = (deps.tailDatabase ?? deps.live === undefined) ? { db, openSpanMs: windowing.sizeMs + windowing.maxOutOfOrdernessMs + windowing.allowedLatenessMs } : null
 
   await app.register(healthRoutes, { db, registry, status })
   await app.register(recordRoutes, { db })
   await app.register(detectionRoutes, { db })
   await app.register(viewRoutes, { db, windowMs: windowing.sizeMs, allowedLatenessMs: windowing.allowedLatenessMs, now, watermark: () => status().watermark })
-  await app.register(pipelineRoutes, { db, status, sampler, workerHub: deps.live ?? null })
+  await app.register(pipelineRoutes, { db, status, sampler })
   await app.register(liveRoutes, { hub, tail, sampler })
   await app.register(webRoutes, { webRoot: deps.webRoot === undefined ? defaultWebRoot : deps.webRoot })
   return app

@@ -1,15 +1,18 @@
 // What the HTTP API is built from: buildApp's one argument, and the parts of it the route plugins take.
 import { type Registry } from 'prom-client'
 import { type Logger } from 'pino'
-import { type Queryable } from '../storage/index.ts'
+import { type Latency, type Queryable } from '../storage/index.ts'
 import { type WindowingOptions } from '../windowing/index.ts'
 import { type LiveHub } from './live.ts'
 
 /** The database the API reads, with its kind (reported by /health and /api/pipeline). */
 export type ApiDb = Queryable & { readonly kind: string }
 
-/** The pipeline's watermark and consumer lag, read when asked. */
-export type PipelineStatus = () => { watermark: number, lag: number | null }
+/**
+ * The pipeline's watermark, consumer lag and bus-to-stored latency, read when asked: from the
+ * worker of this process, else from what the workers report in the database (null when unknown).
+ */
+export type PipelineStatus = () => { watermark: number, lag: number | null, latency: Latency | null }
 
 export interface ApiDeps {
   db: ApiDb
@@ -17,8 +20,13 @@ export interface ApiDeps {
   /** Pipeline state for /health. */
   status: PipelineStatus
   logger?: Logger
-  /** Live feed of the batches stored by a worker in this process; without one, the database is tailed for changes. */
+  /** The hub of the live stream (made here when absent). */
   live?: LiveHub
+  /**
+   * Read what the workers store back from the database for the live stream (no worker in this
+   * process feeds the hub). Default: when no hub is given.
+   */
+  tailDatabase?: boolean
   /** The windowing of the stored windows (series resolution; how long windows change); defaults of the pipeline when absent. */
   windowing?: Pick<WindowingOptions, 'sizeMs' | 'maxOutOfOrdernessMs' | 'allowedLatenessMs'>
   /** Folder of the built dashboard served at / (null: no dashboard). */

@@ -1,3 +1,3 @@
-export { buildApp, type ApiDeps } from './app.ts'
+export { HTTP_REQUESTS, buildApp, type ApiDeps } from './app.ts'
 export { LiveHub } from './live.ts'
 export type * from './contract.ts'

@@ -10,8 +10,6 @@ export interface LiveBatch {
   stored: readonly ScoredReading[]
   revised: readonly WindowAggregate[]
   finalized: readonly WindowAggregate[]
-  /** Wall time the oldest record of the batch entered the bus. */
-  oldestProducedAt: number | null
 }
 
 export interface LiveFilter {
@@ -26,9 +24,6 @@ export interface LiveHubOptions {
   flushMs: number
   /** Readings, anomalies and windows kept per client between flushes (the newest). */
   maxItems: number
-  /** Span of wall time the latency percentiles cover. */
-  latencySpanMs: number
-  now: () => number
 }
 
 interface Client {
@@ -56,19 +51,13 @@ export function sseMessage (event: string, data: unknown): string {
 }
 
 /** Percentile by nearest rank of sorted values. */
-function percentile (sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!
-}
-
 export class LiveHub {
   readonly options: LiveHubOptions
   readonly #clients = new Set<Client>()
   #timer: NodeJS.Timeout | null = null
-  /** [wall time, latency ms] per batch, oldest first. */
-  #latencies: [number, number][] = []
 
   constructor (options: Partial<LiveHubOptions> = {}) {
-    this.options = { flushMs: 250, maxItems: 200, latencySpanMs: 60_000, now: Date.now, ...options }
+    this.options = { flushMs: 250, maxItems: 200, ...options }
   }
 
   get clients (): number {
@@ -77,11 +66,6 @@ export class LiveHub {
 
   /** Takes a stored batch: queued for each client whose filter it matches, sent at the next flush. */
   publish (batch: LiveBatch): void {
-    const now = this.options.now()
-    if (batch.oldestProducedAt !== null && batch.stored.length > 0) {
-      this.#latencies.push([now, Math.max(0, now - batch.oldestProducedAt)])
-      if (this.#latencies.length > 10_000) this.#latencies.splice(0, 5_000)
-    }
     const max = this.options.maxItems
     for (const c of this.#clients) {
       const f = c.filter
@@ -99,16 +83,6 @@ export class LiveHub {
         if (c.windows.size > max) c.windows.delete(c.windows.keys().next().value!)
       }
     }
-  }
-
-  /** Ingest-to-stored latency over the last span: median and 99th percentile of the batches' oldest records. */
-  latency (): { p50: number, p99: number } | null {
-    const since = this.options.now() - this.options.latencySpanMs
-    const first = this.#latencies.findIndex(([t]) => t >= since)
-    this.#latencies = first < 0 ? [] : this.#latencies.slice(first)
-    if (this.#latencies.length === 0) return null
-    const sorted = this.#latencies.map(([, ms]) => ms).sort((a, b) => a - b)
-    return { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) }
   }
 
   /** Sends an event to every client now (the pipeline tick). */

@@ -65,6 +65,6 @@ export class DbTail {
     this.#last = newest
     if (stored.length === 0 && changed.length === 0) return
     // recentReadings is newest first; the hub expects arrival order.
-    this.#hub.publish({ stored: stored.reverse().map(scoredOf), revised: changed.reverse(), finalized: [], oldestProducedAt: null })
+    this.#hub.publish({ stored: stored.reverse().map(scoredOf), revised: changed.reverse(), finalized: [] })
   }
 }

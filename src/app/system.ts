@@ -1,14 +1,17 @@
+// The composition root: builds the roles a process runs from its configuration and wires them
+// together (sources, bus, worker, API, the maintenance timers), and takes them down again.
 import { hostname } from 'node:os'
 import { type FastifyInstance } from 'fastify'
 import { type Logger } from 'pino'
 import { LiveHub, buildApp } from '../api/index.ts'
-import { type Bus, type BusConsumer, KafkaBus, MemoryBus, ensureTopics, partitionFor } from '../bus/index.ts'
+import { type Bus, type BusConsumer, type BusProducer, KafkaBus, MemoryBus, ensureTopics, partitionFor } from '../bus/index.ts'
 import { type Config } from '../config/index.ts'
 import { IotError } from '../domain/index.ts'
-import { EventSink, PipelineDetector, PipelineMetrics, ThreadTrainer, Worker, type EventTopics } from '../pipeline/index.ts'
-import { Simulator, SimulatorSource } from '../sources/index.ts'
+import { EventSink, LatencyTracker, PipelineDetector, PipelineMetrics, ThreadTrainer, Worker, type EventTopics } from '../pipeline/index.ts'
+import { Simulator, SimulatorSource, type Source } from '../sources/index.ts'
 import {
-  type Db, dropPartitionsBefore, loadWatermark, migrate, newestEventTime, openDb, summarizeTimeIndex
+  type Db, type GroupStatus, type Latency, applyRetention, loadGroupStatus, loadWatermark, migrate, newestEventTime, openDb, removeWorkerStatus,
+  reportWorkerStatus, summarizeTimeIndex, vacuumRewrittenTables
 } from '../storage/index.ts'
 
 /**
@@ -20,16 +23,24 @@ export type Role = 'ingest' | 'worker' | 'api'
 export const allRoles: ReadonlySet<Role> = new Set(['ingest', 'worker', 'api'])
 
 export interface RunningSystem {
+  roles: ReadonlySet<Role>
   db: Db | null
   bus: Bus | null
   worker: Worker | null
-  source: SimulatorSource | null
+  source: Source | null
   metrics: PipelineMetrics
   app: FastifyInstance | null
+  /** The live hub of the API (its clients), when this process serves one. */
+  live: LiveHub | null
   /** Resolves when a bounded simulation (--duration) has produced its last reading (never without one). */
   sourceDone: Promise<void>
   /** The newest watermark known here (the worker's, else the stored one). */
   watermark(): number
+  /**
+   * What a stop would leave behind right now, one sentence each (empty when nothing): readings
+   * accepted and not stored, readings not acknowledged by Kafka, records waiting in Kafka.
+   */
+  pending(): string[]
   /**
    * Stops the source, stores everything accepted, closes the API, the bus and the database.
    * `beforeClose` runs once everything is stored, before the database closes.
@@ -41,6 +52,13 @@ export interface RunningSystem {
 export async function startEmbedded (config: Config, log: Logger, wallClock: () => number = Date.now): Promise<RunningSystem> {
   return await startSystem(config, log, allRoles, wallClock)
 }
+
+/** Wall time between reports of a worker's lag and latency to the database (read by api processes). */
+const WORKER_REPORT_MS = 2000
+/** Reports older than this are from workers that stopped or hang. */
+const WORKER_REPORT_FRESH_MS = 10_000
+
+const fmt = new Intl.NumberFormat('en-US')
 
 export async function startSystem (config: Config, log: Logger, roles: ReadonlySet<Role>, wallClock: () => number = Date.now): Promise<RunningSystem> {
   const brokers = config.kafka.brokers
@@ -82,16 +100,22 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         ...(runsSource ? { ingestClock } : {})
       })
       log.info({ brokers, topic: config.topic, partitions: bus.partitions }, 'Connected to Kafka.')
+      if (bus.partitions !== config.partitions) {
+        log.warn({ topic: config.topic, partitions: bus.partitions, asked: config.partitions },
+          `Topic ${config.topic} has ${bus.partitions} partitions, not the ${config.partitions} asked for: --partitions applies only when the topic is created.`)
+      }
     }
     const theBus = bus
     if (theBus !== null) closers.push(async () => { await theBus.close() })
 
+    let producer: BusProducer | null = null
     if (runsSource && bus !== null) {
       // Continue after where the previous run's event time stopped.
       const last = db === null ? null : await newestEventTime(db, { group: config.group, topic: config.topic })
       const start = Math.max(sim.startMs ?? wallClock(), last === null ? -Infinity : last + 1)
       const simulator = new Simulator({ sensors: sim.sensors, ratePerSensor: sim.rate, seed: sim.seed, startTs: start })
-      source = new SimulatorSource(simulator, bus.producer(), {
+      producer = bus.producer()
+      source = new SimulatorSource(simulator, producer, {
         speedup: sim.speedup,
         endTs: sim.durationMs === null ? null : start + sim.durationMs,
         wallClock
@@ -101,6 +125,8 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
 
     let worker: Worker | null = null
     let consumer: BusConsumer | null = null
+    const latency = new LatencyTracker(wallClock)
+    const instance = `${hostname().replace(/[\s#@]/g, '-')}-${process.pid}`
     if (roles.has('worker') && bus !== null && db !== null) {
       const parts = bus.partitions
       let sink: EventSink | undefined
@@ -124,7 +150,7 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         detector: new PipelineDetector({
           rules: config.detection.rules,
           // Several workers of a group train models of the same keys: their versions name the process.
-          ml: config.detection.ml && { scope: config.detection.mlScope, instance: brokers === null ? '' : `${hostname().replace(/[\s#@]/g, '-')}-${process.pid}` },
+          ml: config.detection.ml && { scope: config.detection.mlScope, instance: brokers === null ? '' : instance },
           trainer: trainer ?? undefined
         }),
         ingestClock,
@@ -140,60 +166,51 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         validation: config.validation,
         maxBatch: config.maxBatch
       })
+      worker.on('batch', b => { latency.add(b) })
       await worker.start()
     }
     source?.start()
 
-    // Without a worker here, the watermark comes from the database.
+    // Without a worker here, the watermark comes from the database, and the lag and latency from
+    // what the workers report there.
     let storedWatermark = -Infinity
+    let group: GroupStatus = { workers: 0, lag: null, latency: null }
     const watermark = (): number => worker === null ? storedWatermark : worker.watermark
-    const lag = (): number | null => bus instanceof MemoryBus ? bus.lag : consumer?.lag?.() ?? null
+    const lag = (): number | null => worker === null ? group.lag : bus instanceof MemoryBus ? bus.lag : consumer?.lag?.() ?? null
+    const status = (): { watermark: number, lag: number | null, latency: Latency | null } =>
+      ({ watermark: watermark(), lag: lag(), latency: worker === null ? group.latency : latency.latency() })
 
     let app: FastifyInstance | null = null
+    let live: LiveHub | null = null
     if (roles.has('api') && db !== null) {
-      // Batches stored in this process reach the dashboards at once.
-      let live: LiveHub | undefined
-      if (worker !== null) {
-        const hub = new LiveHub()
-        worker.on('batch', b => { hub.publish(b) })
-        live = hub
-      }
-      app = await buildApp({
-        db,
-        registry: metrics.registry,
-        status: () => ({ watermark: watermark(), lag: lag() }),
-        logger: log,
-        windowing: config.windowing,
-        ...(live === undefined ? {} : { live })
-      })
+      const hub = live = new LiveHub()
+      // Batches stored in this process reach the dashboards at once; without a worker here, the API tails the database.
+      worker?.on('batch', b => { hub.publish(b) })
+      app = await buildApp({ db, registry: metrics.registry, status, logger: log, windowing: config.windowing, live: hub, tailDatabase: worker === null })
     }
 
-    const timers: NodeJS.Timeout[] = []
-    if (worker !== null) {
-      timers.push(setInterval(() => {
-        const l = lag()
-        if (l !== null) metrics.lag.set(l)
-      }, 1000))
-    }
+    const timers = startMaintenance({ config, db, worker, log, wallClock, roles, metrics, lag, latency, instance, embeddedDb: db?.kind === 'pglite' },
+      { onWatermark: (w) => { storedWatermark = w }, onGroup: (g) => { group = g } })
     if (db !== null && worker === null) {
-      const refresh = async (): Promise<void> => { storedWatermark = await loadWatermark(db, config.group, config.topic) }
-      await refresh()
-      timers.push(setInterval(() => { refresh().catch((err: unknown) => { log.warn({ err }, 'Reading the watermark failed.') }) }, 2000))
+      storedWatermark = await loadWatermark(db, config.group, config.topic)
+      group = await loadGroupStatus(db, config.group, config.topic, WORKER_REPORT_FRESH_MS)
     }
-    if (db !== null && worker !== null) {
-      const w = worker
-      timers.push(setInterval(() => { summarizeTimeIndex(db).catch((err: unknown) => { log.warn({ err }, 'BRIN summarization failed.') }) }, 30_000))
-      const { retentionMs } = config
-      if (retentionMs !== null) {
-        const dropOld = async (): Promise<void> => {
-          if (!Number.isFinite(w.watermark)) return
-          const dropped = await dropPartitionsBefore(db, w.watermark - retentionMs)
-          if (dropped.length > 0) log.info({ dropped }, 'Retention: dropped raw readings.')
-        }
-        timers.push(setInterval(() => { dropOld().catch((err: unknown) => { log.error({ err }, 'Retention failed.') }) }, 60_000))
+
+    const pending = (): string[] => {
+      const lines: string[] = []
+      if (bus instanceof MemoryBus && bus.held > 0) {
+        lines.push(`${fmt.format(bus.held)} readings accepted into the embedded bus were not stored; the embedded bus keeps nothing across a restart: they are lost.`)
       }
+      const unacked = producer?.unacknowledged ?? 0
+      if (!(bus instanceof MemoryBus) && unacked > 0) {
+        lines.push(`${fmt.format(unacked)} readings were not acknowledged by Kafka: they are lost (everything Kafka acknowledged is kept there).`)
+      }
+      const waiting = bus instanceof KafkaBus ? consumer?.lag?.() ?? null : null
+      if (waiting !== null && waiting > 0) {
+        lines.push(`${fmt.format(waiting)} readings in Kafka are not stored yet: they stay in Kafka, and a worker stores them when one runs.`)
+      }
+      return lines
     }
-    for (const t of timers) t.unref()
 
     let stopping: Promise<void> | null = null
     const stop = async (beforeClose?: (db: Db) => Promise<void>): Promise<void> => {
@@ -204,6 +221,9 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         const drain = roles.has('ingest') && roles.has('worker')
         await worker?.stop({ drain, endOfInput: drain && source?.finished === true })
         await app?.close()
+        if (db !== null && worker !== null) {
+          await removeWorkerStatus(db, config.group, config.topic, instance).catch((err: unknown) => { log.warn({ err }, 'Removing the worker status failed.') })
+        }
         if (db !== null && beforeClose !== undefined) {
           await beforeClose(db).catch((err: unknown) => { log.error({ err }, 'Final report failed.') })
         }
@@ -212,18 +232,78 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
       await stopping
     }
     return {
+      roles,
       db,
       bus,
       worker,
       source,
       metrics,
       app,
+      live,
       sourceDone: source === null ? new Promise(() => {}) : source.done(),
       watermark,
+      pending,
       stop
     }
   } catch (err) {
     await closeAll()
     throw err
   }
+}
+
+interface MaintenanceDeps {
+  config: Config
+  db: Db | null
+  worker: Worker | null
+  log: Logger
+  wallClock: () => number
+  roles: ReadonlySet<Role>
+  metrics: PipelineMetrics
+  lag: () => number | null
+  latency: LatencyTracker
+  instance: string
+  /** PGlite: no autovacuum, so the rewritten tables are vacuumed here. */
+  embeddedDb: boolean
+}
+
+/**
+ * The timers beside the stream: the consumer lag metric, the worker's report of its lag and latency
+ * (for api processes of their own), the stored watermark and the workers' reports (an api without a
+ * worker), BRIN summaries, retention, and the embedded database's vacuum.
+ */
+function startMaintenance (d: MaintenanceDeps, on: { onWatermark: (w: number) => void, onGroup: (g: GroupStatus) => void }): NodeJS.Timeout[] {
+  const { config, db, worker, log } = d
+  const timers: NodeJS.Timeout[] = []
+  const every = (ms: number, what: string, fn: () => Promise<void>, level: 'warn' | 'error' = 'warn'): void => {
+    timers.push(setInterval(() => { fn().catch((err: unknown) => { log[level]({ err }, `${what} failed.`) }) }, ms))
+  }
+  if (worker !== null) {
+    timers.push(setInterval(() => {
+      const l = d.lag()
+      if (l !== null) d.metrics.lag.set(l)
+    }, 1000))
+  }
+  if (db !== null && worker !== null) {
+    every(WORKER_REPORT_MS, 'Reporting the worker status', async () => {
+      await reportWorkerStatus(db, config.group, config.topic, { instance: d.instance, partitions: worker.partitions, lag: d.lag(), latency: d.latency.latency() })
+    })
+    every(30_000, 'BRIN summarization', async () => { await summarizeTimeIndex(db) })
+    const { retentionMs } = config
+    if (retentionMs !== null) {
+      every(60_000, 'Retention', async () => {
+        if (!Number.isFinite(worker.watermark)) return
+        const r = await applyRetention(db, worker.watermark - retentionMs, d.wallClock() - retentionMs)
+        if (r.partitions.length + r.lateReadings + r.deadLetters > 0) log.info(r, 'Retention: dropped raw data older than the retention.')
+      }, 'error')
+    }
+    if (d.embeddedDb) every(60_000, 'Vacuum', async () => { await vacuumRewrittenTables(db) })
+  }
+  if (db !== null && worker === null) {
+    every(2000, 'Reading the pipeline status', async () => {
+      on.onWatermark(await loadWatermark(db, config.group, config.topic))
+      on.onGroup(await loadGroupStatus(db, config.group, config.topic, WORKER_REPORT_FRESH_MS))
+    })
+  }
+  for (const t of timers) t.unref()
+  return timers
 }

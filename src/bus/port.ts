@@ -37,6 +37,11 @@ export interface BusProducer {
   writable(): Promise<void>
   /** Resolves when everything produced so far is accepted by the bus. */
   flush(): Promise<void>
+  /**
+   * Records tryProduce took that the bus does not hold durably yet (Kafka: not acknowledged by the
+   * brokers; the memory bus takes them at once): what a stop that cannot flush leaves behind.
+   */
+  readonly unacknowledged: number
   close(): Promise<void>
 }
 

@@ -21,12 +21,13 @@ const DEFAULTS: Config = {
   group: 'iot-monitor',
   logLevel: 'info',
   statusIntervalMs: 5000,
+  shutdownTimeoutMs: 30_000,
   simulator: { enabled: true, sensors: 25, rate: 1, speedup: 1, seed: 42, durationMs: null, startMs: null },
   windowing: { sizeMs: 60_000, maxOutOfOrdernessMs: 10_000, allowedLatenessMs: 60_000, idleTimeoutMs: 30_000 },
   validation: { maxBytes: 16_384, maxPastMs: 7 * 86_400_000, maxFutureMs: 300_000 },
   busCapacity: 100_000,
   maxBatch: 10_000,
-  retentionMs: null,
+  retentionMs: 7 * 86_400_000,
   kafka: { brokers: null, sessionTimeoutMs: 10_000, events: true, aggregatesTopic: 'iot_aggregates', anomaliesTopic: 'iot_anomalies' },
   detection: { rules: defaultRuleConfig, ml: true, mlScope: 'type' }
 }
@@ -198,6 +199,7 @@ describe('loadConfig - flags', () => {
       group: 'workers',
       logLevel: 'debug',
       statusIntervalMs: 10_000,
+      shutdownTimeoutMs: 30_000,
       simulator: { enabled: true, sensors: 100, rate: 2.5, speedup: 60, seed: 7, durationMs: 7_200_000, startMs: Date.UTC(2025, 0, 1) },
       windowing: { sizeMs: 300_000, maxOutOfOrdernessMs: 30_000, allowedLatenessMs: 120_000, idleTimeoutMs: 60_000 },
       validation: { maxBytes: 16_384, maxPastMs: 30 * 86_400_000, maxFutureMs: 3_600_000 },
@@ -247,6 +249,18 @@ describe('loadConfig - flags', () => {
   test('--status 0 turns the status line off; --port 0 asks for any free port', () => {
     assert.equal(load(['--status', '0']).statusIntervalMs, 0)
     assert.equal(load(['--port', '0']).port, 0)
+  })
+
+  test('retention: a week on the embedded database unless told, all kept on PostgreSQL; --retention off keeps all', () => {
+    assert.equal(load([]).retentionMs, 7 * 86_400_000)
+    assert.equal(load(['--retention', 'off']).retentionMs, null)
+    assert.equal(load(['--retention', '2d']).retentionMs, 2 * 86_400_000)
+    assert.equal(load(['--database-url', 'postgres://db/iot']).retentionMs, null)
+    assert.equal(load(['--database-url', 'postgres://db/iot', '--retention', '30d']).retentionMs, 30 * 86_400_000)
+  })
+
+  test('--shutdown-timeout sets how long a stop may store before exiting anyway', () => {
+    assert.equal(load(['--shutdown-timeout', '5s']).shutdownTimeoutMs, 5000)
   })
 
   test('a plain number for a duration flag is seconds', () => {

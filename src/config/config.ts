@@ -50,16 +50,25 @@ export interface Config {
   logLevel: string
   /** Seconds between status lines; 0 turns them off. */
   statusIntervalMs: number
+  /** A stop (SIGINT, SIGTERM) that has not finished storing what was accepted after this long exits anyway, saying what it left. */
+  shutdownTimeoutMs: number
   simulator: SimulatorConfig
   windowing: WindowingOptions
   validation: ValidationOptions
   busCapacity: number
   maxBatch: number
-  /** Drop daily partitions of raw readings older than this behind the watermark; null keeps all. */
+  /**
+   * Drop daily partitions of raw readings (and late readings and dead letters) older than this
+   * behind the watermark; null keeps all. Unless told, the embedded database keeps EMBEDDED_RETENTION_MS
+   * and a PostgreSQL server everything.
+   */
   retentionMs: number | null
   kafka: KafkaConfig
   detection: DetectionConfig
 }
+
+/** Raw readings the embedded database (PGlite) keeps by default: a week (windows and roll-ups stay). */
+export const EMBEDDED_RETENTION_MS = 7 * 86_400_000
 
 export const defaultConfig: Config = {
   databaseUrl: null,
@@ -71,12 +80,13 @@ export const defaultConfig: Config = {
   group: 'iot-monitor',
   logLevel: 'info',
   statusIntervalMs: 5000,
+  shutdownTimeoutMs: 30_000,
   simulator: { enabled: true, sensors: 25, rate: 1, speedup: 1, seed: 42, durationMs: null, startMs: null },
   windowing: defaultWindowingOptions,
   validation: defaultValidationOptions,
   busCapacity: 100_000,
   maxBatch: 10_000,
-  retentionMs: null,
+  retentionMs: EMBEDDED_RETENTION_MS,
   kafka: { brokers: null, sessionTimeoutMs: 10_000, events: true, aggregatesTopic: 'iot_aggregates', anomaliesTopic: 'iot_anomalies' },
   detection: { rules: defaultRuleConfig, ml: true, mlScope: 'type' }
 }
@@ -92,6 +102,7 @@ const options = {
   group: { type: 'string' },
   'log-level': { type: 'string' },
   status: { type: 'string' },
+  'shutdown-timeout': { type: 'string' },
   sensors: { type: 'string' },
   rate: { type: 'string' },
   speedup: { type: 'string' },
@@ -148,7 +159,9 @@ Flags (env in brackets; a JSON file given by --config may set any of them by nam
   --allowed-lateness D    revisions accepted after a window's end (default 60s)
   --idle-timeout D        wall time after which a silent partition stops holding windows (default 30s)
   --max-past D, --max-future D   reject timestamps that far from the ingest clock (default 7d, 5m; "off")
-  --retention D           drop raw readings (whole days) older than D behind the watermark (default: keep)
+  --retention D|off       drop raw readings, late readings and dead letters older than D behind
+                          the watermark (whole days; windows and roll-ups stay); default: 7d on the
+                          embedded database, keep all on PostgreSQL
   --max-batch N           records per batch and transaction (default 10000)
   --bus-capacity N        records the embedded bus holds before producers wait (default 100000)
   --rules FILE            rule thresholds per sensor type and location (JSON; see
@@ -156,6 +169,8 @@ Flags (env in brackets; a JSON file given by --config may set any of them by nam
   --ml-scope type|sensor  one Isolation Forest per sensor type (default) or per sensor
   --no-ml                 run without the Isolation Forest
   --status D              interval of the status line (default 5s; 0 = off)
+  --shutdown-timeout D    on SIGINT/SIGTERM, store what was accepted for at most D, then exit
+                          saying what was left (default 30s)
   --log-level LEVEL       trace, debug, info, warn, error (default info) [LOG_LEVEL]
 
 Kafka (distributed mode):
@@ -236,6 +251,7 @@ export function loadConfig (argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const group = get('group'); if (group !== undefined) c.group = group
   const level = get('log-level', 'LOG_LEVEL'); if (level !== undefined) c.logLevel = level
   const status = get('status'); if (status !== undefined) c.statusIntervalMs = parseDuration(status, '--status')
+  const shutdown = get('shutdown-timeout'); if (shutdown !== undefined) c.shutdownTimeoutMs = parseDuration(shutdown, '--shutdown-timeout')
   const s = c.simulator
   const sensors = get('sensors'); if (sensors !== undefined) s.sensors = int(sensors, 'sensors', 1)
   const rate = get('rate'); if (rate !== undefined) s.rate = positive(rate, 'rate')
@@ -258,7 +274,9 @@ export function loadConfig (argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const future = get('max-future'); if (future !== undefined) c.validation.maxFutureMs = limit(future, 'max-future')
   const cap = get('bus-capacity'); if (cap !== undefined) c.busCapacity = int(cap, 'bus-capacity', 1)
   const batch = get('max-batch'); if (batch !== undefined) c.maxBatch = int(batch, 'max-batch', 1)
-  const retention = get('retention'); if (retention !== undefined) c.retentionMs = limit(retention, 'retention')
+  const retention = get('retention')
+  if (retention !== undefined) c.retentionMs = limit(retention, 'retention')
+  else if (c.databaseUrl !== null) c.retentionMs = null
   const k = c.kafka
   const brokers = get('kafka-brokers', 'KAFKA_BROKERS')
   if (brokers !== undefined && brokers.trim() !== '') {

@@ -18,3 +18,16 @@ export function parseDuration (text: string, what = 'duration'): number {
   }
   return Math.round(total)
 }
+
+/** Writes ms the way parseDuration reads it: the largest units first ("7d", "1h30m", "30s", "250ms"). */
+export function formatDuration (ms: number): string {
+  if (ms === 0) return '0s'
+  let rest = Math.round(ms)
+  let out = ''
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000], ['ms', 1]] as const) {
+    const n = Math.floor(rest / size)
+    if (n > 0) out += `${n}${unit}`
+    rest -= n * size
+  }
+  return out
+}

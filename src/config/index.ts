@@ -1,2 +1,2 @@
 export { loadConfig, defaultConfig, usage, type Config, type SimulatorConfig, type ParsedCommand } from './config.ts'
-export { parseDuration } from './duration.ts'
+export { formatDuration, parseDuration } from './duration.ts'

@@ -25,7 +25,9 @@ export class PipelineMetrics {
     this.duplicates = new Counter({ name: 'iot_readings_duplicate_total', help: 'Readings delivered again and counted once.', registers: r })
     this.late = new Counter({ name: 'iot_readings_late_total', help: 'Readings for final windows, kept in late_readings.', registers: r })
     this.deadLetters = new Counter({ name: 'iot_dead_letters_total', help: 'Rejected messages by reason.', labelNames: ['reason'], registers: r })
-    this.anomalies = new Counter({ name: 'iot_anomalies_total', help: 'Readings flagged, by detector.', labelNames: ['detector'], registers: r })
+    this.anomalies = new Counter({
+      name: 'iot_anomalies_total', help: 'Readings flagged, by detector (rule, zscore, ml; combined: the combined verdict).', labelNames: ['detector'], registers: r
+    })
     this.windowsUpdated = new Counter({ name: 'iot_window_revisions_total', help: 'Window merges (revisions).', registers: r })
     this.windowsFinalized = new Counter({ name: 'iot_windows_final_total', help: 'Windows that became final.', registers: r })
     this.batchSeconds = new Histogram({
@@ -39,8 +41,10 @@ export class PipelineMetrics {
     this.lag = new Gauge({ name: 'iot_consumer_lag', help: 'Records produced and not yet consumed.', registers: r })
   }
 
-  /** Current value of a counter (summed over labels). */
-  static async total (c: Counter<string>): Promise<number> {
-    return (await c.get()).values.reduce((s, v) => s + v.value, 0)
+  /** Current value of a counter (summed over labels, or of the series with these labels). */
+  static async total (c: Counter<string>, labels?: Record<string, string>): Promise<number> {
+    const values = (await c.get()).values
+    const of = labels === undefined ? values : values.filter(v => Object.entries(labels).every(([k, x]) => v.labels[k] === x))
+    return of.reduce((s, v) => s + v.value, 0)
   }
 }

@@ -101,6 +101,11 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     return this.#claims.op.watermark
   }
 
+  /** The partitions this worker owns now. */
+  get partitions (): readonly number[] {
+    return this.#claims.assigned
+  }
+
   /** Joins the group and starts consuming in the background. */
   async start (): Promise<void> {
     const handler: AssignmentHandler = {
@@ -243,15 +248,17 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     metrics.duplicates.inc(out.duplicates)
     metrics.late.inc(out.late.length)
     for (const d of out.deadLetters) metrics.deadLetters.inc({ reason: d.reason })
-    let rule = 0; let z = 0; let ml = 0
+    let rule = 0; let z = 0; let ml = 0; let combined = 0
     for (const { verdict } of out.stored) {
       if (verdict.ruleAnomaly) rule++
       if (verdict.zAnomaly) z++
       if (verdict.mlAnomaly === true) ml++
+      if (verdict.anomaly) combined++
     }
     metrics.anomalies.inc({ detector: 'rule' }, rule)
     metrics.anomalies.inc({ detector: 'zscore' }, z)
     metrics.anomalies.inc({ detector: 'ml' }, ml)
+    metrics.anomalies.inc({ detector: 'combined' }, combined)
     metrics.windowsUpdated.inc(out.revised.length)
     metrics.batchSeconds.observe((performance.now() - b.started) / 1000)
     this.emit('batch', out)

@@ -145,7 +145,9 @@ export async function runReplay (o: ReplayOptions, stdout: Writable = process.st
   const out = stringify({ header: true, columns: outputColumns })
   const sink: Writable = o.output === '-' ? stdout : createWriteStream(o.output)
   out.pipe(sink)
-  const done = o.output === '-' ? Promise.resolve() : once(sink, 'finish')
+  // Standard output is never ended: the scores are out once the writer has handed over its last
+  // chunk (the CLI exits right after; waiting for less cut rows off the end).
+  const done = o.output === '-' ? once(out, 'end') : once(sink, 'finish')
   const counter = new DetectionCounter()
   let labelled = 0
   const s: ReplaySummary = { rows: 0, scored: 0, errors: 0, firstErrors: [], anomalies: 0, models: 0, quality: null, elapsedMs: 0 }

@@ -100,7 +100,7 @@ test('scoreBins - 20 bins over [0, 1], split by the combined verdict; 1.0 goes i
 })
 
 for (const database of testDatabases) {
-  describe(`${database.name}: dashboard queries`, () => {
+  describe(`${database.name}: dashboard queries`, { skip: database.skip }, () => {
     test('range statistics mix hourly roll-ups and edge windows, and equal the raw readings exactly', async () => {
       const { db, drop } = await database.create()
       try {

@@ -18,6 +18,8 @@ export { type ModelInfo, type StoredModel, loadLatestModels, newestModels, recen
 export {
   type PartitionProgress, type PartitionState, advanceWatermark, claimPartitions, loadPartitions, loadWatermark, lockFinality, markIdle
 } from './progress.ts'
+export { applyRetention, vacuumRewrittenTables, type RetentionResult } from './maintenance.ts'
+export { type GroupStatus, type Latency, loadGroupStatus, removeWorkerStatus, reportWorkerStatus } from './worker-status.ts'
 // The API's and the dashboard's reads.
 export { type StoredReading, newestEventTime, recentAnomalies, recentReadings, recentScores } from './reading-lists.ts'
 export {

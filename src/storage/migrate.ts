@@ -8,9 +8,12 @@ const dir = fileURLToPath(new URL('./migrations/', import.meta.url))
 /** Arbitrary constant: serialises concurrent migrators (several workers starting at once). */
 const LOCK_KEY = 727_001
 
-/** Applies the SQL files in migrations/ that have not run yet, each in its own transaction. */
-export async function migrate (db: Db): Promise<string[]> {
-  const files = readdirSync(dir).filter(f => f.endsWith('.sql')).sort()
+/**
+ * Applies the SQL files in migrations/ that have not run yet, in one transaction; with `upTo`,
+ * only those up to that file name (tests of an upgrade from an older schema).
+ */
+export async function migrate (db: Db, opts: { upTo?: string } = {}): Promise<string[]> {
+  const files = readdirSync(dir).filter(f => f.endsWith('.sql') && (opts.upTo === undefined || f <= opts.upTo)).sort()
   const applied: string[] = []
   await db.transaction(async tx => {
     // The lock first: two migrators on a fresh database would otherwise race to create the table.

@@ -95,3 +95,83 @@ export async function rowKeys (page: Page, id: string): Promise<string[]> {
   return await page.getByTestId(id).locator('tbody tr[data-key]').evaluateAll((els: { getAttribute: (n: string) => string | null }[]) =>
     els.map(e => e.getAttribute('data-key') ?? ''))
 }
+
+// The DOM as the layout checks see it (the root tsconfig has no DOM library).
+interface Rect { left: number, right: number, top: number, bottom: number, width: number, height: number }
+interface DomEl {
+  tagName: string
+  className: string
+  textContent: string | null
+  parentElement: DomEl | null
+  scrollWidth: number
+  clientWidth: number
+  scrollHeight: number
+  clientHeight: number
+  getBoundingClientRect: () => Rect
+  getAttribute: (name: string) => string | null
+}
+interface DomWindow {
+  document: { documentElement: DomEl, body: DomEl, querySelectorAll: (selector: string) => ArrayLike<DomEl> }
+  getComputedStyle: (el: DomEl) => { overflowX: string, overflowY: string, display: string }
+}
+
+export interface LayoutCheck {
+  /** Elements that must lie within the viewport's width (tabs, controls, charts). */
+  inView?: string[]
+  /** Prose that must be whole and visible: not cut by a scroll box, the panel or the viewport. */
+  prose?: string
+}
+
+/**
+ * What a reader could miss in the page's layout: a horizontal page scroll, elements off the
+ * viewport's sides, tables inside scroll boxes that hide rows, prose cut off. Empty when none.
+ */
+export async function layoutProblems (page: Page, check: LayoutCheck = {}): Promise<string[]> {
+  // tsx compiles with esbuild's keepNames, which wraps the named functions below in __name():
+  // the page has no such helper.
+  await page.evaluate('globalThis.__name ??= (fn) => fn')
+  return await page.evaluate((c: LayoutCheck) => {
+    const w = globalThis as unknown as DomWindow
+    const doc = w.document
+    const width = doc.documentElement.clientWidth
+    const out: string[] = []
+    const name = (e: DomEl): string => `${e.tagName.toLowerCase()}${e.getAttribute('data-testid') !== null ? `[data-testid=${e.getAttribute('data-testid')}]` : e.className !== '' ? `.${e.className.trim().split(/\s+/).join('.')}` : ''} "${(e.textContent ?? '').trim().slice(0, 40)}"`
+    const shown = (e: DomEl): boolean => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0 }
+    /** Ancestors (below body) whose overflow clips in the given axis. */
+    const clippers = (e: DomEl, axis: 'x' | 'y'): DomEl[] => {
+      const found: DomEl[] = []
+      for (let p = e.parentElement; p !== null && p !== doc.body && p !== doc.documentElement; p = p.parentElement) {
+        const s = w.getComputedStyle(p)
+        if ((axis === 'x' ? s.overflowX : s.overflowY) !== 'visible') found.push(p)
+      }
+      return found
+    }
+    if (doc.documentElement.scrollWidth > width + 1) out.push(`the page scrolls sideways: ${doc.documentElement.scrollWidth} px wide in a ${width} px viewport`)
+    for (const sel of c.inView ?? []) {
+      for (const e of Array.from(doc.querySelectorAll(sel))) {
+        if (!shown(e)) continue
+        const r = e.getBoundingClientRect()
+        if (r.left < -0.5 || r.right > width + 0.5) out.push(`${name(e)} is off-screen: x ${Math.round(r.left)}..${Math.round(r.right)} in a ${width} px viewport`)
+      }
+    }
+    // Every row in the page flow: no table inside a box that scrolls (or clips) vertically.
+    for (const t of Array.from(doc.querySelectorAll('table[data-testid]'))) {
+      for (const box of clippers(t, 'y')) {
+        if (box.scrollHeight > box.clientHeight + 1) out.push(`${name(t)} hides rows in a scroll box (${name(box)}: ${box.scrollHeight} px of content in ${box.clientHeight} px)`)
+      }
+    }
+    if (c.prose !== undefined) {
+      for (const e of Array.from(doc.querySelectorAll(c.prose))) {
+        if (!shown(e)) continue
+        const r = e.getBoundingClientRect()
+        if (e.scrollWidth > e.clientWidth + 1) out.push(`${name(e)} overflows its own box`)
+        if (r.left < -0.5 || r.right > width + 0.5) out.push(`${name(e)} runs off the viewport: x ${Math.round(r.left)}..${Math.round(r.right)}`)
+        for (const box of clippers(e, 'x')) {
+          const b = box.getBoundingClientRect()
+          if (r.left < b.left - 0.5 || r.right > b.right + 0.5) out.push(`${name(e)} is cut off by ${name(box)}: x ${Math.round(r.left)}..${Math.round(r.right)} in ${Math.round(b.left)}..${Math.round(b.right)}`)
+        }
+      }
+    }
+    return out
+  }, check)
+}

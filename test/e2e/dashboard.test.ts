@@ -73,12 +73,6 @@ test('dashboard - every tab shows data; filters, live updates and shared URLs wo
     })
 
     phase('data stored and a model trained')
-    // Anomalies left out of the charts: /api/series?anomalies=exclude. A server without the
-    // parameter answers 400 and the page asks again without it, saying so.
-    const probe = await fetch(`${base}/api/series?anomalies=exclude`)
-    assert.ok(probe.status === 200 || probe.status === 400, `/api/series?anomalies=exclude answers 200, or 400 on a server without the parameter (got ${probe.status})`)
-    const excludeSupported = probe.status === 200
-    phase(`/api/series ${excludeSupported ? 'takes' : 'does not take (yet)'} anomalies=exclude`)
 
     browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] })
     const page: Page = await browser.newPage({ viewport: { width: 1440, height: 900 } })
@@ -87,8 +81,6 @@ test('dashboard - every tab shows data; filters, live updates and shared URLs wo
     page.on('console', msg => {
       if (msg.type() !== 'error') return
       const where = msg.location().url
-      // The browser logs the 400 of a server without the parameter; the page handles it.
-      if (!excludeSupported && where.includes('/api/series') && where.includes('anomalies=exclude') && msg.text().includes('400')) return
       problems.push(`console error: ${msg.text()} (${where})`)
     })
     page.on('pageerror', err => { problems.push(`page error: ${err.message}`) })
@@ -121,11 +113,12 @@ test('dashboard - every tab shows data; filters, live updates and shared URLs wo
     // Every tab: data, every table row in the page flow, whole explanations; a full-page screenshot.
     for (const tab of TABS) {
       await openTab(tab)
+      const explained = { realtime: 'table-recent-anomalies', ml: 'table-ml-anomalies' } as Partial<Record<typeof tab, string>>
+      if (explained[tab] !== undefined) assert.ok(await page.locator(`[data-testid=${explained[tab]}] ${PROSE}`).count() > 0, `${explained[tab]} shows explanations`)
       assert.deepEqual(await layoutProblems(page, { prose: PROSE }), [], `the ${tab} tab at 1440 px: every table row in the page, explanations whole`)
       await page.screenshot({ path: join(screenshotDir, `${TABS.indexOf(tab) + 1}-${tab}.png`), fullPage: true })
       phase(`${tab} tab has data; screenshot in ${screenshotDir}`)
     }
-    assert.ok(await page.locator(`[data-testid=table-ml-anomalies] ${PROSE}`).count() > 0, 'the ML anomalies show explanations')
 
     // Back on the first tab, its charts drawn (one per sensor type).
     await page.getByTestId('tab-realtime').click()
@@ -174,22 +167,15 @@ test('dashboard - every tab shows data; filters, live updates and shared URLs wo
     assert.equal(seriesCalls()[0]?.searchParams.get('anomalies'), 'exclude', 'the first time-series request leaves anomalies out')
     const notSeries = apiCalls.filter(u => u.pathname !== '/api/series' && u.searchParams.has('anomalies')).map(String)
     assert.deepEqual(notSeries, [], 'KPIs, lists and tables are not asked to leave anomalies out')
-    if (excludeSupported) {
-      const asked = seriesCalls().filter(u => u.searchParams.get('anomalies') !== 'exclude').map(String)
-      assert.deepEqual(asked, [], 'every time-series request left anomalies out')
-      await until('the caption to say anomalies are left out', 10_000, async () => await page.getByTestId('series-anomalies').getAttribute('data-anomalies') === 'exclude' ? true : null, describe)
-      assert.equal(await page.getByTestId('anomalies-unsupported').count(), 0, 'no notice on a server that leaves anomalies out')
-    } else {
-      await until('the notice that this server cannot leave anomalies out', 10_000, async () => await page.getByTestId('anomalies-unsupported').count() > 0 ? true : null, describe)
-      assert.equal(await page.getByTestId('series-anomalies').getAttribute('data-anomalies'), 'include', 'the caption says the charts show anomalies')
-    }
+    const asked = seriesCalls().filter(u => u.searchParams.get('anomalies') !== 'exclude').map(String)
+    assert.deepEqual(asked, [], 'every time-series request left anomalies out')
+    await until('the caption to say anomalies are left out', 10_000, async () => await page.getByTestId('series-anomalies').getAttribute('data-anomalies') === 'exclude' ? true : null, describe)
     const mark = apiCalls.length
     await page.getByTestId('filter-anomalies').selectOption('include')
     const shownCalls = await until('a time-series request with anomalies shown', 10_000, async () => seriesCalls(mark).length > 0 ? seriesCalls(mark) : null, describe)
     assert.deepEqual(shownCalls.filter(u => u.searchParams.get('anomalies') === 'exclude').map(String), [], 'anomalies shown: the requests do not leave them out')
     assert.equal(new URL(page.url()).searchParams.get('anomalies'), 'include', 'the URL says anomalies are shown')
     await until('the caption to say anomalies are shown', 10_000, async () => await page.getByTestId('series-anomalies').getAttribute('data-anomalies') === 'include' ? true : null, describe)
-    assert.equal(await page.getByTestId('anomalies-unsupported').count(), 0, 'no notice while anomalies are shown')
     phase(`anomalies in charts: ${seriesCalls().length} time-series requests checked`)
 
     // The shared URL reopens the same view.

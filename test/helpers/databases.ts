@@ -6,6 +6,8 @@ import { type Db, migrate, openPglite, openPostgres } from '../../src/storage/in
 
 export interface TestDatabase {
   name: 'pglite' | 'postgres'
+  /** Why its suites are skipped (no server outside CI), or false: report it with `{ skip }`. */
+  skip: string | false
   /** A fresh, migrated database; `url` is set for PostgreSQL (to hand to child processes). */
   create(): Promise<{ db: Db, url: string | null, drop(): Promise<void> }>
 }
@@ -37,6 +39,7 @@ export async function createServerDatabase (url: string): Promise<{ url: string,
 export const testDatabases: TestDatabase[] = [
   {
     name: 'pglite',
+    skip: false,
     create: async () => {
       const db = await openPglite('memory://')
       await migrate(db)
@@ -45,24 +48,24 @@ export const testDatabases: TestDatabase[] = [
   }
 ]
 
-if (serverUrl !== null) {
-  testDatabases.push({
-    name: 'postgres',
-    create: async () => {
-      const created = await createServerDatabase(serverUrl)
-      const db = await openPostgres(created.url)
-      await migrate(db)
-      return {
-        db,
-        url: created.url,
-        drop: async () => {
-          await db.close()
-          await created.drop()
-        }
+testDatabases.push({
+  name: 'postgres',
+  skip: serverUrl === null ? 'DATABASE_URL is not set (start a server: eval "$(npm run -s services:up)")' : false,
+  create: async () => {
+    if (serverUrl === null) throw new Error('DATABASE_URL is not set')
+    const created = await createServerDatabase(serverUrl)
+    const db = await openPostgres(created.url)
+    await migrate(db)
+    return {
+      db,
+      url: created.url,
+      drop: async () => {
+        await db.close()
+        await created.drop()
       }
     }
-  })
-}
+  }
+})
 
 /** Which databases run; printed so CI output shows the PostgreSQL suites ran. */
-export const databaseNames = testDatabases.map(d => d.name).join(', ')
+export const databaseNames = testDatabases.filter(d => d.skip === false).map(d => d.name).join(', ')

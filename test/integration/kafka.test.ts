@@ -118,7 +118,7 @@ describe('Kafka distributed mode (real broker, real PostgreSQL)', { skip }, () =
     const a = spawnCli('worker A', workerArgs)
     const b = spawnCli('worker B', workerArgs)
     // The dashboard's process: no worker of its own, it follows what the workers store.
-    const api = spawnCli('api', ['api', '--database-url', url, '--port', '0'])
+    const api = spawnCli('api', ['api', '--database-url', url, '--port', '0', '--group', group, '--topic', topic])
     let a2: Proc | null = null
     const procs = (): Proc[] => [ingest, a, b, api, ...(a2 === null ? [] : [a2])]
     try {
@@ -143,6 +143,16 @@ describe('Kafka distributed mode (real broker, real PostgreSQL)', { skip }, () =
       } finally {
         abort.abort()
       }
+      // It reports what the workers do (from their rows in worker_status): throughput, latency, lag.
+      let pipeline: { readings_per_s: number, latency_ms: { p50: number, p99: number } | null, consumer_lag: number | null } | null = null
+      await until('the pipeline as the workers report it', async () => {
+        pipeline = await (await fetch(`${base}/api/pipeline`)).json() as typeof pipeline
+        return pipeline !== null && pipeline.readings_per_s > 0 && pipeline.latency_ms !== null && pipeline.consumer_lag !== null
+      }, 15_000, procs())
+      // Each process's status line names its role and says what it does.
+      assert.match(api.output(), /\| api \| serving http:\/\/[^ ]+ \| \d+ live clients \| [\d,]+ requests\/s \| stored [\d,]+/)
+      assert.match(a.output(), /\| worker \| [\d,]+ readings\/s \| stored [\d,]+ \| windows closed/)
+      assert.match(ingest.output(), /\| ingest \| [\d,]+ readings\/s produced \| total [\d,]+/)
       // Both workers took part: each stored progress for its own partitions.
       const owners = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stream_offsets WHERE consumer_group = '${group}' AND next_offset > 0`)
       assert.equal(owners[0]!.n, 6, 'all six partitions make progress')

@@ -71,7 +71,7 @@ function buildStream (): { messages: Message[], unique: number, lateKeys: Set<st
 const stream = buildStream()
 
 for (const database of testDatabases) {
-  test(`pipeline on ${database.name} (of ${databaseNames}) - 24 h with out-of-order, late, duplicate and malformed messages`, async () => {
+  test(`pipeline on ${database.name} (of ${databaseNames}) - 24 h with out-of-order, late, duplicate and malformed messages`, { skip: database.skip }, async () => {
     const { db, drop } = await database.create()
     try {
       const bus = new MemoryBus({ partitions: 4, capacity: stream.messages.length + 1 })

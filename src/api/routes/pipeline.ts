@@ -6,18 +6,15 @@ import { newestModels, newestReadingTime } from '../../storage/index.ts'
 import { type PipelineJson } from '../contract.ts'
 import { type ApiDb, type PipelineStatus } from '../deps.ts'
 import { isoOrNull, modelJson } from '../json.ts'
-import { type LiveHub } from '../live.ts'
 import { type PipelineSampler } from '../pipeline-sampler.ts'
 
 export interface PipelineRoutesOptions {
   db: ApiDb
   status: PipelineStatus
   sampler: PipelineSampler
-  /** The hub a worker in this process feeds (ingest-to-stored latency); null without a worker here (latency unknown). */
-  workerHub: LiveHub | null
 }
 
-export const pipelineRoutes: FastifyPluginAsync<PipelineRoutesOptions> = async (app, { db, status, sampler, workerHub }) => {
+export const pipelineRoutes: FastifyPluginAsync<PipelineRoutesOptions> = async (app, { db, status, sampler }) => {
   app.addHook('onReady', async () => { await sampler.start() })
   app.addHook('onClose', async () => { await sampler.stop() })
 
@@ -28,7 +25,7 @@ export const pipelineRoutes: FastifyPluginAsync<PipelineRoutesOptions> = async (
       database: db.kind,
       readings_per_s: s.rate,
       readings_total: s.readingsTotal,
-      latency_ms: workerHub === null ? null : workerHub.latency(),
+      latency_ms: st.latency,
       watermark: isoOrNull(st.watermark),
       newest_event: isoOrNull(newest),
       late_readings: s.lateReadings,

@@ -250,6 +250,7 @@ class KafkaBusProducer implements BusProducer {
       this.#clock === null ? undefined : String(Math.round(this.#clock())))
   }
 
+  get unacknowledged (): number { return this.#batches.held }
   async writable (): Promise<void> { await this.#batches.room() }
   async flush (): Promise<void> { await this.#batches.flush() }
   async close (): Promise<void> {

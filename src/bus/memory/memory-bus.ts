@@ -55,6 +55,7 @@ export class MemoryBus implements Bus {
       tryProduce: (key, value) => this.#produce(key, value),
       writable: async () => { await this.#room() },
       flush: async () => {},
+      unacknowledged: 0,
       close: async () => {}
     }
   }

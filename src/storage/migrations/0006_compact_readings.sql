@@ -77,7 +77,7 @@ SELECT r.timestamp, r.value, s.sensor_key,
        | CASE WHEN r.combined_anomaly THEN 16 ELSE 0 END
        | CASE r.severity WHEN 'minor' THEN 32 WHEN 'major' THEN 64 WHEN 'critical' THEN 96 ELSE 0 END
        | CASE WHEN r.anomaly IS NOT NULL THEN 128 ELSE 0 END | CASE WHEN r.anomaly THEN 256 ELSE 0 END
-       | coalesce(k.kind_key::integer, 0) << 16,
+       | (coalesce(k.kind_key::integer, 0) << 16),
        r.z_score, r.ml_score,
        CASE WHEN r.severity IS NOT NULL THEN m.model_key END,
        CASE WHEN r.severity IS NOT NULL THEN r.explanation END
@@ -86,6 +86,31 @@ JOIN sensors s ON s.sensor_id = r.sensor_id AND s.sensor_type = r.sensor_type AN
 LEFT JOIN anomaly_kinds k ON k.name = r.anomaly_type
 LEFT JOIN model_versions m ON m.version = r.model_version;
 
+-- Window statistics without the readings the combined verdict flagged (charts that leave anomalies
+-- out): count, mean, min and max of the others, merged like the rest.
+ALTER TABLE sensor_aggregates ADD COLUMN normal_count integer NOT NULL DEFAULT 0;
+ALTER TABLE sensor_aggregates ADD COLUMN normal_avg double precision;
+ALTER TABLE sensor_aggregates ADD COLUMN normal_min double precision;
+ALTER TABLE sensor_aggregates ADD COLUMN normal_max double precision;
+ALTER TABLE sensor_aggregates_hourly ADD COLUMN normal_count bigint NOT NULL DEFAULT 0;
+ALTER TABLE sensor_aggregates_hourly ADD COLUMN normal_avg double precision;
+ALTER TABLE sensor_aggregates_hourly ADD COLUMN normal_min double precision;
+ALTER TABLE sensor_aggregates_hourly ADD COLUMN normal_max double precision;
+-- A reading's window is found by equality (its time binned by the window size), so this is one
+-- hash join, not a range join of every reading with every window of its series.
+UPDATE sensor_aggregates a SET normal_count = n.c, normal_avg = n.av, normal_min = n.mn, normal_max = n.mx
+FROM (SELECT w.location, w.sensor_type, w.window_start, count(*)::int AS c, avg(r.value) AS av, min(r.value) AS mn, max(r.value) AS mx
+      FROM (SELECT DISTINCT window_end - window_start AS size FROM sensor_aggregates) z
+      JOIN sensor_readings r ON NOT r.combined_anomaly
+      JOIN sensor_aggregates w ON w.location = r.location AND w.sensor_type = r.sensor_type
+        AND w.window_start = date_bin(z.size, r.timestamp, timestamptz 'epoch') AND w.window_end - w.window_start = z.size
+      GROUP BY 1, 2, 3) n
+WHERE a.location = n.location AND a.sensor_type = n.sensor_type AND a.window_start = n.window_start;
+UPDATE sensor_aggregates_hourly h SET normal_count = n.c, normal_avg = n.av, normal_min = n.mn, normal_max = n.mx
+FROM (SELECT location, sensor_type, date_trunc('hour', window_start) AS hour_start, sum(normal_count)::bigint AS c,
+             sum(normal_count * normal_avg) / nullif(sum(normal_count), 0) AS av, min(normal_min) AS mn, max(normal_max) AS mx
+      FROM sensor_aggregates GROUP BY 1, 2, 3) n
+WHERE h.location = n.location AND h.sensor_type = n.sensor_type AND h.hour_start = n.hour_start;
 DROP VIEW ml_anomaly_predictions;
 DROP TABLE sensor_readings;
 
@@ -119,27 +144,6 @@ SELECT sensor_id, sensor_type, location, value, timestamp,
        anomaly_type, combined_anomaly, severity, explanation
 FROM sensor_readings;
 
--- Window statistics without the readings the combined verdict flagged (charts that leave anomalies
--- out): count, mean, min and max of the others, merged like the rest.
-ALTER TABLE sensor_aggregates ADD COLUMN normal_count integer NOT NULL DEFAULT 0;
-ALTER TABLE sensor_aggregates ADD COLUMN normal_avg double precision;
-ALTER TABLE sensor_aggregates ADD COLUMN normal_min double precision;
-ALTER TABLE sensor_aggregates ADD COLUMN normal_max double precision;
-ALTER TABLE sensor_aggregates_hourly ADD COLUMN normal_count bigint NOT NULL DEFAULT 0;
-ALTER TABLE sensor_aggregates_hourly ADD COLUMN normal_avg double precision;
-ALTER TABLE sensor_aggregates_hourly ADD COLUMN normal_min double precision;
-ALTER TABLE sensor_aggregates_hourly ADD COLUMN normal_max double precision;
-UPDATE sensor_aggregates a SET normal_count = n.c, normal_avg = n.av, normal_min = n.mn, normal_max = n.mx
-FROM (SELECT location, sensor_type, w.window_start, count(*)::int AS c, avg(value) AS av, min(value) AS mn, max(value) AS mx
-      FROM sensor_readings r JOIN sensor_aggregates w USING (location, sensor_type)
-      WHERE NOT r.combined_anomaly AND r.timestamp >= w.window_start AND r.timestamp < w.window_end
-      GROUP BY 1, 2, 3) n
-WHERE a.location = n.location AND a.sensor_type = n.sensor_type AND a.window_start = n.window_start;
-UPDATE sensor_aggregates_hourly h SET normal_count = n.c, normal_avg = n.av, normal_min = n.mn, normal_max = n.mx
-FROM (SELECT location, sensor_type, date_trunc('hour', window_start) AS hour_start, sum(normal_count)::bigint AS c,
-             sum(normal_count * normal_avg) / nullif(sum(normal_count), 0) AS av, min(normal_min) AS mn, max(normal_max) AS mx
-      FROM sensor_aggregates GROUP BY 1, 2, 3) n
-WHERE h.location = n.location AND h.sensor_type = n.sensor_type AND h.hour_start = n.hour_start;
 -- Window rows are rewritten by every merge and by finalization: room on each page lets PostgreSQL
 -- update them in place (HOT) and prune old versions without a vacuum. HOT needs the updated
 -- columns in no index: finalization finds open windows through the start index instead.
