@@ -1,6 +1,6 @@
 // The dashboard: header, pipeline strip, controls and four tabs. The view (tab, filters, range,
-// records, live) is kept in the URL. Live events keep the recent lists current; aggregate views
-// re-fetch at most every 5 s, and only after live events arrived.
+// records, anomalies in charts, live) is kept in the URL. Live events keep the recent lists
+// current; aggregate views re-fetch at most every 5 s, and only after live events arrived.
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState, type JSX } from 'react'
 import type { MetaJson, ReadingJson } from '../../src/api/contract.ts'
 import { api, errorText, type SharedQuery } from './api.ts'
@@ -181,8 +181,8 @@ export function App (): JSX.Element {
         ))}
       </nav>
       <main className='tab-panel' role='tabpanel' data-testid={`panel-${view.tab}`}>
-        {view.tab === 'realtime' && <RealtimeTab query={query} live={live} />}
-        {view.tab === 'windows' && <WindowsTab query={query} live={live} records={view.records} units={units} />}
+        {view.tab === 'realtime' && <RealtimeTab query={query} live={live} anomalies={view.anomalies} />}
+        {view.tab === 'windows' && <WindowsTab query={query} live={live} records={view.records} units={units} anomalies={view.anomalies} />}
         {view.tab === 'ml' && <MlTab query={query} live={live} records={view.records} />}
         {view.tab === 'analytics' && <AnalyticsTab query={query} />}
       </main>

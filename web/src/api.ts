@@ -2,8 +2,9 @@
 // non-2xx answer or a network failure; the views turn that into an empty state, never a crash.
 import type {
   CorrelationJson, LocationStatsJson, MetaJson, ModelJson, OverviewJson, PipelineJson, QualityJson,
-  ReadingJson, ScoreHistogramJson, SeriesJson, WindowJson
+  ReadingJson, ScoreHistogramJson, SeriesJson, SeriesPoint, WindowJson
 } from '../../src/api/contract.ts'
+import type { ChartAnomalies } from './url-state.ts'
 
 export class ApiError extends Error {
   /** HTTP status, 0 for a network failure. */
@@ -74,12 +75,39 @@ interface ModelsBody { count: number, models: ModelJson[] }
 
 export type Detector = 'ml' | 'rule' | 'zscore' | 'combined'
 
+export interface SeriesOptions {
+  max_points?: number
+  group_by?: 'location' | 'sensor_type'
+  min_resolution?: 'raw' | 'window' | 'hour'
+  /**
+   * `exclude`: every point's avg/min/max/n over the readings the combined verdict did not flag.
+   * Sent only when `exclude`; `include` is the server's default.
+   */
+  anomalies?: ChartAnomalies
+}
+
+/** A /api/series answer for the charts, saying whether anomalies were left out. */
+export interface ChartSeriesJson extends SeriesJson {
+  /** What the points hold: every reading (`include`) or the unflagged ones (`exclude`). */
+  anomalies: ChartAnomalies
+}
+
+/** A point needs numbers to draw: a bucket whose readings were all left out has none. */
+const drawable = (p: SeriesPoint): boolean => Number.isFinite(p[0]) && Number.isFinite(p[1]) && Number.isFinite(p[2]) && Number.isFinite(p[3])
+
+/** The time series the charts draw, anomalies left out or not. */
+async function chartSeries (v: ViewQuery, opts: SeriesOptions, signal?: AbortSignal): Promise<ChartSeriesJson> {
+  const { anomalies = 'include', ...rest } = opts
+  const params: Params = { ...q(v), ...rest, ...(anomalies === 'exclude' ? { anomalies } : {}) }
+  const body = await getJson<SeriesJson>('/api/series', params, signal)
+  return { ...body, series: body.series.map(s => ({ ...s, points: s.points.filter(drawable) })), anomalies }
+}
+
 export const api = {
   meta: async (signal?: AbortSignal) => await getJson<MetaJson>('/api/meta', {}, signal),
   pipeline: async (signal?: AbortSignal) => await getJson<PipelineJson>('/api/pipeline', {}, signal),
   overview: async (v: ViewQuery, signal?: AbortSignal) => await getJson<OverviewJson>('/api/overview', q(v), signal),
-  series: async (v: ViewQuery, opts: { max_points?: number, group_by?: 'location' | 'sensor_type', min_resolution?: 'raw' | 'window' | 'hour' }, signal?: AbortSignal) =>
-    await getJson<SeriesJson>('/api/series', { ...q(v), ...opts }, signal),
+  series: chartSeries,
   /** Newest readings, whatever the time range (the live table). */
   readings: async (v: ViewQuery, limit: number, signal?: AbortSignal) =>
     (await getJson<ReadingsBody>('/api/readings', { location: v.location, sensor_type: v.sensor_type, limit }, signal)).readings,

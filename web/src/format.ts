@@ -62,6 +62,11 @@ export function resolutionCaption (resolution: Resolution, bucketMs: number): st
   return `${source}, ${fmtDuration(bucketMs)} buckets`
 }
 
+/** How the charts treat anomalies, for their captions: "anomalies left out". */
+export function chartAnomaliesCaption (s: { anomalies: 'include' | 'exclude' }): string {
+  return s.anomalies === 'exclude' ? 'anomalies left out' : 'anomalies shown'
+}
+
 /** "temperature (°C)" */
 export function withUnit (name: string, unit: string | null | undefined): string {
   return unit === null || unit === undefined || unit === '' ? name : `${name} (${unit})`

@@ -1,5 +1,5 @@
-// The view lives in the query string (?tab=&location=&sensor_type=&range=&records=&live=), so a
-// copied URL reopens the same view. Unknown or malformed values fall back to the defaults.
+// The view lives in the query string (?tab=&location=&sensor_type=&range=&records=&anomalies=&live=),
+// so a copied URL reopens the same view. Unknown or malformed values fall back to the defaults.
 
 export const TABS = [
   { id: 'realtime', label: 'Real-time monitoring' },
@@ -22,6 +22,17 @@ export type RangeId = typeof RANGES[number]['id']
 
 export const RECORDS = [100, 200, 500, 1000, 2000] as const
 
+/**
+ * Anomalies in the time-series charts: left out (`exclude`, the default: a spike ten times the
+ * normal range would flatten the band of normal readings) or shown (`include`). The value is the
+ * `anomalies` parameter of /api/series; the lists, KPIs and tables always show every reading.
+ */
+export const CHART_ANOMALIES = [
+  { id: 'exclude', label: 'left out' },
+  { id: 'include', label: 'shown' }
+] as const
+export type ChartAnomalies = typeof CHART_ANOMALIES[number]['id']
+
 export interface ViewState {
   tab: TabId
   /** '' = all locations. */
@@ -30,13 +41,16 @@ export interface ViewState {
   sensorType: string
   range: RangeId
   records: number
+  /** Anomalies in the time-series charts. */
+  anomalies: ChartAnomalies
   live: boolean
 }
 
-export const DEFAULT_VIEW: ViewState = { tab: 'realtime', location: '', sensorType: '', range: '1h', records: 500, live: true }
+export const DEFAULT_VIEW: ViewState = { tab: 'realtime', location: '', sensorType: '', range: '1h', records: 500, anomalies: 'exclude', live: true }
 
 const isTab = (s: string | null): s is TabId => TABS.some(t => t.id === s)
 const isRange = (s: string | null): s is RangeId => RANGES.some(r => r.id === s)
+const isChartAnomalies = (s: string | null): s is ChartAnomalies => CHART_ANOMALIES.some(a => a.id === s)
 
 export function rangeMs (id: RangeId): number {
   return RANGES.find(r => r.id === id)?.ms ?? 3_600_000
@@ -48,12 +62,14 @@ export function parseView (search: string): ViewState {
   const range = p.get('range')
   const records = Number(p.get('records'))
   const live = p.get('live')
+  const anomalies = p.get('anomalies')
   return {
     tab: isTab(tab) ? tab : DEFAULT_VIEW.tab,
     location: p.get('location') ?? '',
     sensorType: p.get('sensor_type') ?? '',
     range: isRange(range) ? range : DEFAULT_VIEW.range,
     records: Number.isInteger(records) && records >= 100 && records <= 2000 ? records : DEFAULT_VIEW.records,
+    anomalies: isChartAnomalies(anomalies) ? anomalies : DEFAULT_VIEW.anomalies,
     live: live === null ? DEFAULT_VIEW.live : live !== '0' && live !== 'false'
   }
 }
@@ -65,6 +81,7 @@ export function serializeView (v: ViewState): string {
   if (v.sensorType !== '') p.set('sensor_type', v.sensorType)
   p.set('range', v.range)
   p.set('records', String(v.records))
+  p.set('anomalies', v.anomalies)
   p.set('live', v.live ? '1' : '0')
   return `?${p.toString()}`
 }

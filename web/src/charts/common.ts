@@ -23,6 +23,39 @@ export function bottomLegend (): LegendComponentOption {
   return { type: 'scroll', bottom: 0, left: 'center', itemWidth: 14, itemHeight: 8, textStyle: { fontSize: 12 } }
 }
 
+/**
+ * Time-axis labels (UTC, the option's `useUTC`) a reader can tell apart: a time of day within a
+ * day, the date where a day starts and on day-level ticks ("Dec 6", never ECharts' lone "6"), the
+ * year where one starts. The second template of each is for ticks at a coarser boundary than
+ * their neighbours (level 1, bold like ECharts' default).
+ */
+export const TIME_AXIS_LABELS = {
+  year: ['{MMM} {d} {yyyy}', '{primary|{MMM} {d} {yyyy}}'],
+  month: ['{MMM} {d}', '{primary|{MMM} {d}}'],
+  day: ['{MMM} {d}', '{primary|{MMM} {d}}'],
+  hour: ['{HH}:{mm}', '{primary|{HH}:{mm}}'],
+  minute: ['{HH}:{mm}', '{primary|{HH}:{mm}}'],
+  second: ['{HH}:{mm}:{ss}', '{primary|{HH}:{mm}:{ss}}'],
+  millisecond: ['{HH}:{mm}:{ss}.{SSS}', '{primary|{HH}:{mm}:{ss}.{SSS}}']
+}
+
+/** Charts this wide or narrower (a phone) take their narrow media options. */
+export const NARROW_CHART_PX = 560
+
+/**
+ * On a narrow chart the legend wraps onto lines under the plot instead of paging (a paged legend
+ * hides most series names behind arrows); the grid leaves room for them. Many series (more than
+ * four lines of names) keep the paged legend. A media option of an ECharts `baseOption`.
+ */
+export function narrowLegend (names: string[], gridBottom: number) {
+  // Legend item: 14 px icon, 5 px gap, ~7 px per character at 12 px, 10 px between items; a
+  // phone's chart is about 320 px wide.
+  const width = names.reduce((w, n) => w + 29 + 7 * n.length, 0)
+  const lines = Math.max(1, Math.ceil(width / 320))
+  if (lines > 4) return []
+  return [{ query: { maxWidth: NARROW_CHART_PX }, option: { legend: { type: 'plain' as const }, grid: { bottom: gridBottom + 22 * (lines - 1) } } }]
+}
+
 /** A time x axis in UTC with labels that never overlap. */
 export function timeAxis () {
   return {
@@ -30,7 +63,7 @@ export function timeAxis () {
     name: 'time (UTC)',
     nameLocation: 'middle' as const,
     nameGap: 26,
-    axisLabel: { hideOverlap: true, fontSize: 11 },
+    axisLabel: { hideOverlap: true, fontSize: 11, formatter: TIME_AXIS_LABELS },
     splitLine: { show: false }
   }
 }

@@ -1,8 +1,9 @@
-// Filters, time range, records to load, live/pause and refresh. Options come from /api/meta.
+// Filters, time range, records to load, anomalies in charts, live/pause and refresh. Options come
+// from /api/meta.
 import type { JSX } from 'react'
 import type { MetaJson } from '../../../src/api/contract.ts'
 import type { LiveStatus } from '../live.ts'
-import { RANGES, RECORDS, type RangeId, type ViewState } from '../url-state.ts'
+import { CHART_ANOMALIES, RANGES, RECORDS, type ChartAnomalies, type RangeId, type ViewState } from '../url-state.ts'
 import { fmtTime, typeLabel } from '../format.ts'
 
 const STATUS_TEXT: Record<LiveStatus, string> = {
@@ -54,6 +55,12 @@ export function Controls ({ view, meta, status, newest, onChange, onRefresh }: {
         <span>Records to load</span>
         <select data-testid='filter-records' value={view.records} onChange={e => onChange({ records: Number(e.target.value) })}>
           {RECORDS.map(n => <option key={n} value={n}>{n}</option>)}
+        </select>
+      </label>
+      <label title='Left out: the time-series charts (lines, min–max bands) draw only the readings the combined verdict does not flag, so a spike does not flatten the normal range. KPIs, anomaly lists and tables always count every reading.'>
+        <span>Anomalies in charts</span>
+        <select data-testid='filter-anomalies' value={view.anomalies} onChange={e => onChange({ anomalies: e.target.value as ChartAnomalies })}>
+          {CHART_ANOMALIES.map(a => <option key={a.id} value={a.id}>{a.label}</option>)}
         </select>
       </label>
       <div className='control-buttons'>

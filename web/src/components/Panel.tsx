@@ -24,3 +24,4 @@ export function Panel ({ title, caption, error, children, className, testId }: {
 export function Empty ({ children }: { children: ReactNode }): JSX.Element {
   return <div className='empty'>{children}</div>
 }
+

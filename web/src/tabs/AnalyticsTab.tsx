@@ -52,7 +52,7 @@ export function AnalyticsTab ({ query }: { query: SharedQuery | null }): JSX.Ele
         </Panel>
       </div>
       <Panel title='Statistics by location' caption={stats.data === null ? undefined : `${rows.length} location × sensor type pairs in range`} error={stats.error}>
-        <DataTable rows={rows} columns={columns} rowKey={r => `${r.location}|${r.sensor_type}`} testId='table-stats' empty={stats.loading ? 'Loading…' : 'No readings in this range'} maxHeight={640} />
+        <DataTable rows={rows} columns={columns} rowKey={r => `${r.location}|${r.sensor_type}`} testId='table-stats' empty={stats.loading ? 'Loading…' : 'No readings in this range'} />
       </Panel>
     </div>
   )

@@ -70,7 +70,7 @@ export function MlTab ({ query, live, records }: { query: SharedQuery | null, li
     { key: 'fn', header: 'missed', align: 'right', render: r => <span className='mono'>{fmtInt(r.s.fn)}</span> },
     ...kinds.map(kind => ({
       key: `kind-${kind}`,
-      header: <span>recall: {kind}</span>,
+      header: `recall: ${kind}`,
       align: 'right' as const,
       title: `Share of the ${kind} anomalies this detector flags`,
       render: (r: { id: string }) => {
@@ -134,12 +134,11 @@ export function MlTab ({ query, live, records }: { query: SharedQuery | null, li
           testId='table-ml-anomalies'
           extra={['ml_score', 'explanation']}
           empty={live.mlAnomalies.loaded ? 'No ML anomalies yet' : 'Loading…'}
-          maxHeight={520}
         />
       </Panel>
 
       <Panel title='Models' caption='newest first' error={models.error}>
-        <DataTable rows={models.data ?? []} columns={modelCols} rowKey={x => x.version} testId='table-models' empty={models.loading ? 'Loading…' : 'No model trained yet'} maxHeight={360} />
+        <DataTable rows={models.data ?? []} columns={modelCols} rowKey={x => x.version} testId='table-models' empty={models.loading ? 'Loading…' : 'No model trained yet'} />
       </Panel>
     </div>
   )

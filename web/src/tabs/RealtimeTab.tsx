@@ -11,11 +11,16 @@ import { TimeSeriesChart } from '../charts/TimeSeriesChart.tsx'
 import { CategoryBarChart } from '../charts/CategoryBarChart.tsx'
 import { COLORS } from '../charts/echarts.ts'
 import { groupByType } from './seriesGroups.ts'
-import { fmtInt, fmtPct, resolutionCaption, typeLabel, withUnit } from '../format.ts'
+import type { ChartAnomalies } from '../url-state.ts'
+import { chartAnomaliesCaption, fmtInt, fmtPct, resolutionCaption, typeLabel, withUnit } from '../format.ts'
 
-export function RealtimeTab ({ query, live }: { query: SharedQuery | null, live: LiveData }): JSX.Element {
+export function RealtimeTab ({ query, live, anomalies }: { query: SharedQuery | null, live: LiveData, anomalies: ChartAnomalies }): JSX.Element {
   const overview = useFetch(`overview:${query?.key}`, async s => await api.overview(query ?? {}, s), query !== null, `overview:${query?.scope}`)
-  const series = useFetch(`series:${query?.key}`, async s => await api.series(query ?? {}, { group_by: 'location', max_points: 300 }, s), query !== null, `series:${query?.scope}`)
+  const series = useFetch(
+    `series:${anomalies}:${query?.key}`,
+    async s => await api.series(query ?? {}, { group_by: 'location', max_points: 300, anomalies }, s),
+    query !== null,
+    `series:${anomalies}:${query?.scope}`)
   const o = overview.data
   const groups = groupByType(series.data)
   const byLocation = [...(o?.by_location ?? [])].sort((a, b) => a.key.localeCompare(b.key))
@@ -42,7 +47,16 @@ export function RealtimeTab ({ query, live }: { query: SharedQuery | null, live:
         <ReadingsTable rows={live.readings.rows} testId='table-recent-readings' empty={live.readings.loaded ? 'No readings yet' : 'Loading…'} />
       </Panel>
 
-      <h2 className='section'>Sensor values over time {caption !== undefined && <span className='caption' data-testid='series-resolution'>{caption}</span>}</h2>
+      <h2 className='section'>
+        Sensor values over time
+        {series.data !== null && (
+          <span className='caption'>
+            <span data-testid='series-resolution'>{caption}</span>
+            {' · '}
+            <span data-testid='series-anomalies' data-anomalies={series.data.anomalies}>{chartAnomaliesCaption(series.data)}</span>
+          </span>
+        )}
+      </h2>
       {series.error !== null && <div className='notice' role='status'>Time series unavailable: {series.error}</div>}
       {groups.length === 0 && series.error === null && <Empty>{series.loading ? 'Loading…' : 'No readings in this range'}</Empty>}
       <div className={`grid ${groups.length === 1 ? 'one' : 'two'}`}>

@@ -10,16 +10,22 @@ import { Empty, Panel } from '../components/Panel.tsx'
 import { DataTable, type Column } from '../components/DataTable.tsx'
 import { FinalBadge } from '../components/Badges.tsx'
 import { BandChart } from '../charts/BandChart.tsx'
-import { fmtClock, fmtInt, fmtTime, fmtValue, resolutionCaption, typeLabel, withUnit } from '../format.ts'
+import type { ChartAnomalies } from '../url-state.ts'
+import { chartAnomaliesCaption, fmtClock, fmtInt, fmtTime, fmtValue, resolutionCaption, typeLabel, withUnit } from '../format.ts'
 
-export function WindowsTab ({ query, live, records, units }: {
+export function WindowsTab ({ query, live, records, units, anomalies }: {
   query: SharedQuery | null
   live: LiveData
   records: number
   units: Record<string, string>
+  anomalies: ChartAnomalies
 }): JSX.Element {
   const overview = useFetch(`overview:${query?.key}`, async s => await api.overview(query ?? {}, s), query !== null, `overview:${query?.scope}`)
-  const series = useFetch(`series-type:${query?.key}`, async s => await api.series(query ?? {}, { group_by: 'sensor_type', max_points: 200, min_resolution: 'window' }, s), query !== null, `series-type:${query?.scope}`)
+  const series = useFetch(
+    `series-type:${anomalies}:${query?.key}`,
+    async s => await api.series(query ?? {}, { group_by: 'sensor_type', max_points: 200, min_resolution: 'window', anomalies }, s),
+    query !== null,
+    `series-type:${anomalies}:${query?.scope}`)
   const o = overview.data
   const trends = [...(series.data?.series ?? [])].sort((a, b) => a.sensor_type.localeCompare(b.sensor_type))
   const caption = series.data !== null ? resolutionCaption(series.data.resolution, series.data.bucket_ms) : undefined
@@ -72,7 +78,15 @@ export function WindowsTab ({ query, live, records, units }: {
       </KpiRow>
       {overview.error !== null && <div className='notice' role='status'>KPIs unavailable: {overview.error}</div>}
 
-      <h2 className='section'>Trends: average within the min–max band {caption !== undefined && <span className='caption'>{caption}, all locations merged</span>}</h2>
+      <h2 className='section'>
+        Trends: average within the min–max band
+        {series.data !== null && (
+          <span className='caption'>
+            {caption}, all locations merged{' · '}
+            <span data-testid='trend-anomalies' data-anomalies={series.data.anomalies}>{chartAnomaliesCaption(series.data)}</span>
+          </span>
+        )}
+      </h2>
       {series.error !== null && <div className='notice' role='status'>Trends unavailable: {series.error}</div>}
       {trends.length === 0 && series.error === null && <Empty>{series.loading ? 'Loading…' : 'No windows in this range'}</Empty>}
       <div className={`grid ${trends.length === 1 ? 'one' : 'two'}`}>
@@ -90,7 +104,6 @@ export function WindowsTab ({ query, live, records, units }: {
           rowKey={windowKey}
           testId='table-windows'
           empty={live.windows.loaded ? 'No windows yet' : 'Loading…'}
-          maxHeight={560}
           rowClass={w => w.is_final ? '' : 'row-open'}
         />
       </Panel>
