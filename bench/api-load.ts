@@ -160,16 +160,11 @@ const WIDE = `CREATE TEMP TABLE wide (sensor_id text, sensor_type text, location
   anomaly bool, anomaly_type text, seq bigint, rule_anomaly bool, z_score float8, z_anomaly bool, ml_score float8, ml_anomaly bool,
   model_version text, combined_anomaly bool, severity text, explanation text, ingested_at timestamptz) ON COMMIT DROP`
 
-/** The wide rows of `wide` as compact rows of readings (storage/readings.ts: FLAG; migration 0006). */
+/** The wide rows of `wide` as compact rows of readings (reading_flags and the layout: migration 0006). */
 const COMPACT_INSERT = (table: string): string => `
   INSERT INTO ${table} (ts, value, sensor_key, flags, z_score, ml_score, model_key, explanation)
   SELECT w.timestamp, w.value, s.sensor_key,
-    CASE WHEN w.rule_anomaly THEN 1 ELSE 0 END | CASE WHEN w.z_anomaly THEN 2 ELSE 0 END
-    | CASE WHEN w.ml_anomaly THEN 4 ELSE 0 END | CASE WHEN w.ml_anomaly IS NOT NULL THEN 8 ELSE 0 END
-    | CASE WHEN w.combined_anomaly THEN 16 ELSE 0 END
-    | CASE w.severity WHEN 'minor' THEN 32 WHEN 'major' THEN 64 WHEN 'critical' THEN 96 ELSE 0 END
-    | CASE WHEN w.anomaly IS NOT NULL THEN 128 ELSE 0 END | CASE WHEN w.anomaly THEN 256 ELSE 0 END
-    | (coalesce(k.kind_key::integer, 0) << 16),
+    reading_flags(w.rule_anomaly, w.z_anomaly, w.ml_anomaly, w.combined_anomaly, w.severity, w.anomaly, k.kind_key),
     w.z_score, w.ml_score, CASE WHEN w.severity IS NOT NULL THEN m.model_key END, CASE WHEN w.severity IS NOT NULL THEN w.explanation END
   FROM wide w
   JOIN sensors s ON s.sensor_id = w.sensor_id AND s.sensor_type = w.sensor_type AND s.location = w.location AND s.unit = w.unit

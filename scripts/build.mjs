@@ -15,7 +15,7 @@ const src = join(root, 'src')
 const dist = join(root, 'dist')
 const marker = join(dist, '.built')
 /** Files of src/ that production does not run: tests, test fixtures, and dev-only tooling. */
-const notShipped = (p) => /\.test\.ts$/.test(p) || p.includes('/fixtures/') || p.endsWith('simd-assemble.ts') || p.endsWith('trainer-thread.mjs')
+const notShipped = (p) => /\.(test|fixture)\.ts$/.test(p) || p.includes('/fixtures/') || p.endsWith('simd-assemble.ts') || p.endsWith('trainer-thread.mjs')
 /** Files copied as they are (tsc emits only .ts): migrations and plain ES modules run in child processes. */
 const asset = (p) => p.endsWith('.sql') || p.endsWith('.mjs')
 

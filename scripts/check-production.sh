@@ -31,7 +31,8 @@ grep -q 'patched by iot-monitor' "$tmp/app/node_modules/postgres/src/connection.
   || { say "ERROR: the postinstall did not apply the postgres.js COPY fix"; exit 1; }
 say "installed with $(find "$tmp/app/node_modules" -mindepth 1 -maxdepth 2 -name package.json -o -mindepth 2 -maxdepth 3 -path '*/@*/*/package.json' | wc -l) production packages"
 
-"$tmp/app/node_modules/.bin/iot-monitor" start --data-dir "$tmp/data" --port 0 --status 0 >"$tmp/out.log" 2>&1 &
+# Embedded defaults, as a new user runs it (not the services a CI run may have exported).
+DATABASE_URL='' KAFKA_BROKERS='' "$tmp/app/node_modules/.bin/iot-monitor" start --data-dir "$tmp/data" --port 0 --status 0 >"$tmp/out.log" 2>&1 &
 pid=$!
 url=
 for _ in $(seq 1 300); do

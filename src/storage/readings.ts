@@ -7,7 +7,7 @@ import { BinaryCopy } from './copy-binary.ts'
 import { type Queryable } from './db.ts'
 import { nameKeys, seriesOf, upsertSensors } from './sensors.ts'
 
-/** Bits of readings.flags (migration 0006). */
+/** Bits of readings.flags (migration 0006; its SQL function reading_flags makes the same from verdict columns). */
 export const FLAG = {
   rule: 1,
   z: 2,

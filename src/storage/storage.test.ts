@@ -22,7 +22,7 @@ import {
 import { splitSql } from './migrate.ts'
 import { MODEL_TREES_KEPT, MODEL_VERSIONS_KEPT } from './models.ts'
 import { fencePartitions, saveProgress } from './progress.ts'
-import { findStoredKeys } from './readings.ts'
+import { findStoredKeys, readingFlags } from './readings.ts'
 
 const DAY = 86_400_000
 const MIN = 60_000
@@ -291,6 +291,32 @@ for (const tdb of testDatabases) {
         await old.close()
         await fresh?.drop()
       }
+    })
+
+    test(`${name}: the SQL function reading_flags makes the bits readingFlags makes in Node, for every verdict and label`, async () => {
+      const cases: { v: Verdict, r: Reading, kind: number }[] = []
+      for (const rule of [false, true]) {
+        for (const z of [false, true]) {
+          for (const ml of [null, false, true]) {
+            for (const combined of [false, true]) {
+              for (const severity of [null, 'minor', 'major', 'critical'] as const) {
+                for (const label of [null, false, true]) {
+                  for (const kind of [0, 3, 700]) {
+                    cases.push({ v: verdict({ ruleAnomaly: rule, zAnomaly: z, mlAnomaly: ml, anomaly: combined, severity }), r: reading({ anomaly: label }), kind })
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+      const b = (x: boolean | null): string => x === null ? 'NULL' : String(x)
+      const rows = await db.query<{ f: number }>(`SELECT reading_flags(rule, z, ml, combined, severity, label, kind::int2) AS f
+        FROM unnest($1::bool[], $2::bool[], $3::bool[], $4::bool[], $5::text[], $6::bool[], $7::int4[]) WITH ORDINALITY AS x(rule, z, ml, combined, severity, label, kind, i)
+        ORDER BY i`, [`{${cases.map(c => b(c.v.ruleAnomaly)).join(',')}}`, `{${cases.map(c => b(c.v.zAnomaly)).join(',')}}`,
+        `{${cases.map(c => b(c.v.mlAnomaly)).join(',')}}`, `{${cases.map(c => b(c.v.anomaly)).join(',')}}`,
+        `{${cases.map(c => c.v.severity ?? 'NULL').join(',')}}`, `{${cases.map(c => b(c.r.anomaly)).join(',')}}`, `{${cases.map(c => c.kind).join(',')}}`])
+      deepEqual(rows.map(r => r.f), cases.map(c => readingFlags(c.r, c.v, c.kind)))
     })
 
     const admin = serverUrl

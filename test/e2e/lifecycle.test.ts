@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { type Db, openPglite, openPostgres } from '../../src/storage/index.ts'
 import { checkConsistency } from '../helpers/consistency.ts'
 import { createServerDatabase, serverUrl } from '../helpers/databases.ts'
-import { kafkaBrokers, kafkaSkip, uniqueTopic } from '../helpers/kafka.ts'
+import { brokerScript, kafkaBrokers, kafkaSkip, uniqueTopic } from '../helpers/kafka.ts'
 
 const root = new URL('../../', import.meta.url).pathname
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
@@ -148,11 +148,6 @@ describe('stopping npm start with Kafka gone mid-run', { skip: kafkaReason }, ()
   })
   after(async () => { await drop() })
 
-  const broker = (script: 'down.sh' | 'up.sh'): void => {
-    const r = spawnSync('bash', [`deploy/kafka/${script}`], { cwd: root, encoding: 'utf8', timeout: 180_000 })
-    assert.equal(r.status, 0, `deploy/kafka/${script} failed:\n${r.stderr}`)
-  }
-
   test('SIGTERM to npm start after the broker stopped: ends within the deadline, says what it left; nothing Kafka acknowledged is lost', async () => {
     const topic = uniqueTopic('lifecycle')
     const group = uniqueTopic('lifecycle')
@@ -162,7 +157,7 @@ describe('stopping npm start with Kafka gone mid-run', { skip: kafkaReason }, ()
     let brokerDown = false
     try {
       s = await npmStart([...common, '--speedup', '60', '--shutdown-timeout', `${deadline}s`])
-      broker('down.sh')
+      brokerScript('down.sh')
       brokerDown = true
       await new Promise(resolve => setTimeout(resolve, 2000))
       const t0 = Date.now()
@@ -178,7 +173,7 @@ describe('stopping npm start with Kafka gone mid-run', { skip: kafkaReason }, ()
     } finally {
       if (s !== null && s.npm.exitCode === null) s.npm.kill('SIGKILL')
       if (s !== null && alive(s.app)) process.kill(s.app, 'SIGKILL')
-      if (brokerDown) broker('up.sh')
+      if (brokerDown) brokerScript('up.sh')
     }
     // Everything Kafka acknowledged is there: a worker stores every record of the topic, once.
     const inTopic = spawnSync('kcat', ['-b', brokers, '-C', '-t', topic, '-e', '-q', '-f', '%o\n'], { encoding: 'utf8', timeout: 60_000 })

@@ -17,7 +17,7 @@ import { startSystem, type RunningSystem } from '../../src/app/index.ts'
 import { type Db, openPostgres } from '../../src/storage/index.ts'
 import { checkConsistency } from '../helpers/consistency.ts'
 import { createServerDatabase, serverUrl } from '../helpers/databases.ts'
-import { kafkaBrokers, kafkaSkip, uniqueTopic } from '../helpers/kafka.ts'
+import { brokerScript, kafkaBrokers, kafkaSkip, uniqueTopic } from '../helpers/kafka.ts'
 
 const root = new URL('../../', import.meta.url).pathname
 const cli = new URL('../../src/cli.ts', import.meta.url).pathname
@@ -78,14 +78,6 @@ function kcat (args: string[], input?: string): string {
   const r = spawnSync('kcat', ['-b', brokers, ...args], { input, encoding: 'utf8', timeout: 30_000, maxBuffer: 256 * 1024 * 1024 })
   assert.equal(r.status, 0, `kcat ${args.join(' ')} failed: ${r.stderr}`)
   return r.stdout
-}
-
-/** Restarts the broker with its data, through the same scripts that started it. */
-function restartBroker (): void {
-  for (const script of ['down.sh', 'up.sh']) {
-    const r = spawnSync('bash', [`deploy/kafka/${script}`], { cwd: root, encoding: 'utf8', timeout: 120_000 })
-    assert.equal(r.status, 0, `deploy/kafka/${script} failed:\n${r.stderr}`)
-  }
 }
 
 describe('Kafka distributed mode (real broker, real PostgreSQL)', { skip }, () => {
@@ -167,7 +159,8 @@ describe('Kafka distributed mode (real broker, real PostgreSQL)', { skip }, () =
       const afterKill = await stored()
       await until('progress after the kill', async () => await stored() >= afterKill + 30_000, 90_000, procs())
 
-      restartBroker()
+      brokerScript('down.sh')
+      brokerScript('up.sh')
       await until('progress after the broker restart', async () => await stored() >= afterKill + 50_000, 120_000, procs())
 
       a2 = spawnCli('worker A (restarted)', workerArgs)

@@ -46,6 +46,16 @@ SELECT DISTINCT model_version FROM sensor_readings WHERE model_version IS NOT NU
 -- bits 16-31 anomaly_kinds.kind_key of the label. "Flagged" (any detector) is flags & 7 <> 0.
 -- Columns in this order keep every row of one that was not flagged at 56 bytes (a 24-byte header
 -- with its null bitmap, then 8 + 8 + 4 + 4 + 4 + 4); at most 8 columns keep the bitmap in one byte.
+-- The same bits from verdict columns, for SQL that converts wide rows (this migration, the API bench's loader).
+CREATE FUNCTION reading_flags (rule boolean, z boolean, ml boolean, combined boolean, severity text, label boolean, kind_key smallint)
+RETURNS integer LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN rule THEN 1 ELSE 0 END | CASE WHEN z THEN 2 ELSE 0 END
+    | CASE WHEN ml THEN 4 ELSE 0 END | CASE WHEN ml IS NOT NULL THEN 8 ELSE 0 END
+    | CASE WHEN combined THEN 16 ELSE 0 END
+    | CASE severity WHEN 'minor' THEN 32 WHEN 'major' THEN 64 WHEN 'critical' THEN 96 ELSE 0 END
+    | CASE WHEN label IS NOT NULL THEN 128 ELSE 0 END | CASE WHEN label THEN 256 ELSE 0 END
+    | (coalesce(kind_key::integer, 0) << 16)
+$$;
 CREATE TABLE readings (
   ts          timestamptz      NOT NULL,
   value       double precision NOT NULL,
@@ -72,12 +82,7 @@ BEGIN
 END $$;
 INSERT INTO readings (ts, value, sensor_key, flags, z_score, ml_score, model_key, explanation)
 SELECT r.timestamp, r.value, s.sensor_key,
-       CASE WHEN r.rule_anomaly THEN 1 ELSE 0 END | CASE WHEN r.z_anomaly THEN 2 ELSE 0 END
-       | CASE WHEN r.ml_anomaly THEN 4 ELSE 0 END | CASE WHEN r.ml_anomaly IS NOT NULL THEN 8 ELSE 0 END
-       | CASE WHEN r.combined_anomaly THEN 16 ELSE 0 END
-       | CASE r.severity WHEN 'minor' THEN 32 WHEN 'major' THEN 64 WHEN 'critical' THEN 96 ELSE 0 END
-       | CASE WHEN r.anomaly IS NOT NULL THEN 128 ELSE 0 END | CASE WHEN r.anomaly THEN 256 ELSE 0 END
-       | (coalesce(k.kind_key::integer, 0) << 16),
+       reading_flags(r.rule_anomaly, r.z_anomaly, r.ml_anomaly, r.combined_anomaly, r.severity, r.anomaly, k.kind_key),
        r.z_score, r.ml_score,
        CASE WHEN r.severity IS NOT NULL THEN m.model_key END,
        CASE WHEN r.severity IS NOT NULL THEN r.explanation END

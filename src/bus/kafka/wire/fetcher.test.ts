@@ -5,9 +5,9 @@
 // kafka-bus.test.ts.
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createRecordsBatch } from '@platformatic/kafka'
 import { type BusRecord } from '../../port.ts'
 import { FetchBuffer } from './fetcher.ts'
+import { type StoredBatchOptions, storedBatch } from './stored-batch.fixture.ts'
 
 const T0 = 1_767_225_600_000
 const TOPIC = 'iot_sensors'
@@ -16,22 +16,13 @@ const HEADER = 'iot-ingest-ms'
 const HIGH_WATERMARK = 1_000_000
 
 /** A stored batch of `count` readings from `baseOffset`, as the broker returns it. */
-function batch (baseOffset: number, count: number, opts: { compression?: 'none' | 'gzip' | 'lz4', producerId?: bigint, transactional?: boolean, control?: boolean } = {}): Buffer {
+function batch (baseOffset: number, count: number, opts: StoredBatchOptions = {}): Buffer {
   const messages = Array.from({ length: count }, (_, i) => ({
-    topic: TOPIC,
-    partition: 0,
     key: Buffer.from(`sensor-${(baseOffset + i) % 3}`),
     value: Buffer.from(`{"n":${baseOffset + i}}`),
     timestamp: BigInt(T0 + baseOffset + i)
   }))
-  const b = createRecordsBatch(messages, {
-    compression: opts.compression ?? 'lz4',
-    ...(opts.producerId === undefined ? {} : { producerId: opts.producerId }),
-    ...(opts.transactional === true ? { transactionalId: 'tx' } : {})
-  }).buffer
-  b.writeBigInt64BE(BigInt(baseOffset), 0)
-  if (opts.control === true) b.writeInt16BE(b.readInt16BE(21) | (1 << 5), 21)
-  return b
+  return storedBatch(messages, baseOffset, { compression: 'lz4', ...opts })
 }
 
 /** A gzip batch whose compressed bytes are broken: its header is sound, its records cannot be read. */
@@ -127,9 +118,7 @@ describe('FetchBuffer', () => {
 
   test('transaction markers and aborted transactions are skipped silently, readable or not', () => {
     const buffer = new FetchBuffer(TOPIC, new Map([[0, 0]]), HEADER)
-    const abortMarker = createRecordsBatch([{ topic: TOPIC, partition: 0, key: Buffer.from([0, 0, 0, 0]), value: Buffer.alloc(6) }], { compression: 'none', producerId: 8n }).buffer
-    abortMarker.writeBigInt64BE(4n, 0)
-    abortMarker.writeInt16BE(abortMarker.readInt16BE(21) | (1 << 5), 21)
+    const abortMarker = storedBatch([{ key: Buffer.from([0, 0, 0, 0]), value: Buffer.alloc(6) }], 4, { producerId: 8n, control: true })
     const abortedCorrupt = corruptBatch(2, 2)
     abortedCorrupt.writeBigInt64BE(8n, 43) // producer id
     abortedCorrupt.writeInt16BE(abortedCorrupt.readInt16BE(21) | (1 << 4), 21) // transactional

@@ -9,24 +9,15 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import zlib from 'node:zlib'
-import { Reader, createRecordsBatch, crc32c, readRecordsBatch } from '@platformatic/kafka'
+import { Reader, crc32c, readRecordsBatch } from '@platformatic/kafka'
 import { OpenBatch, RecordCursor, committedBatches, encodeBatch, readBatches, type RecordBatch } from './record-batch.ts'
+import { type FixtureMessage, storedBatch } from './stored-batch.fixture.ts'
 
 const T0 = 1_767_225_600_000
 
-interface Msg { key?: Buffer, value?: Buffer, headers?: Map<Buffer, Buffer>, timestamp?: bigint }
-
+type Msg = FixtureMessage
 /** One stored batch at `baseOffset`, as the broker returns it. */
-function batch (messages: Msg[], baseOffset: number, opts: { compression?: 'none' | 'gzip' | 'snappy' | 'lz4', producerId?: bigint, transactional?: boolean, control?: boolean } = {}): Buffer {
-  const b = createRecordsBatch(messages.map(m => ({ topic: 't', partition: 0, ...m })) as Parameters<typeof createRecordsBatch>[0], {
-    compression: opts.compression ?? 'none',
-    ...(opts.producerId === undefined ? {} : { producerId: opts.producerId }),
-    ...(opts.transactional === true ? { transactionalId: 'tx' } : {})
-  }).buffer
-  b.writeBigInt64BE(BigInt(baseOffset), 0)
-  if (opts.control === true) b.writeInt16BE(b.readInt16BE(21) | (1 << 5), 21)
-  return b
-}
+const batch = storedBatch
 
 /** Every batch in `data`, as fetched from offset 0 of a partition that goes on forever. */
 const readAll = (data: Buffer): RecordBatch[] => readBatches(data, 0, Number.MAX_SAFE_INTEGER)
