@@ -374,6 +374,8 @@ async function loadDay (db: Db, l: Layout, seed: number, day: number): Promise<n
     await tx.query(`DROP TABLE IF EXISTS ${part}`)
     await tx.query(WIDE)
     await tx.query(readingsInsert('wide'), [g0, g1, l.startMs, seed])
+    // A temporary table has no statistics until analyzed: without them the joins below ran as nested loops.
+    await tx.query('ANALYZE wide')
     await tx.query(`INSERT INTO model_versions (version) SELECT DISTINCT model_version FROM wide
       WHERE severity IS NOT NULL AND model_version IS NOT NULL ON CONFLICT DO NOTHING`)
     await tx.query(`CREATE TABLE ${part} (LIKE readings INCLUDING DEFAULTS)`)

@@ -3,6 +3,7 @@ import { timestampToMs } from './arrays.ts'
 import { type Queryable } from './db.ts'
 import { type QueryFilter, whereFilter } from './filter-sql.ts'
 import { FLAG, FLAGGED, kindJoin, readingsWithSensor } from './readings.ts'
+import { sensorKeys } from './sensors.ts'
 
 export interface StoredReading {
   sensorId: string
@@ -55,7 +56,17 @@ const MAX_LOOK_BACK_MS = 366 * 86_400_000
  * from the rows the last one held, so a dense stream needs one or two looks and a sparse one a few
  * more; only when six looks (or a year) do not hold N rows is the whole range read.
  */
-async function newestFirst<T extends object> (db: Queryable, f: QueryFilter, select: string, extra: string[] = [], joins = ''): Promise<T[]> {
+async function newestFirst<T extends object> (db: Queryable, query: QueryFilter, select: string, filters: string[] = [], joins = ''): Promise<T[]> {
+  // A location or type filter is the sensors it names: with their keys in the condition the
+  // planner reads the per-sensor index, rather than the newest rows of every sensor.
+  let f = query
+  let extra = filters
+  if (query.location !== undefined || query.sensorType !== undefined) {
+    const keys = await sensorKeys(db, query)
+    if (keys.length === 0) return []
+    f = { ...query, location: undefined, sensorType: undefined }
+    extra = [...filters, `r.sensor_key = ANY('{${keys.join(',')}}'::int4[])`]
+  }
   const rowsOf = async (g: QueryFilter): Promise<T[]> => {
     const w = whereFilter(g, 'r.ts', extra)
     return await db.query<T>(`SELECT ${select} FROM ${readingsWithSensor} ${joins} ${w.sql} ORDER BY r.ts DESC LIMIT $${w.params.length}`, w.params)

@@ -4,6 +4,7 @@
 import { type Reading, type ScoredReading } from '../domain/index.ts'
 import { msToTimestamp, numberArray, textArray } from './arrays.ts'
 import { type Queryable } from './db.ts'
+import { keyConds } from './filter-sql.ts'
 
 /** The identity of a sensor row: id, type, location and unit. */
 export const seriesOf = (r: Reading): string => `${r.sensorId}\u0000${r.sensorType}\u0000${r.location}\u0000${r.unit}`
@@ -55,4 +56,12 @@ export async function nameKeys (tx: Queryable, table: 'anomaly_kinds' | 'model_v
   // A name another transaction inserted and committed meanwhile is visible to a new statement.
   if (rows.length < names.size) rows = await tx.query(select, [list])
   return new Map(rows.map(r => [r.n, r.k]))
+}
+
+/** The keys of the sensor rows of a location and/or type (every place and type a sensor has had). */
+export async function sensorKeys (db: Queryable, f: { location?: string | undefined, sensorType?: string | undefined }): Promise<number[]> {
+  const params: unknown[] = []
+  const conds = keyConds(f, params)
+  const rows = await db.query<{ k: number }>(`SELECT sensor_key AS k FROM sensors ${conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : ''} ORDER BY 1`, params)
+  return rows.map(r => r.k)
 }
