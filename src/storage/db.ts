@@ -77,7 +77,7 @@ export async function openPostgres (url: string, max = 4): Promise<Db> {
     await q.unsafe(text, params as postgres.ParameterOrJSON<never>[] | undefined) as unknown as T[]
   // COPY FROM STDIN straight into the table. A row the server rejects (a duplicate key, a bad
   // value) fails the COPY and so the transaction; postgres.js 3.4.9 would never settle the stream
-  // then (porsager/postgres#1173): patches/postgres+3.4.9.patch applies the fix of PR #1183.
+  // then (porsager/postgres#1173): scripts/patch-postgres.mjs (the postinstall) applies the fix of PR #1183.
   const copy = async (q: postgres.Sql | postgres.TransactionSql, table: string, columns: readonly string[], data: Buffer): Promise<void> => {
     const stream = await q.unsafe(`COPY ${table} (${columns.join(', ')}) FROM STDIN (FORMAT binary)`).writable()
     await new Promise<void>((resolve, reject) => {

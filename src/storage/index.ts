@@ -3,11 +3,10 @@
 export { openDb, openPglite, openPostgres, type Db, type Queryable, type Row } from './db.ts'
 export { migrate } from './migrate.ts'
 export { BinaryCopy } from './copy-binary.ts'
-export { numberArray } from './arrays.ts'
-export { type QueryFilter, param } from './filter-sql.ts'
+export { type QueryFilter } from './filter-sql.ts'
 // The worker's write path.
 export { commitBatch } from './batch.ts'
-export { ensureDayPartitions, dropPartitionsBefore, summarizeTimeIndex } from './partitions.ts'
+export { ensureDayPartitions, summarizeTimeIndex } from './partitions.ts'
 export { copyReadingRows, insertReadings, loadReadingKeysSince, loadRecentReadings, readingColumns, resolveKeys } from './readings.ts'
 export { type LateReading, insertLateReadings, recentLateReadings } from './late-readings.ts'
 export { insertDeadLetters, recentDeadLetters } from './dead-letters.ts'
@@ -18,7 +17,7 @@ export { type ModelInfo, type StoredModel, loadLatestModels, newestModels, recen
 export {
   type PartitionProgress, type PartitionState, advanceWatermark, claimPartitions, loadPartitions, loadWatermark, lockFinality, markIdle
 } from './progress.ts'
-export { applyRetention, vacuumRewrittenTables, type RetentionResult } from './maintenance.ts'
+export { applyRetention, vacuumRewrittenTables } from './maintenance.ts'
 export { type GroupStatus, type Latency, loadGroupStatus, removeWorkerStatus, reportWorkerStatus } from './worker-status.ts'
 // The API's and the dashboard's reads.
 export { type StoredReading, newestEventTime, recentAnomalies, recentReadings, recentScores } from './reading-lists.ts'

@@ -13,7 +13,7 @@ import {
 } from '../windowing/index.ts'
 import { createServerDatabase, serverUrl, testDatabases, type TestDatabase } from '../../test/helpers/databases.ts'
 import {
-  type Db, type Queryable, dropPartitionsBefore, ensureDayPartitions, finalizeWindows, insertDeadLetters,
+  type Db, type Queryable, applyRetention, ensureDayPartitions, vacuumRewrittenTables, finalizeWindows, insertDeadLetters,
   insertLateReadings, insertReadings, loadReadingKeysSince, mergeWindowDeltas, migrate, openPostgres,
   recentAggregates, recentAnomalies, recentDeadLetters, recentLateReadings, recentReadings, type LateReading,
   openPglite, advanceWatermark, claimPartitions, loadPartitions, loadWatermark, lockFinality, markIdle,
@@ -21,6 +21,7 @@ import {
 } from './index.ts'
 import { splitSql } from './migrate.ts'
 import { MODEL_TREES_KEPT, MODEL_VERSIONS_KEPT } from './models.ts'
+import { dropPartitionsBefore } from './partitions.ts'
 import { fencePartitions, saveProgress } from './progress.ts'
 import { findStoredKeys, readingFlags } from './readings.ts'
 
@@ -397,6 +398,25 @@ for (const tdb of testDatabases) {
       await insertReadings(db, [scored({ sensorId: 'part-2', ts: d1 + 10 })])
       deepEqual((await dropPartitionsBefore(db, d1 + 10 * DAY)).sort(),
         ['readings_20010301', 'readings_20010303', 'readings_20010304', 'readings_20010305'])
+    })
+
+    test(`${name}: applyRetention drops whole days of readings, late readings and dead letters older than the cut; windows stay`, async () => {
+      // Days in 1999: before every other test's data.
+      const d1 = Date.UTC(1999, 5, 1)
+      await ensureDayPartitions(db, [d1, d1 + DAY])
+      await insertReadings(db, [scored({ sensorId: 'ret', location: 'ret', ts: d1 + 5 }), scored({ sensorId: 'ret', location: 'ret', ts: d1 + DAY + 5 })])
+      await insertLateReadings(db, [late({ sensorId: 'ret', location: 'ret', ts: d1 + 7 }, d1, d1 + 3 * MIN), late({ sensorId: 'ret', location: 'ret', ts: d1 + DAY + 7 }, d1 + DAY, d1 + DAY + 3 * MIN)])
+      const letter = (receivedAt: number): DeadLetter => ({ raw: '{', reason: 'invalid_json', detail: 'x', source: 'ret', receivedAt })
+      await insertDeadLetters(db, [letter(d1), letter(d1 + DAY)])
+      await mergeWindowDeltas(db, [delta('ret', 'temperature', d1, accOf([1]))])
+      // The cut inside the second day: the first day goes whole, the second stays; late readings and letters by their time.
+      deepEqual(await applyRetention(db, d1 + DAY + 6, d1 + DAY - 1), { partitions: ['readings_19990601'], lateReadings: 1, deadLetters: 1 })
+      deepEqual((await rawReadings(db, 'location = $1', ['ret'])).map(x => x.ts), [d1 + DAY + 5])
+      const n = async (sql: string): Promise<number> => (await db.query<{ n: number }>(sql))[0]!.n
+      assert.equal(await n("SELECT count(*)::int AS n FROM late_readings WHERE location = 'ret'"), 1)
+      assert.equal(await n("SELECT count(*)::int AS n FROM dead_letters WHERE source = 'ret'"), 1)
+      assert.equal(await n("SELECT count(*)::int AS n FROM sensor_aggregates WHERE location = 'ret'"), 1, 'windows stay')
+      await vacuumRewrittenTables(db)
     })
 
     test(`${name}: insertReadings (COPY) stores every column exactly`, async () => {
