@@ -2,14 +2,15 @@
 // stores them): the rate of GET /api/pipeline, and the pipeline tick each sample sends to the live
 // dashboards. Sampling runs from start() to stop() (the pipeline routes tie it to the app's life).
 import { type FastifyBaseLogger } from 'fastify'
-import { type PipelineCounts, type Queryable, pipelineCounts } from '../storage/index.ts'
+import { type Queryable, storedReadingsTotal } from '../storage/index.ts'
 import { type LivePipelineJson } from './contract.ts'
 import { type PipelineStatus } from './deps.ts'
 import { isoOrNull } from './json.ts'
 import { type LiveHub } from './live.ts'
 
-/** The counts, with the stored readings per second (`rate`) since the oldest sample of the last 10 s. */
-export interface PipelineSample extends PipelineCounts {
+/** Readings stored, and per second (`rate`) since the oldest sample of the last 10 s. */
+export interface PipelineSample {
+  readingsTotal: number
   rate: number
 }
 
@@ -64,13 +65,13 @@ export class PipelineSampler {
   }
 
   async sample (): Promise<PipelineSample> {
-    const counts = await pipelineCounts(this.#deps.db)
+    const readingsTotal = await storedReadingsTotal(this.#deps.db)
     const t = this.#deps.now()
     const samples = this.#samples
-    samples.push([t, counts.readingsTotal])
+    samples.push([t, readingsTotal])
     while (samples.length > 2 && samples[1]![0] <= t - RATE_SPAN_MS) samples.shift()
     const [t0, n0] = samples[0]!
-    return { ...counts, rate: t - t0 < MIN_RATE_SPAN_MS ? 0 : (counts.readingsTotal - n0) * 1000 / (t - t0) }
+    return { readingsTotal, rate: t - t0 < MIN_RATE_SPAN_MS ? 0 : (readingsTotal - n0) * 1000 / (t - t0) }
   }
 
   async #sampleAndBroadcast (): Promise<void> {

@@ -4,7 +4,7 @@
 import { type Counter } from 'prom-client'
 import { HTTP_REQUESTS } from '../api/index.ts'
 import { PipelineMetrics } from '../pipeline/index.ts'
-import { pipelineCounts } from '../storage/index.ts'
+import { storedReadingsTotal } from '../storage/index.ts'
 import { type RunningSystem } from './system.ts'
 
 const fmt = new Intl.NumberFormat('en-US')
@@ -57,7 +57,7 @@ export function startStatusLine (sys: RunningSystem, o: StatusLineOptions): () =
   const apiLine = async (): Promise<string> => {
     const requests = sys.metrics.registry.getSingleMetric(HTTP_REQUESTS) as Counter | undefined
     const n = requests === undefined ? 0 : await PipelineMetrics.total(requests)
-    const total = sys.db === null ? 0 : (await pipelineCounts(sys.db)).readingsTotal
+    const total = sys.db === null ? 0 : await storedReadingsTotal(sys.db)
     const now = Date.now()
     return `serving ${o.address ?? '-'} | ${int(sys.live?.clients ?? 0)} live clients | ${int(served.per(now, n))} requests/s` +
       ` | stored ${int(total)} (${int(stored.per(now, total))}/s) | watermark ${isoSecond(sys.watermark())}`

@@ -189,12 +189,14 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
       app = await buildApp({ db, registry: metrics.registry, status, logger: log, windowing: config.windowing, live: hub, tailDatabase: worker === null })
     }
 
-    const timers = startMaintenance({ config, db, worker, log, wallClock, roles, metrics, lag, latency, instance, embeddedDb: db?.kind === 'pglite' },
-      { onWatermark: (w) => { storedWatermark = w }, onGroup: (g) => { group = g } })
-    if (db !== null && worker === null) {
-      storedWatermark = await loadWatermark(db, config.group, config.topic)
-      group = await loadGroupStatus(db, config.group, config.topic, WORKER_REPORT_FRESH_MS)
-    }
+    const readStatus = db === null || worker !== null
+      ? null
+      : async (): Promise<void> => {
+        storedWatermark = await loadWatermark(db, config.group, config.topic)
+        group = await loadGroupStatus(db, config.group, config.topic, WORKER_REPORT_FRESH_MS)
+      }
+    await readStatus?.()
+    const timers = startMaintenance({ config, db, worker, log, wallClock, metrics, lag, latency, instance, embeddedDb: db?.kind === 'pglite', readStatus })
 
     const pending = (): string[] => {
       const lines: string[] = []
@@ -257,13 +259,14 @@ interface MaintenanceDeps {
   worker: Worker | null
   log: Logger
   wallClock: () => number
-  roles: ReadonlySet<Role>
   metrics: PipelineMetrics
   lag: () => number | null
   latency: LatencyTracker
   instance: string
   /** PGlite: no autovacuum, so the rewritten tables are vacuumed here. */
   embeddedDb: boolean
+  /** An api without a worker: reads the stored watermark and the workers' reports. */
+  readStatus: (() => Promise<void>) | null
 }
 
 /**
@@ -271,7 +274,7 @@ interface MaintenanceDeps {
  * (for api processes of their own), the stored watermark and the workers' reports (an api without a
  * worker), BRIN summaries, retention, and the embedded database's vacuum.
  */
-function startMaintenance (d: MaintenanceDeps, on: { onWatermark: (w: number) => void, onGroup: (g: GroupStatus) => void }): NodeJS.Timeout[] {
+function startMaintenance (d: MaintenanceDeps): NodeJS.Timeout[] {
   const { config, db, worker, log } = d
   const timers: NodeJS.Timeout[] = []
   const every = (ms: number, what: string, fn: () => Promise<void>, level: 'warn' | 'error' = 'warn'): void => {
@@ -298,12 +301,7 @@ function startMaintenance (d: MaintenanceDeps, on: { onWatermark: (w: number) =>
     }
     if (d.embeddedDb) every(60_000, 'Vacuum', async () => { await vacuumRewrittenTables(db) })
   }
-  if (db !== null && worker === null) {
-    every(2000, 'Reading the pipeline status', async () => {
-      on.onWatermark(await loadWatermark(db, config.group, config.topic))
-      on.onGroup(await loadGroupStatus(db, config.group, config.topic, WORKER_REPORT_FRESH_MS))
-    })
-  }
+  if (d.readStatus !== null) every(2000, 'Reading the pipeline status', d.readStatus)
   for (const t of timers) t.unref()
   return timers
 }

@@ -68,7 +68,7 @@ export interface Config {
 }
 
 /** Raw readings the embedded database (PGlite) keeps by default: a week (windows and roll-ups stay). */
-export const EMBEDDED_RETENTION_MS = 7 * 86_400_000
+const EMBEDDED_RETENTION_MS = 7 * 86_400_000
 
 export const defaultConfig: Config = {
   databaseUrl: null,

@@ -284,17 +284,16 @@ export function scoreBins (readings: readonly { mlScore: number | null, combined
   return out
 }
 
-export interface PipelineCounts {
-  readingsTotal: number
-  lateReadings: number
-  deadLetters: number
+/** Readings stored, from detection_counts (a few hundred rows, whatever the readings): sampled every second for the rate. */
+export async function storedReadingsTotal (db: Queryable): Promise<number> {
+  const [r] = await db.query<{ n: number }>('SELECT coalesce(sum(readings), 0)::float8 AS n FROM detection_counts')
+  return r?.n ?? 0
 }
 
-/** Totals for the health strip (small tables only: detection_counts, late_readings, dead_letters). */
-export async function pipelineCounts (db: Queryable): Promise<PipelineCounts> {
-  const [r] = await db.query<PipelineCounts>(`SELECT
-    (SELECT coalesce(sum(readings), 0)::float8 FROM detection_counts) AS "readingsTotal",
+/** Late readings and dead letters kept, for the health strip (counted when asked, not sampled). */
+export async function keptAsideCounts (db: Queryable): Promise<{ lateReadings: number, deadLetters: number }> {
+  const [r] = await db.query<{ lateReadings: number, deadLetters: number }>(`SELECT
     (SELECT count(*)::float8 FROM late_readings) AS "lateReadings",
     (SELECT count(*)::float8 FROM dead_letters) AS "deadLetters"`)
-  return r ?? { readingsTotal: 0, lateReadings: 0, deadLetters: 0 }
+  return r ?? { lateReadings: 0, deadLetters: 0 }
 }

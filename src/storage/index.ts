@@ -22,6 +22,6 @@ export { type GroupStatus, type Latency, loadGroupStatus, removeWorkerStatus, re
 // The API's and the dashboard's reads.
 export { type StoredReading, newestEventTime, recentAnomalies, recentReadings, recentScores } from './reading-lists.ts'
 export {
-  type PipelineCounts, type RangeFilter, type Resolution, correlation, loadMeta, newestReadingTime, openWindows, pipelineCounts, rangeStats,
-  scoreBins, sensorCounts, sensorUnits, series
+  type RangeFilter, type Resolution, correlation, keptAsideCounts, loadMeta, newestReadingTime, openWindows, rangeStats,
+  scoreBins, sensorCounts, sensorUnits, series, storedReadingsTotal
 } from './dashboard.ts'

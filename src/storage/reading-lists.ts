@@ -2,7 +2,7 @@
 import { timestampToMs } from './arrays.ts'
 import { type Queryable } from './db.ts'
 import { type QueryFilter, whereFilter } from './filter-sql.ts'
-import { FLAG, FLAGGED, kindJoin, readingsWithSensor } from './readings.ts'
+import { FLAG, FLAGGED, kindJoin, labelSql, readingsWithSensor } from './readings.ts'
 import { sensorKeys } from './sensors.ts'
 
 export interface StoredReading {
@@ -27,7 +27,7 @@ export interface StoredReading {
 
 // Every column of a stored reading, decoded from the compact row (readings.ts, FLAG).
 const readingColumns = `s.sensor_id AS "sensorId", s.sensor_type AS "sensorType", s.location, r.value,
-  ${timestampToMs('r.ts')} AS timestamp, s.unit, CASE WHEN r.flags & ${FLAG.labelled} <> 0 THEN r.flags & ${FLAG.labelAnomaly} <> 0 END AS anomaly,
+  ${timestampToMs('r.ts')} AS timestamp, s.unit, ${labelSql} AS anomaly,
   k.name AS "anomalyType", r.flags & ${FLAG.rule} <> 0 AS "ruleAnomaly", r.z_score AS "zScore", r.flags & ${FLAG.z} <> 0 AS "zAnomaly",
   r.ml_score AS "mlScore", CASE WHEN r.flags & ${FLAG.mlScored} <> 0 THEN r.flags & ${FLAG.ml} <> 0 END AS "mlAnomaly",
   m.version AS "modelVersion", r.flags & ${FLAG.combined} <> 0 AS "combinedAnomaly",

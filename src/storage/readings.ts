@@ -95,9 +95,11 @@ export async function insertReadings (tx: Queryable, rows: readonly ScoredReadin
 
 /** FROM clause of readings with their sensor (alias r and s), for the column expressions below. */
 export const readingsWithSensor = 'readings r JOIN sensors s ON s.sensor_key = r.sensor_key'
-/** The reading's own columns (a Reading's fields) from `readingsWithSensor`; the kind needs `LEFT JOIN anomaly_kinds k`. */
-export const readingFields = `s.sensor_id AS "sensorId", s.sensor_type AS "sensorType", s.location, r.value, ${timestampToMs('r.ts')} AS ts, s.unit,
-  CASE WHEN r.flags & ${FLAG.labelled} <> 0 THEN r.flags & ${FLAG.labelAnomaly} <> 0 END AS anomaly, k.name AS "anomalyKind"`
+/** The ground-truth label of a compact row (alias r): true, false, or null when unknown. */
+export const labelSql = `CASE WHEN r.flags & ${FLAG.labelled} <> 0 THEN r.flags & ${FLAG.labelAnomaly} <> 0 END`
+/** The reading's own columns (a Reading's fields) from `readingsWithSensor`; the kind needs `kindJoin`. */
+const readingFields = `s.sensor_id AS "sensorId", s.sensor_type AS "sensorType", s.location, r.value, ${timestampToMs('r.ts')} AS ts, s.unit,
+  ${labelSql} AS anomaly, k.name AS "anomalyKind"`
 export const kindJoin = `LEFT JOIN anomaly_kinds k ON k.kind_key = r.flags >> ${FLAG.kindShift}`
 
 /**

@@ -2,7 +2,7 @@
 // lives as long as the app: it samples from the moment the app is ready (so the first answer already
 // has a rate) until the app closes.
 import { type FastifyPluginAsync } from 'fastify'
-import { newestModels, newestReadingTime } from '../../storage/index.ts'
+import { keptAsideCounts, newestModels, newestReadingTime } from '../../storage/index.ts'
 import { type PipelineJson } from '../contract.ts'
 import { type ApiDb, type PipelineStatus } from '../deps.ts'
 import { isoOrNull, modelJson } from '../json.ts'
@@ -19,7 +19,7 @@ export const pipelineRoutes: FastifyPluginAsync<PipelineRoutesOptions> = async (
   app.addHook('onClose', async () => { await sampler.stop() })
 
   app.get('/api/pipeline', async (): Promise<PipelineJson> => {
-    const [s, models, newest] = await Promise.all([sampler.sample(), newestModels(db), newestReadingTime(db)])
+    const [s, kept, models, newest] = await Promise.all([sampler.sample(), keptAsideCounts(db), newestModels(db), newestReadingTime(db)])
     const st = status()
     return {
       database: db.kind,
@@ -28,8 +28,8 @@ export const pipelineRoutes: FastifyPluginAsync<PipelineRoutesOptions> = async (
       latency_ms: st.latency,
       watermark: isoOrNull(st.watermark),
       newest_event: isoOrNull(newest),
-      late_readings: s.lateReadings,
-      dead_letters: s.deadLetters,
+      late_readings: kept.lateReadings,
+      dead_letters: kept.deadLetters,
       consumer_lag: st.lag,
       models: models.map(modelJson)
     }
