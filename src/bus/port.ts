@@ -77,5 +77,11 @@ export interface Bus {
   readonly partitions: number
   producer(): BusProducer
   consumer(group: string): BusConsumer
+  /**
+   * The newest event time of a reading the bus holds from before this process started (what a
+   * restarted source continues after), or null when it holds none. The memory bus keeps nothing
+   * across processes: always null. Kafka: see `KafkaBus.newestEventTime`.
+   */
+  newestEventTime(): Promise<number | null>
   close(): Promise<void>
 }

@@ -1,6 +1,6 @@
 // The Kafka bus against a real broker (KAFKA_BROKERS): keys and partitions, offsets from the
-// handler, seek, a consumer group of two sharing the partitions, and a record batch the runtime
-// cannot decode (zstd written by kcat, where Node has no zstd).
+// handler, seek, a consumer group of two sharing the partitions, a record batch the runtime
+// cannot decode (zstd written by kcat, where Node has no zstd), and the newest event time on the topic.
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
@@ -204,6 +204,53 @@ describe('KafkaBus (real broker)', { skip: kafkaSkip }, () => {
     assert.deepEqual(shown(again), expected.slice(5))
     const warned = warnings.map(line => JSON.parse(line) as { msg: string, detail?: string }).filter(w => w.msg.startsWith('Kafka record batch cannot be decoded'))
     assert.deepEqual(warned.map(w => w.detail), hasZstd ? [] : [undecodable.undecodable])
+    await bus.close()
+  })
+
+  test('newestEventTime: null for an empty topic', async () => {
+    const bus = await KafkaBus.connect({ brokers, topic: uniqueTopic('bus_newest_empty'), partitions: 3, log })
+    assert.equal(await bus.newestEventTime(), null)
+    await bus.close()
+  })
+
+  test('newestEventTime: the largest over partitions of each one\'s newest decodable reading, past records that are not readings, within the last 100 offsets', async () => {
+    const topic = uniqueTopic('bus_newest')
+    const bus = await KafkaBus.connect({ brokers, topic, partitions: 4, log })
+    const producer = bus.producer()
+    /** A sensor id on partition p of four. */
+    const sensorOn = (p: number): string => {
+      for (let i = 0; ; i++) if (partitionFor(`s-${i}`, 4) === p) return `s-${i}`
+    }
+    const produce = async (p: number, ...times: number[]): Promise<void> => {
+      const id = sensorOn(p)
+      for (const [i, ts] of times.entries()) assert.ok(producer.tryProduce(id, { ...reading(id, i), ts }))
+      await producer.flush()
+    }
+    const foreign = (p: number, values: string[], ...settings: string[]): void => {
+      kcatProduce(topic, values.map(v => `x|${v}`), '-p', String(p), ...settings)
+    }
+    // Readings in order on partition 0; on partition 1 the newest (by offset) is not the latest in time.
+    await produce(0, T0 + 1000, T0 + 2000, T0 + 5000)
+    await produce(1, T0 + 10_000, T0 + 7000)
+    assert.equal(await bus.newestEventTime(), T0 + 7000, 'partition 1 gives its last reading (7 s), partition 0 its 5 s')
+    // The last records of partition 0 are not readings: text, JSON without the fields (with a far-off timestamp).
+    await produce(0, T0 + 20_000)
+    foreign(0, ['not a reading'])
+    foreign(0, ['{"sensor_id":"x","timestamp":"2999-01-01T00:00:00.000Z"}'])
+    assert.equal(await bus.newestEventTime(), T0 + 20_000, 'the reading before two records that are not readings')
+    // Partition 2: a reading, then 99 foreign records: the reading is the 100th offset from the end, still looked at.
+    await produce(2, T0 + 7_200_000)
+    foreign(2, Array.from({ length: 99 }, (_, i) => `garbage ${i}`))
+    // Partition 3: a later reading, then 100 foreign records: beyond the look-back, not seen.
+    await produce(3, T0 + 10_800_000)
+    foreign(3, Array.from({ length: 100 }, (_, i) => `garbage ${i}`))
+    assert.equal(await bus.newestEventTime(), T0 + 7_200_000, 'partition 2 within the last 100 offsets; partition 3 beyond them')
+    // A batch this runtime cannot decode (zstd on Node 20) ends partition 1: passed over like any record that is not a reading.
+    const late = reading(sensorOn(1), 0)
+    foreign(1, [JSON.stringify({ sensor_id: late.sensorId, sensor_type: late.sensorType, location: late.location, value: 1, timestamp: new Date(T0 + 14_400_000).toISOString() })],
+      '-X', 'compression.codec=zstd')
+    const hasZstd = typeof (zlib as { zstdDecompressSync?: unknown }).zstdDecompressSync === 'function'
+    assert.equal(await bus.newestEventTime(), hasZstd ? T0 + 14_400_000 : T0 + 7_200_000)
     await bus.close()
   })
 })

@@ -3,12 +3,12 @@
 // Offsets live in the database (written with each batch); Kafka's group only assigns partitions.
 import { Admin, ConnectionPool, Consumer, Producer, ProduceAcks, stringDeserializers, stringSerializers } from '@platformatic/kafka'
 import { type Logger } from 'pino'
-import { IotError, toWire } from '../../domain/index.ts'
+import { IotError, toWire, validateMessage } from '../../domain/index.ts'
 import { KeyPartitioner } from '../partitioner.ts'
 import {
   type AssignmentHandler, type Bus, type BusConsumer, type BusProducer, type BusRecord, type BusValue, type StartOffsets
 } from '../port.ts'
-import { BatchProducer, FetchSession } from './wire/index.ts'
+import { BatchProducer, FetchSession, newestPicked } from './wire/index.ts'
 
 export interface KafkaBusOptions {
   /** host:port of one or more brokers. */
@@ -39,6 +39,20 @@ type StringConsumer = Consumer<string, string, string, string>
 export const INGEST_HEADER = 'iot-ingest-ms'
 
 const clientDefaults = { retries: 30, retryDelay: 500, timeout: 10_000 }
+
+/** Offsets of a partition's end `newestEventTime` looks at, at most. */
+export const NEWEST_LOOK_BACK = 100
+
+/** Any size and time: only whether the text is a reading, and its event time. */
+const decodeOnly = { maxBytes: Number.MAX_SAFE_INTEGER, maxPastMs: null, maxFutureMs: null }
+
+/** The event time of a record that holds a wire reading, else null. */
+function eventTimeOf (r: BusRecord): number | null {
+  if (r.undecodable !== undefined) return null
+  if (typeof r.value !== 'string') return r.value.ts
+  const v = validateMessage(r.value, 0, decodeOnly)
+  return v.ok ? v.reading.ts : null
+}
 
 function alreadyExists (err: unknown): boolean {
   const e = err as { findBy?: (key: string, value: string) => unknown }
@@ -108,6 +122,37 @@ export class KafkaBus implements Bus {
     const c = new KafkaBusConsumer(this.#opts, group)
     this.#open.add(c)
     return c
+  }
+
+  /**
+   * The newest event time on the readings topic, for a source that continues after an earlier run:
+   * per partition, the event time of its newest record (by offset) that decodes as a wire reading,
+   * looking back at most `NEWEST_LOOK_BACK` offsets from the end (records that do not decode, an
+   * unreadable batch, aborted transactions are passed over); the largest over the partitions. Null
+   * when no partition has such a record in that window (an empty topic). No bounds on the time: a
+   * far-future reading someone produced is what the result is. One fetch per partition (a few more
+   * for one whose last batch holds no reading), all at once; committed records only.
+   */
+  async newestEventTime (): Promise<number | null> {
+    const topic = this.topic
+    const clientId = `${this.#opts.clientId ?? 'iot-monitor'}-tail`
+    const client: StringConsumer = new Consumer({
+      clientId, bootstrapBrokers: this.#opts.brokers, groupId: clientId, deserializers: stringDeserializers, ...clientDefaults
+    })
+    const pool = new ConnectionPool(clientId, { requestTimeout: clientDefaults.timeout })
+    try {
+      // Latest (the last stable offset: read committed) and earliest (the log start) of each partition.
+      const offsets = async (timestamp: bigint): Promise<bigint[]> => (await client.listOffsets({ topics: [topic], timestamp })).get(topic) ?? []
+      const [ends, starts] = await Promise.all([offsets(-1n), offsets(-2n)])
+      const ranges = ends.map((end, partition) => ({ partition, start: Number(starts[partition] ?? 0n), end: Number(end) }))
+      const times = await newestPicked(client, pool, { topic, lookBack: NEWEST_LOOK_BACK, maxBytes: 1024 * 1024, ingestHeader: INGEST_HEADER }, ranges, eventTimeOf)
+      return times.size === 0 ? null : Math.max(...times.values())
+    } catch (err) {
+      throw new IotError('IOT_ERR_BUS', `Kafka at ${this.#opts.brokers.join(',')}: cannot read the newest records of ${topic}: ${(err as Error).message}`, { cause: err })
+    } finally {
+      await pool.close().catch(() => {})
+      await client.close().catch(() => {})
+    }
   }
 
   /** A producer of JSON events to other topics (dead letters, window results, anomalies). */

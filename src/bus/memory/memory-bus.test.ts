@@ -103,6 +103,13 @@ describe('MemoryBus - partitions and offsets', () => {
     assert.equal(r.key, 'TEMP_001')
     assert.equal(r.partition, partitionFor('TEMP_001', 4))
   })
+
+  test('newestEventTime is null: nothing outlives the process, whatever it holds now', async () => {
+    const bus = new MemoryBus()
+    assert.equal(await bus.newestEventTime(), null)
+    bus.producer().tryProduce(reading.sensorId, reading)
+    assert.equal(await bus.newestEventTime(), null)
+  })
 })
 
 describe('MemoryBus - subscribe and start offsets', () => {

@@ -75,6 +75,11 @@ export class MemoryBus implements Bus {
     }
   }
 
+  /** Nothing outlives the process: no earlier run's readings. */
+  async newestEventTime (): Promise<number | null> {
+    return null
+  }
+
   async close (): Promise<void> {
     this.#closed = true
     this.#wakeData()

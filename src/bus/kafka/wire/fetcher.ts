@@ -297,3 +297,38 @@ export class FetchSession {
     }
   }
 }
+
+/** One partition's part of a Fetch response. */
+export type FetchedPartition = Omit<PartitionData, 'errorCode'>
+
+/** Fetches one partition once, from `offset`, taking up to `maxBytes` of it (a first batch beyond that comes whole). */
+export type PartitionFetch = (partition: number, offset: number, maxBytes: number) => Promise<FetchedPartition>
+
+/**
+ * One-off fetches of `topic`'s partitions without waiting for records (reading the end of a
+ * partition): each call is a Fetch request of its own to the partition's leader, so the broker
+ * returns the batch holding the offset whole, however large (KIP-74). Throws on a broker error.
+ */
+export async function partitionFetch (cluster: ClusterInfo, pool: ConnectionPool, topic: string): Promise<PartitionFetch> {
+  const [version, meta] = await Promise.all([
+    pickVersion(cluster, { key: FETCH, name: 'Fetch', min: MIN_VERSION, max: MAX_VERSION, kafka: '2.7' }),
+    cluster.metadata({ topics: [topic], forceUpdate: true })
+  ])
+  const api = fetchApis.get(version)!
+  const t = meta.topics.get(topic)
+  if (t === undefined) throw new IotError('IOT_ERR_BUS', `Kafka topic ${topic} is not in the cluster metadata`)
+  const topicRef = version >= 13 ? t.id : topic
+  return async (partition, offset, maxBytes) => {
+    const leader = t.partitions[partition]?.leader ?? -1
+    const broker = meta.brokers.get(leader)
+    if (broker === undefined) throw new IotError('IOT_ERR_BUS', `Kafka topic ${topic} partition ${partition} has no leader (${leader})`)
+    const connection = await pool.get(broker)
+    const request = [{ topicId: topicRef, partitions: [{ partition, currentLeaderEpoch: -1, fetchOffset: BigInt(offset), lastFetchedEpoch: -1, partitionMaxBytes: maxBytes }] }]
+    const res = await api.async(connection, 0, 1, maxBytes, READ_COMMITTED, NO_SESSION_ID, NO_SESSION_EPOCH, request, [], '')
+    if (res.errorCode !== 0) throw new IotError('IOT_ERR_BUS', `Kafka fetch from ${broker.host}:${broker.port}: ${errorName(res.errorCode)}`)
+    const d = res.partitions.find(x => x.partition === partition)
+    if (d === undefined) return { partition, highWatermark: offset, aborted: null, records: null }
+    if (d.errorCode !== 0) throw new IotError('IOT_ERR_BUS', `Kafka fetch ${topic}/${partition} at offset ${offset}: ${errorName(d.errorCode)}`)
+    return { partition, highWatermark: d.highWatermark, aborted: d.aborted, records: d.records }
+  }
+}
