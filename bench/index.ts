@@ -6,6 +6,7 @@ import { BenchSetupError, DEFAULT_READINGS, loadDataset } from './api-load.ts'
 import { runDetect } from './detect.ts'
 import { measureEmbedded, runEmbedded } from './embedded.ts'
 import { runKafka } from './kafka.ts'
+import { runLive, serveLive } from './live.ts'
 import { runQuality } from './quality.ts'
 import { measureStorageRun, runStorage } from './storage.ts'
 
@@ -21,7 +22,10 @@ const { positionals, values } = parseArgs({
     reload: { type: 'boolean' },
     requests: { type: 'string' },
     url: { type: 'string' },
-    dir: { type: 'string' }
+    dir: { type: 'string' },
+    clients: { type: 'string' },
+    paused: { type: 'boolean' },
+    hold: { type: 'string' }
   }
 })
 const name = positionals[0] ?? 'embedded'
@@ -45,6 +49,14 @@ const benches: Record<string, () => Promise<void>> = {
   'storage-run': async () => {
     await measureStorageRun({ sensors: Number(values.sensors ?? 25), hours: Number(values.hours ?? 24), url: values.url ?? null, dir: values.dir ?? '' })
   },
+  // live-stream (SSE) clients against the caps of GET /api/live (--clients N, default 2,000; --hold S seconds
+  // connected, default 10; --paused: they read nothing): 200 vs 503, /health latency while they are
+  // connected, the API's RSS before, with and after them
+  live: async () => {
+    await runLive({ clients: Number(values.clients ?? 2000), holdMs: 1000 * Number(values.hold ?? 10), settleMs: 5000, paused: values.paused === true })
+  },
+  // internal: the API process of the live bench (its RSS is its own)
+  'live-server': serveLive,
   // internal: one measurement in a child process (so its peak RSS is its own)
   'embedded-run': async () => { await measureEmbedded(Number(values.readings ?? 500_000), values['no-ml'] !== true) }
 }

@@ -1,6 +1,9 @@
 // The HTTP API over a seeded database (PGlite always, PostgreSQL when DATABASE_URL is set), driven
 // with app.inject(): nothing listens on a port.
 import { after, before, describe, test } from 'node:test'
+import { once } from 'node:events'
+import http from 'node:http'
+import { type AddressInfo } from 'node:net'
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -508,21 +511,63 @@ for (const tdb of testDatabases) {
   })
 }
 
-test('GET /health is 503 when the database query fails', async () => {
+test('a database out of reach: /health stays 200 (liveness), /ready is 503 with the reason, data endpoints 503 with Retry-After', async () => {
+  const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })
+  let failure: Error = refused
   const failing: Queryable & { kind: string } = {
     kind: 'postgres',
-    query: async () => { throw new Error('connection refused') },
-    copyFrom: async () => { throw new Error('connection refused') }
+    query: async () => { throw failure },
+    copyFrom: async () => { throw failure }
   }
   const app = await buildApp({ db: failing, registry: new PipelineMetrics(undefined, false).registry, status: () => ({ watermark: T0, lag: 0, latency: null }) })
   try {
-    const res = await app.inject({ method: 'GET', url: '/health' })
-    assert.equal(res.statusCode, 503)
-    assert.deepEqual(res.json(), { status: 'unavailable', database: 'postgres', error: 'connection refused' })
-    // A failing query behind a data endpoint is a 500, not a hang or a 400.
+    const health = await app.inject({ method: 'GET', url: '/health' })
+    assert.equal(health.statusCode, 200)
+    assert.deepEqual(health.json(), { status: 'ok', database: 'postgres', watermark: iso(T0), lag: 0 })
+    const ready = await app.inject({ method: 'GET', url: '/ready' })
+    assert.equal(ready.statusCode, 503)
+    assert.deepEqual(ready.json(), { status: 'not ready', reasons: ['the database does not answer: connect ECONNREFUSED 127.0.0.1:5432'] })
     const data = await app.inject({ method: 'GET', url: '/api/readings' })
-    assert.equal(data.statusCode, 500)
-    assert.equal(data.json().error, 'internal')
+    assert.equal(data.statusCode, 503)
+    assert.equal(data.headers['retry-after'], '5')
+    assert.deepEqual(data.json(), { error: 'unavailable', code: 'IOT_ERR_DB_UNAVAILABLE', message: 'the database is unreachable; retry later' })
+    // Any other failure of a query is a 500 that keeps the database's message in the log.
+    failure = new Error('relation "readings" does not exist')
+    const broken = await app.inject({ method: 'GET', url: '/api/readings' })
+    assert.equal(broken.statusCode, 500)
+    assert.deepEqual(broken.json(), { error: 'internal', code: 'IOT_ERR_INTERNAL', message: 'internal error; see the server log' })
+  } finally {
+    await app.close()
+  }
+})
+
+test('while the database is known to be away, data endpoints answer 503 without querying it; /ready says what the process reports', async () => {
+  let queries = 0
+  const counting: Queryable & { kind: string } = {
+    kind: 'postgres',
+    query: async () => { queries++; return [] },
+    copyFrom: async () => {}
+  }
+  let reachable = false
+  const app = await buildApp({
+    db: counting,
+    registry: new PipelineMetrics(undefined, false).registry,
+    status: () => ({ watermark: T0, lag: 0, latency: null }),
+    databaseReachable: () => reachable,
+    readiness: () => reachable ? { ready: true, reasons: [] } : { ready: false, reasons: ['the database has been unreachable for 12 s: ECONNREFUSED'] }
+  })
+  try {
+    const before = queries
+    const data = await app.inject({ method: 'GET', url: '/api/overview' })
+    assert.equal(data.statusCode, 503)
+    assert.equal(data.headers['retry-after'], '5')
+    assert.equal(queries, before)
+    const ready = await app.inject({ method: 'GET', url: '/ready' })
+    assert.deepEqual([ready.statusCode, ready.json()], [503, { status: 'not ready', reasons: ['the database has been unreachable for 12 s: ECONNREFUSED'] }])
+    assert.equal((await app.inject({ method: 'GET', url: '/health' })).statusCode, 200)
+    reachable = true
+    const back = await app.inject({ method: 'GET', url: '/ready' })
+    assert.deepEqual([back.statusCode, back.json()], [200, { status: 'ready' }])
   } finally {
     await app.close()
   }
@@ -563,6 +608,98 @@ test('GET /api/live streams what the live hub publishes as Server-Sent Events, f
     }
   } finally {
     abort.abort()
+    await app.close()
+    await db.close()
+  }
+})
+
+/** GET /api/live from `localAddress`: a 200 once its first bytes arrived (then open until close()), else the status, headers and JSON body. */
+async function openLiveStream (port: number, localAddress = '127.0.0.1', headers: Record<string, string> = {}): Promise<{ status: number, retryAfter: string | undefined, body: unknown, close: () => void }> {
+  return await new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/api/live', localAddress, headers, agent: false }, res => {
+      const close = (): void => { req.destroy() }
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => {
+        text += d
+        if (res.statusCode === 200 && text.includes('retry: 2000')) resolve({ status: 200, retryAfter: undefined, body: null, close })
+      })
+      res.on('end', () => {
+        if (res.statusCode !== 200) resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], body: JSON.parse(text), close })
+      })
+      res.on('error', () => {})
+    })
+    req.on('error', reject)
+  })
+}
+
+async function until (what: string, done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000
+  while (!done()) {
+    assert.ok(Date.now() < deadline, what)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
+
+test('GET /api/live past the caps is a 503 with Retry-After; closed streams free their places; the server close ends the rest', async () => {
+  const db = await openPglite('memory://')
+  await migrate(db)
+  const live = new LiveHub({ maxClients: 3, maxClientsPerAddress: 2, retryAfterSeconds: 7 })
+  const app = await buildApp({ db, registry: new PipelineMetrics(undefined, false).registry, status: () => ({ watermark: T0, lag: 0, latency: null }), live, webRoot: null })
+  try {
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const port = (app.server.address() as AddressInfo).port
+    const full = (res: { status: number, retryAfter: string | undefined, body: unknown }, what: string): void => {
+      assert.equal(res.status, 503, what)
+      assert.equal(res.retryAfter, '7', what)
+      assert.deepEqual({ ...res.body as object, message: typeof (res.body as { message: unknown }).message }, { error: 'unavailable', code: 'IOT_ERR_LIVE_FULL', message: 'string' }, what)
+    }
+    const a1 = await openLiveStream(port)
+    const a2 = await openLiveStream(port)
+    assert.deepEqual([a1.status, a2.status], [200, 200])
+    full(await openLiveStream(port), 'the third from one address (cap 2 per address)')
+    const b1 = await openLiveStream(port, '127.0.0.2')
+    assert.equal(b1.status, 200, 'another address still gets in')
+    full(await openLiveStream(port, '127.0.0.3'), 'the fourth in all (cap 3)')
+    assert.deepEqual([live.clients, live.clientsFrom('127.0.0.1'), live.rejected], [3, 2, 2])
+
+    for (const s of [a1, a2, b1]) s.close()
+    await until('closed streams leave the hub', () => live.clients === 0)
+    assert.equal(live.clientsFrom('127.0.0.1'), 0)
+    const again = [await openLiveStream(port), await openLiveStream(port), await openLiveStream(port, '127.0.0.2')]
+    assert.deepEqual(again.map(s => s.status), [200, 200, 200], 'accepted again once the others left')
+
+    await app.close()
+    assert.deepEqual([live.clients, live.clientsFrom('127.0.0.1'), live.clientsFrom('127.0.0.2')], [0, 0, 0], 'the server close counts every stream out')
+  } finally {
+    await app.close()
+    await db.close()
+  }
+})
+
+test('GET /api/live from a client that hung up before its stream began: nothing is counted', async () => {
+  const db = await openPglite('memory://')
+  await migrate(db)
+  const live = new LiveHub()
+  const app = await buildApp({ db, registry: new PipelineMetrics(undefined, false).registry, status: () => ({ watermark: T0, lag: 0, latency: null }), live, webRoot: null })
+  // The connection closes between the request's arrival and the handler (as when a client gives up while the server is busy).
+  app.addHook('onRequest', async req => {
+    if (req.headers['x-hang-up'] === undefined) return
+    const closed = once(req.raw.socket, 'close')
+    req.raw.socket.destroy()
+    await closed
+  })
+  try {
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const port = (app.server.address() as AddressInfo).port
+    await assert.rejects(openLiveStream(port, '127.0.0.1', { 'x-hang-up': '1' }))
+    await new Promise(resolve => setTimeout(resolve, 50))
+    assert.deepEqual([live.clients, live.clientsFrom('127.0.0.1')], [0, 0])
+    const s = await openLiveStream(port)
+    assert.equal(live.clients, 1)
+    s.close()
+    await until('the closed stream leaves the hub', () => live.clients === 0)
+  } finally {
     await app.close()
     await db.close()
   }

@@ -4,16 +4,22 @@ import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { Counter } from 'prom-client'
+import { isUnavailable } from '../storage/index.ts'
 import { defaultWindowingOptions } from '../windowing/index.ts'
 import { type ApiDeps } from './deps.ts'
 import { LiveHub } from './live.ts'
 import { PipelineSampler } from './pipeline-sampler.ts'
 import { detectionRoutes, healthRoutes, liveRoutes, pipelineRoutes, recordRoutes, viewRoutes, webRoutes } from './routes/index.ts'
 
-export type { ApiDeps } from './deps.ts'
+export type { ApiDeps, ReadinessCheck } from './deps.ts'
 
 /** The name of the Prometheus counter of answered requests. */
 export const HTTP_REQUESTS = 'iot_http_requests_total'
+
+/** Seconds a client is asked to wait (Retry-After) while the database is unreachable. */
+const RETRY_AFTER_S = 5
+
+const unavailableBody = { error: 'unavailable', code: 'IOT_ERR_DB_UNAVAILABLE', message: 'the database is unreachable; retry later' }
 
 /** The built dashboard (npm run build:web). */
 const defaultWebRoot = fileURLToPath(new URL('../../web/dist', import.meta.url))
@@ -30,6 +36,11 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
     if (err.validation !== undefined || err.code === 'IOT_ERR_VALIDATION') {
       return reply.code(400).send({ error: 'bad_request', code: 'IOT_ERR_VALIDATION', message: err.message })
     }
+    if (isUnavailable(err)) {
+      // An outage is reported once where the database is watched, not for each request.
+      app.log.debug({ err }, 'Request failed: the database is unreachable.')
+      return reply.code(503).header('retry-after', String(RETRY_AFTER_S)).send(unavailableBody)
+    }
     app.log.error({ err }, 'Request failed.')
     // Internals (database messages and codes) stay in the log.
     return reply.code(500).send({ error: 'internal', code: 'IOT_ERR_INTERNAL', message: 'internal error; see the server log' })
@@ -40,14 +51,23 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
   const requests = registry.getSingleMetric(HTTP_REQUESTS) as Counter | undefined ??
     new Counter({ name: HTTP_REQUESTS, help: 'HTTP requests answered.', registers: [registry] })
   app.addHook('onResponse', async () => { requests.inc() })
+  // While the database is known to be away, its endpoints answer at once instead of waiting for a connection.
+  const reachable = deps.databaseReachable
+  if (reachable !== undefined) {
+    app.addHook('onRequest', async (req, reply) => {
+      if (!reachable() && req.url.startsWith('/api/') && !req.url.startsWith('/api/live')) {
+        return await reply.code(503).header('retry-after', String(RETRY_AFTER_S)).send(unavailableBody)
+      }
+    })
+  }
   const now = deps.now ?? Date.now
   const windowing = deps.windowing ?? defaultWindowingOptions
   const hub = deps.live ?? new LiveHub()
-  const sampler = new PipelineSampler({ db, status, hub, now, log: app.log })
+  const sampler = new PipelineSampler({ db, status, hub, now, log: app.log, databaseReachable: deps.databaseReachable })
   // No worker here: what the workers store is read back while dashboards are connected.
   const tail = (deps.tailDatabase ?? deps.live === undefined) ? { db, openSpanMs: windowing.sizeMs + windowing.maxOutOfOrdernessMs + windowing.allowedLatenessMs } : null
 
-  await app.register(healthRoutes, { db, registry, status })
+  await app.register(healthRoutes, { db, registry, status, readiness: deps.readiness })
   await app.register(recordRoutes, { db })
   await app.register(detectionRoutes, { db })
   await app.register(viewRoutes, { db, windowMs: windowing.sizeMs, allowedLatenessMs: windowing.allowedLatenessMs, now, watermark: () => status().watermark })

@@ -14,11 +14,18 @@ export type ApiDb = Queryable & { readonly kind: string }
  */
 export type PipelineStatus = () => { watermark: number, lag: number | null, latency: Latency | null }
 
+/** Whether this process does its job now (GET /ready), with one sentence per failed check. */
+export type ReadinessCheck = () => { ready: boolean, reasons: string[] }
+
 export interface ApiDeps {
   db: ApiDb
   registry: Registry
   /** Pipeline state for /health. */
   status: PipelineStatus
+  /** GET /ready (absent: ready when the database answers SELECT 1). */
+  readiness?: ReadinessCheck
+  /** The database answers, as last seen (absent: assumed); while it does not, data endpoints answer 503 at once. */
+  databaseReachable?: () => boolean
   logger?: Logger
   /** The hub of the live stream (made here when absent). */
   live?: LiveHub

@@ -1,3 +1,3 @@
 export { HTTP_REQUESTS, buildApp, type ApiDeps } from './app.ts'
-export { LiveHub } from './live.ts'
+export { LiveHub, defaultLiveHubOptions, type LiveCap, type LiveHubOptions } from './live.ts'
 export type * from './contract.ts'

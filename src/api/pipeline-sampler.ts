@@ -22,6 +22,8 @@ export interface PipelineSamplerDeps {
   /** Wall clock. */
   now: () => number
   log: FastifyBaseLogger
+  /** The database answers, as last seen: while it does not, no sample is taken (absent: assumed). */
+  databaseReachable?: (() => boolean) | undefined
 }
 
 const SAMPLE_INTERVAL_MS = 1000
@@ -59,6 +61,7 @@ export class PipelineSampler {
 
   /** Samples now (unless a sample is under way) and sends the result to the live clients. */
   tick (): void {
+    if (this.#deps.databaseReachable?.() === false) return
     this.#ticking ??= this.#sampleAndBroadcast()
       .catch((err: unknown) => { this.#deps.log.warn({ err }, 'Pipeline sample failed.') })
       .finally(() => { this.#ticking = null })

@@ -39,6 +39,19 @@ export function startStatusLine (sys: RunningSystem, o: StatusLineOptions): () =
   const served = new Rate()
   const stored = new Rate()
 
+  /** What the process waits for, when it does (the database away, or a failed batch being retried). */
+  const waiting = (): string => {
+    const now = Date.now()
+    const h = sys.worker?.health
+    if (h?.retryAt != null) {
+      const inS = Math.max(0, Math.ceil((h.retryAt - now) / 1000))
+      return h.databaseUnavailable ? ` | waiting for PostgreSQL, retry in ${inS} s` : ` | recovering from a failed batch, retry in ${inS} s`
+    }
+    const a = sys.availability?.state
+    if (a !== undefined && !a.reachable) return ` | waiting for PostgreSQL (unreachable for ${Math.round((now - (a.downSince ?? now)) / 1000)} s)`
+    return ''
+  }
+
   const workerLine = async (): Promise<string> => {
     const [r, s, finals, anomalies, late, dead, dups] = await Promise.all([
       PipelineMetrics.total(m.received), PipelineMetrics.total(m.stored), PipelineMetrics.total(m.windowsFinalized),
@@ -46,7 +59,7 @@ export function startStatusLine (sys: RunningSystem, o: StatusLineOptions): () =
       PipelineMetrics.total(m.duplicates)
     ])
     return `${int(received.per(Date.now(), r))} readings/s | stored ${int(s)} | windows closed ${int(finals)} | anomalies ${int(anomalies)}` +
-      ` | late ${int(late)} | duplicates ${int(dups)} | dead letters ${int(dead)} | watermark ${isoSecond(sys.watermark())}`
+      ` | late ${int(late)} | duplicates ${int(dups)} | dead letters ${int(dead)} | watermark ${isoSecond(sys.watermark())}${waiting()}`
   }
   const ingestLine = (): string => {
     const source = sys.source
@@ -57,10 +70,11 @@ export function startStatusLine (sys: RunningSystem, o: StatusLineOptions): () =
   const apiLine = async (): Promise<string> => {
     const requests = sys.metrics.registry.getSingleMetric(HTTP_REQUESTS) as Counter | undefined
     const n = requests === undefined ? 0 : await PipelineMetrics.total(requests)
-    const total = sys.db === null ? 0 : await storedReadingsTotal(sys.db)
     const now = Date.now()
-    return `serving ${o.address ?? '-'} | ${int(sys.live?.clients ?? 0)} live clients | ${int(served.per(now, n))} requests/s` +
-      ` | stored ${int(total)} (${int(stored.per(now, total))}/s) | watermark ${isoSecond(sys.watermark())}`
+    const head = `serving ${o.address ?? '-'} | ${int(sys.live?.clients ?? 0)} live clients | ${int(served.per(now, n))} requests/s`
+    if (sys.availability?.reachable === false) return `${head}${waiting()}`
+    const total = sys.db === null ? 0 : await storedReadingsTotal(sys.db)
+    return `${head} | stored ${int(total)} (${int(stored.per(now, total))}/s) | watermark ${isoSecond(sys.watermark())}`
   }
 
   const line = async (): Promise<void> => {

@@ -7,12 +7,13 @@ import { LiveHub, buildApp } from '../api/index.ts'
 import { type Bus, type BusConsumer, type BusProducer, KafkaBus, MemoryBus, ensureTopics, partitionFor } from '../bus/index.ts'
 import { type Config } from '../config/index.ts'
 import { IotError } from '../domain/index.ts'
-import { EventSink, LatencyTracker, PipelineDetector, PipelineMetrics, ThreadTrainer, Worker, type EventTopics } from '../pipeline/index.ts'
+import { Backoff, EventSink, LatencyTracker, PipelineDetector, PipelineMetrics, ThreadTrainer, Worker, type EventTopics } from '../pipeline/index.ts'
 import { Simulator, SimulatorSource, type Source } from '../sources/index.ts'
 import {
-  type Db, type GroupStatus, type Latency, applyRetention, loadGroupStatus, loadWatermark, migrate, newestEventTime, openDb, removeWorkerStatus,
-  reportWorkerStatus, summarizeTimeIndex, vacuumRewrittenTables
+  type Db, type GroupStatus, type Latency, DbAvailability, applyRetention, isUnavailable, loadGroupStatus, loadWatermark, migrate, newestEventTime,
+  openDb, removeWorkerStatus, reportWorkerStatus, startProbe, summarizeTimeIndex, vacuumRewrittenTables, watchDb
 } from '../storage/index.ts'
+import { type Readiness, readiness } from './readiness.ts'
 
 /**
  * What a process runs: `ingest` (sources → bus), `worker` (bus → detection, windows → database),
@@ -25,6 +26,8 @@ export const allRoles: ReadonlySet<Role> = new Set(['ingest', 'worker', 'api'])
 export interface RunningSystem {
   roles: ReadonlySet<Role>
   db: Db | null
+  /** Whether the database answers, as last seen (null: no database here). */
+  availability: DbAvailability | null
   bus: Bus | null
   worker: Worker | null
   source: Source | null
@@ -34,8 +37,10 @@ export interface RunningSystem {
   live: LiveHub | null
   /** Resolves when a bounded simulation (--duration) has produced its last reading (never without one). */
   sourceDone: Promise<void>
-  /** The newest watermark known here (the worker's, else the stored one). */
+  /** The newest watermark known here (the worker's, else the stored one); never goes back. */
   watermark(): number
+  /** Whether this process does its job now (GET /ready), and why not. */
+  readiness(): Readiness
   /**
    * What a stop would leave behind right now, one sentence each (empty when nothing): readings
    * accepted and not stored, readings not acknowledged by Kafka, records waiting in Kafka.
@@ -57,6 +62,31 @@ export async function startEmbedded (config: Config, log: Logger, wallClock: () 
 const WORKER_REPORT_MS = 2000
 /** Reports older than this are from workers that stopped or hang. */
 const WORKER_REPORT_FRESH_MS = 10_000
+/**
+ * How often the database is asked SELECT 1: while it answers, so that an idle process notices an
+ * outage (readiness fails within about 10 s); while it does not, so that its return is noticed
+ * within about 2 s. A slower answer than the timeout counts as none.
+ */
+const PROBE = { upMs: 5000, downMs: 1000, timeoutMs: 3000 }
+
+/**
+ * Opens the database; while it is out of reach (not started yet, restarting), waits and tries again
+ * (capped exponential backoff) instead of failing: the process starts when it answers. Any other
+ * failure (a wrong password, a missing database) ends the start at once.
+ */
+async function openDbWaiting (config: Config, log: Logger): Promise<Db> {
+  const backoff = new Backoff({ initialMs: 500, maxMs: 5000 })
+  for (;;) {
+    try {
+      return await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir })
+    } catch (err) {
+      if (!isUnavailable(err)) throw err
+      const wait = backoff.next()
+      if (backoff.attempts === 1) log.warn({ err: (err as Error).message }, 'Waiting for PostgreSQL to answer; retrying with backoff.')
+      await new Promise(resolve => setTimeout(resolve, wait))
+    }
+  }
+}
 
 const fmt = new Intl.NumberFormat('en-US')
 
@@ -67,22 +97,37 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
   }
   const sim = config.simulator
   const runsSource = roles.has('ingest') && sim.enabled
-  // The ingest role alone reads the database only to continue after the last stored event time.
-  const needsDb = roles.has('worker') || roles.has('api') || (runsSource && config.databaseUrl !== null)
-  const db = needsDb ? await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }) : null
+  // The ingest role alone needs no database: it produces to Kafka whether PostgreSQL is up or not.
+  const needsDb = roles.has('worker') || roles.has('api')
+  const opened = needsDb ? await openDbWaiting(config, log) : null
+  // Every statement reports whether the database answered; the roles read it to wait, to answer 503, for /ready.
+  const availability = opened === null ? null : new DbAvailability(wallClock)
+  const db = opened === null || availability === null ? null : watchDb(opened, availability)
   const closers: (() => Promise<void>)[] = []
+  const metrics = new PipelineMetrics()
   const closeAll = async (): Promise<void> => {
     for (const c of closers.splice(0).reverse()) await c().catch((err: unknown) => { log.error({ err }, 'Shutdown step failed.') })
   }
   try {
-    if (db !== null) {
+    if (db !== null && opened !== null && availability !== null) {
       closers.push(async () => { await db.close() })
+      if (opened.kind === 'postgres') {
+        const stopProbe = startProbe(opened, availability, PROBE)
+        closers.push(async () => { stopProbe() })
+      }
+      availability.onChange(e => {
+        if (e.reachable) {
+          metrics.databaseReconnects.inc()
+          log.info({ downForMs: e.downForMs }, `PostgreSQL answers again after ${(e.downForMs / 1000).toFixed(1)} s; resuming.`)
+        } else {
+          log.warn({ reason: e.reason }, 'PostgreSQL is unreachable; waiting for it (readings wait in the bus, nothing is lost).')
+        }
+      })
       if (roles.has('worker') || brokers === null) {
         const applied = await migrate(db)
         if (applied.length > 0) log.info({ applied }, 'Database migrated.')
       }
     }
-    const metrics = new PipelineMetrics()
     let source: SimulatorSource | null = null
     const ingestClock = (): number => source === null ? wallClock() : source.now()
 
@@ -111,7 +156,10 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
     let producer: BusProducer | null = null
     if (runsSource && bus !== null) {
       // Continue after where the previous run's event time stopped.
-      const last = db === null ? null : await newestEventTime(db, { group: config.group, topic: config.topic })
+      // Kafka keeps what earlier runs produced (stored or not); the embedded bus nothing, so there the database says.
+      const last = bus instanceof KafkaBus
+        ? await bus.newestEventTime()
+        : db === null ? null : await newestEventTime(db, { group: config.group, topic: config.topic })
       const start = Math.max(sim.startMs ?? wallClock(), last === null ? -Infinity : last + 1)
       const simulator = new Simulator({ sensors: sim.sensors, ratePerSensor: sim.rate, seed: sim.seed, startTs: start })
       producer = bus.producer()
@@ -179,14 +227,36 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
     const lag = (): number | null => worker === null ? group.lag : bus instanceof MemoryBus ? bus.lag : consumer?.lag?.() ?? null
     const status = (): { watermark: number, lag: number | null, latency: Latency | null } =>
       ({ watermark: watermark(), lag: lag(), latency: worker === null ? group.latency : latency.latency() })
+    const startedAt = wallClock()
+    const ready = (): Readiness => readiness({
+      now: wallClock(), startedAt, database: availability?.state ?? null, worker: worker?.health ?? null, backlog: worker === null ? null : lag()
+    }, config.readiness)
+    metrics.watchHealth({
+      databaseUp: () => availability?.reachable ?? null,
+      consecutiveFailures: () => worker?.health.consecutiveFailures ?? null,
+      lastStoredAgeSeconds: () => {
+        const at = worker?.health.lastStoredAt ?? null
+        return at === null ? null : (wallClock() - at) / 1000
+      }
+    })
 
     let app: FastifyInstance | null = null
     let live: LiveHub | null = null
     if (roles.has('api') && db !== null) {
-      const hub = live = new LiveHub()
+      const hub = live = new LiveHub({ maxClients: config.live.maxClients, maxClientsPerAddress: config.live.maxClientsPerAddress })
       // Batches stored in this process reach the dashboards at once; without a worker here, the API tails the database.
       worker?.on('batch', b => { hub.publish(b) })
-      app = await buildApp({ db, registry: metrics.registry, status, logger: log, windowing: config.windowing, live: hub, tailDatabase: worker === null })
+      app = await buildApp({
+        db,
+        registry: metrics.registry,
+        status,
+        readiness: ready,
+        ...(availability === null ? {} : { databaseReachable: () => availability.reachable }),
+        logger: log,
+        windowing: config.windowing,
+        live: hub,
+        tailDatabase: worker === null
+      })
     }
 
     const readStatus = db === null || worker !== null
@@ -195,11 +265,17 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         storedWatermark = await loadWatermark(db, config.group, config.topic)
         group = await loadGroupStatus(db, config.group, config.topic, WORKER_REPORT_FRESH_MS)
       }
-    await readStatus?.()
-    const timers = startMaintenance({ config, db, worker, log, wallClock, metrics, lag, latency, instance, embeddedDb: db?.kind === 'pglite', readStatus })
+    await readStatus?.().catch((err: unknown) => { log.warn({ err }, 'Reading the pipeline status failed.') })
+    const timers = startMaintenance({
+      config, db, availability, worker, log, wallClock, metrics, lag, latency, instance, embeddedDb: db?.kind === 'pglite', readStatus
+    })
 
     const pending = (): string[] => {
       const lines: string[] = []
+      const away = availability?.state
+      if (away !== undefined && !away.reachable) {
+        lines.push(`PostgreSQL has been unreachable for ${Math.round((wallClock() - (away.downSince ?? wallClock())) / 1000)} s (${away.reason ?? 'no answer'}); everything stored before is kept.`)
+      }
       if (bus instanceof MemoryBus && bus.held > 0) {
         lines.push(`${fmt.format(bus.held)} readings accepted into the embedded bus were not stored; the embedded bus keeps nothing across a restart: they are lost.`)
       }
@@ -222,6 +298,7 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         // Embedded, or ingest and worker in one process: store everything the source produced.
         const drain = roles.has('ingest') && roles.has('worker')
         await worker?.stop({ drain, endOfInput: drain && source?.finished === true })
+          .catch((err: unknown) => { log.error({ err }, 'Stopping the worker failed; what it did not store stays in the bus or is listed above.') })
         await app?.close()
         if (db !== null && worker !== null) {
           await removeWorkerStatus(db, config.group, config.topic, instance).catch((err: unknown) => { log.warn({ err }, 'Removing the worker status failed.') })
@@ -236,6 +313,7 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
     return {
       roles,
       db,
+      availability,
       bus,
       worker,
       source,
@@ -244,6 +322,7 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
       live,
       sourceDone: source === null ? new Promise(() => {}) : source.done(),
       watermark,
+      readiness: ready,
       pending,
       stop
     }
@@ -256,6 +335,7 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
 interface MaintenanceDeps {
   config: Config
   db: Db | null
+  availability: DbAvailability | null
   worker: Worker | null
   log: Logger
   wallClock: () => number
@@ -277,8 +357,12 @@ interface MaintenanceDeps {
 function startMaintenance (d: MaintenanceDeps): NodeJS.Timeout[] {
   const { config, db, worker, log } = d
   const timers: NodeJS.Timeout[] = []
+  // While the database is away, the tasks that need it wait (the outage is logged once, not by each task).
   const every = (ms: number, what: string, fn: () => Promise<void>, level: 'warn' | 'error' = 'warn'): void => {
-    timers.push(setInterval(() => { fn().catch((err: unknown) => { log[level]({ err }, `${what} failed.`) }) }, ms))
+    timers.push(setInterval(() => {
+      if (d.availability?.reachable === false) return
+      fn().catch((err: unknown) => { if (!isUnavailable(err)) log[level]({ err }, `${what} failed.`) })
+    }, ms))
   }
   if (worker !== null) {
     timers.push(setInterval(() => {

@@ -29,7 +29,9 @@ const DEFAULTS: Config = {
   maxBatch: 10_000,
   retentionMs: 7 * 86_400_000,
   kafka: { brokers: null, sessionTimeoutMs: 10_000, events: true, aggregatesTopic: 'iot_aggregates', anomaliesTopic: 'iot_anomalies' },
-  detection: { rules: defaultRuleConfig, ml: true, mlScope: 'type' }
+  detection: { rules: defaultRuleConfig, ml: true, mlScope: 'type' },
+  readiness: { maxFailures: 3, stallMs: 60_000 },
+  live: { maxClients: 500, maxClientsPerAddress: 50 }
 }
 
 let dir = ''
@@ -185,7 +187,11 @@ describe('loadConfig - flags', () => {
       '--no-events',
       '--rules', rulesFile(),
       '--ml-scope', 'sensor',
-      '--no-ml'
+      '--no-ml',
+      '--ready-failures', '5',
+      '--ready-stall', '2m',
+      '--live-max-clients', '800',
+      '--live-max-per-address', '10'
     ])
     // The validated rules are frozen null-prototype maps: compare their JSON.
     c.detection.rules = JSON.parse(JSON.stringify(c.detection.rules)) as typeof c.detection.rules
@@ -207,7 +213,9 @@ describe('loadConfig - flags', () => {
       maxBatch: 250,
       retentionMs: 30 * 86_400_000,
       kafka: { brokers: ['kafka:9092'], sessionTimeoutMs: 20_000, events: false, aggregatesTopic: 'windows', anomaliesTopic: 'alerts' },
-      detection: { rules: { defaults: { co2: { max: 1000 } }, overrides: { 'co2@Lab': { max: 800, maxRatePerSec: 50 } } }, ml: false, mlScope: 'sensor' }
+      detection: { rules: { defaults: { co2: { max: 1000 } }, overrides: { 'co2@Lab': { max: 800, maxRatePerSec: 50 } } }, ml: false, mlScope: 'sensor' },
+      readiness: { maxFailures: 5, stallMs: 120_000 },
+      live: { maxClients: 800, maxClientsPerAddress: 10 }
     })
   })
 
@@ -257,6 +265,11 @@ describe('loadConfig - flags', () => {
     assert.equal(load(['--retention', '2d']).retentionMs, 2 * 86_400_000)
     assert.equal(load(['--database-url', 'postgres://db/iot']).retentionMs, null)
     assert.equal(load(['--database-url', 'postgres://db/iot', '--retention', '30d']).retentionMs, 30 * 86_400_000)
+  })
+
+  test('readiness and live-stream limits take positive integers', () => {
+    assert.throws(() => load(['--live-max-clients', '0']), { code: 'IOT_ERR_CONFIG', message: '--live-max-clients: expected an integer from 1 to 9007199254740991, got "0"' })
+    assert.throws(() => load(['--ready-failures', '2.5']), CONFIG_ERROR)
   })
 
   test('--shutdown-timeout sets how long a stop may store before exiting anyway', () => {

@@ -39,6 +39,20 @@ export interface DetectionConfig {
   mlScope: 'type' | 'sensor'
 }
 
+/** When the process is not ready (GET /ready answers 503). */
+export interface ReadinessConfig {
+  /** Failed attempts in a row of the worker from which it is not ready. */
+  maxFailures: number
+  /** Readings waiting and nothing stored for longer than this: not ready. */
+  stallMs: number
+}
+
+/** The live stream's clients (GET /api/live): past either cap a new client gets 503. */
+export interface LiveConfig {
+  maxClients: number
+  maxClientsPerAddress: number
+}
+
 export interface Config {
   databaseUrl: string | null
   dataDir: string
@@ -65,6 +79,8 @@ export interface Config {
   retentionMs: number | null
   kafka: KafkaConfig
   detection: DetectionConfig
+  readiness: ReadinessConfig
+  live: LiveConfig
 }
 
 /** Raw readings the embedded database (PGlite) keeps by default: a week (windows and roll-ups stay). */
@@ -88,7 +104,9 @@ export const defaultConfig: Config = {
   maxBatch: 10_000,
   retentionMs: EMBEDDED_RETENTION_MS,
   kafka: { brokers: null, sessionTimeoutMs: 10_000, events: true, aggregatesTopic: 'iot_aggregates', anomaliesTopic: 'iot_anomalies' },
-  detection: { rules: defaultRuleConfig, ml: true, mlScope: 'type' }
+  detection: { rules: defaultRuleConfig, ml: true, mlScope: 'type' },
+  readiness: { maxFailures: 3, stallMs: 60_000 },
+  live: { maxClients: 500, maxClientsPerAddress: 50 }
 }
 
 const options = {
@@ -103,6 +121,10 @@ const options = {
   'log-level': { type: 'string' },
   status: { type: 'string' },
   'shutdown-timeout': { type: 'string' },
+  'ready-failures': { type: 'string' },
+  'ready-stall': { type: 'string' },
+  'live-max-clients': { type: 'string' },
+  'live-max-per-address': { type: 'string' },
   sensors: { type: 'string' },
   rate: { type: 'string' },
   speedup: { type: 'string' },
@@ -172,6 +194,11 @@ Flags (env in brackets; a JSON file given by --config may set any of them by nam
   --shutdown-timeout D    on SIGINT/SIGTERM, store what was accepted for at most D, then exit
                           saying what was left (default 30s)
   --log-level LEVEL       trace, debug, info, warn, error (default info) [LOG_LEVEL]
+  --ready-failures N      GET /ready fails after N failed batches in a row (default 3); it also
+                          fails while the database is unreachable
+  --ready-stall D         GET /ready fails when readings wait and nothing was stored for D (default 60s)
+  --live-max-clients N    live-stream (dashboard) clients at once; more get 503 (default 500)
+  --live-max-per-address N   the same from one address (default 50)
 
 Kafka (distributed mode):
   --kafka-brokers LIST    host:port[,host:port...] [KAFKA_BROKERS]; default: embedded memory bus
@@ -252,6 +279,10 @@ export function loadConfig (argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const level = get('log-level', 'LOG_LEVEL'); if (level !== undefined) c.logLevel = level
   const status = get('status'); if (status !== undefined) c.statusIntervalMs = parseDuration(status, '--status')
   const shutdown = get('shutdown-timeout'); if (shutdown !== undefined) c.shutdownTimeoutMs = parseDuration(shutdown, '--shutdown-timeout')
+  const readyFailures = get('ready-failures'); if (readyFailures !== undefined) c.readiness.maxFailures = int(readyFailures, 'ready-failures', 1)
+  const stall = get('ready-stall'); if (stall !== undefined) c.readiness.stallMs = parseDuration(stall, '--ready-stall')
+  const liveMax = get('live-max-clients'); if (liveMax !== undefined) c.live.maxClients = int(liveMax, 'live-max-clients', 1)
+  const livePer = get('live-max-per-address'); if (livePer !== undefined) c.live.maxClientsPerAddress = int(livePer, 'live-max-per-address', 1)
   const s = c.simulator
   const sensors = get('sensors'); if (sensors !== undefined) s.sensors = int(sensors, 'sensors', 1)
   const rate = get('rate'); if (rate !== undefined) s.rate = positive(rate, 'rate')

@@ -1,2 +1,2 @@
-export { loadConfig, defaultConfig, usage, type Config, type SimulatorConfig, type ParsedCommand } from './config.ts'
+export { loadConfig, defaultConfig, usage, type Config, type LiveConfig, type ReadinessConfig, type SimulatorConfig, type ParsedCommand } from './config.ts'
 export { formatDuration, parseDuration } from './duration.ts'

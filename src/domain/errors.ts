@@ -3,6 +3,7 @@ export const errorCodes = [
   'IOT_ERR_CONFIG',
   'IOT_ERR_VALIDATION',
   'IOT_ERR_STORAGE',
+  'IOT_ERR_DB_UNAVAILABLE',
   'IOT_ERR_MIGRATION',
   'IOT_ERR_BUS_CLOSED',
   'IOT_ERR_BUS',

@@ -115,10 +115,17 @@ export class PartitionClaims {
     if (this.#assigned.length === 0) this.op = new WindowOperator(this.#options.windowing)
   }
 
-  /** Rebuilds everything as after a restart (a failed batch) and returns the stored offsets to rewind to. */
+  /**
+   * Rebuilds everything as after a restart (a failed batch) and returns the stored offsets to
+   * rewind to. The partitions stay assigned whatever happens: when the database fails this too,
+   * the next attempt reclaims the same ones.
+   */
   async reclaim (): Promise<StartOffsets> {
-    const partitions = this.#assigned
-    this.revoke(partitions)
+    const partitions = [...this.#assigned]
+    this.op = new WindowOperator(this.#options.windowing)
+    this.expected.clear()
+    this.recent.clear()
+    this.#deps.detector.clear?.()
     return await this.assign(partitions)
   }
 

@@ -1,5 +1,15 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
+/** What the health gauges read when scraped (set by the process that runs the roles). */
+export interface HealthSource {
+  /** The database answers (null: this process has no database). */
+  databaseUp: () => boolean | null
+  /** Failed attempts in a row of the worker (null: no worker here). */
+  consecutiveFailures: () => number | null
+  /** Seconds since the worker last stored a batch (null: none stored yet, or no worker here). */
+  lastStoredAgeSeconds: () => number | null
+}
+
 /** Prometheus metrics of the pipeline; also read by the CLI status line. */
 export class PipelineMetrics {
   readonly registry: Registry
@@ -15,6 +25,8 @@ export class PipelineMetrics {
   readonly batchFailures: Counter
   readonly watermark: Gauge
   readonly lag: Gauge
+  readonly databaseReconnects: Counter
+  #health: HealthSource | null = null
 
   constructor (registry = new Registry(), defaults = true) {
     this.registry = registry
@@ -36,9 +48,32 @@ export class PipelineMetrics {
       registers: r,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
     })
-    this.batchFailures = new Counter({ name: 'iot_batch_failures_total', help: 'Batches that failed and were retried from the stored offsets.', registers: r })
+    this.batchFailures = new Counter({ name: 'iot_batch_failures_total', help: 'Failed attempts to store a batch, finalize while idle, or recover after a failure (each one then goes back to the stored offsets).', registers: r })
     this.watermark = new Gauge({ name: 'iot_watermark_ms', help: 'Combined event-time watermark (epoch ms).', registers: r })
     this.lag = new Gauge({ name: 'iot_consumer_lag', help: 'Records produced and not yet consumed.', registers: r })
+    this.databaseReconnects = new Counter({ name: 'iot_database_reconnects_total', help: 'Times the database answered again after an outage.', registers: r })
+    // Read when scraped; a value this process does not have is left out.
+    const health = (name: string, help: string, read: (h: HealthSource) => number | boolean | null): void => {
+      const metrics = this
+      new Gauge({ // eslint-disable-line no-new -- registered in the registry, which keeps it
+        name,
+        help,
+        registers: r,
+        collect () {
+          const v = metrics.#health === null ? null : read(metrics.#health)
+          if (v === null) this.reset()
+          else this.set(Number(v))
+        }
+      })
+    }
+    health('iot_database_up', 'The database answers (1) or is unreachable (0).', h => h.databaseUp())
+    health('iot_batch_consecutive_failures', 'Failed attempts of the worker in a row (0 once a batch is stored).', h => h.consecutiveFailures())
+    health('iot_last_stored_batch_age_seconds', 'Seconds since the worker last stored a batch.', h => h.lastStoredAgeSeconds())
+  }
+
+  /** Where the health gauges read their values. */
+  watchHealth (source: HealthSource): void {
+    this.#health = source
   }
 
   /** Current value of a counter (summed over labels, or of the series with these labels). */

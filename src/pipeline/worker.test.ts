@@ -219,3 +219,113 @@ test('Worker - models are listed with the batch that trained them, their trees h
   assert.equal(await count(db, 'SELECT sum(readings)::int AS n FROM detection_counts'), 2000)
   await db.close()
 })
+
+test('Worker - a database away for several attempts: it keeps its partitions, waits with backoff, then stores every reading once', async () => {
+  const db = await freshDb()
+  // The database refuses every statement while `away` (as a stopped server does), and counts them.
+  let away = false
+  let refused = 0
+  const refuse = (): void => {
+    if (!away) return
+    refused++
+    throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })
+  }
+  const outage: Db = {
+    ...db,
+    query: async (text, params) => { refuse(); return await db.query(text, params) },
+    transaction: async (fn) => { refuse(); return await db.transaction(fn) }
+  }
+  const bus = new MemoryBus({ partitions: 2 })
+  const wall = { now: 0 }
+  const metrics = new PipelineMetrics(undefined, false)
+  const w = new Worker({ db: outage, consumer: bus.consumer(), detector: new Detector(), ingestClock: () => T0, wallClock: () => wall.now, log, metrics, random: () => 0 },
+    { maxBatch: 50, pollWaitMs: 5, validation: { maxBytes: 16384, maxPastMs: null, maxFutureMs: null }, retry: { initialMs: 10, maxMs: 40 } })
+  await w.start()
+  assert.deepEqual(w.partitions, [0, 1])
+  const p = bus.producer()
+  const a = sensorOn(0, 2)
+  const b = sensorOn(1, 2)
+  for (let s = 0; s < 100; s++) { p.tryProduce(a, reading(a, T0 + s * 1000)); p.tryProduce(b, reading(b, T0 + s * 1000)) }
+  await until('the first readings stored', async () => await count(db, 'SELECT count(*)::int AS n FROM sensor_readings') === 200)
+
+  away = true
+  for (let s = 100; s < 200; s++) { p.tryProduce(a, reading(a, T0 + s * 1000)); p.tryProduce(b, reading(b, T0 + s * 1000)) }
+  await until('several attempts refused', async () => refused >= 6)
+  assert.equal(w.health.databaseUnavailable, true)
+  assert.ok(w.health.consecutiveFailures >= 3, `failures in a row: ${w.health.consecutiveFailures}`)
+  assert.notEqual(w.health.retryAt, null, 'waiting for the next attempt')
+  assert.deepEqual(w.partitions, [0, 1], 'failed recoveries keep the partitions')
+  const watermark = w.watermark
+
+  away = false
+  await until('everything stored', async () => await count(db, 'SELECT count(*)::int AS n FROM sensor_readings') === 400)
+  assert.deepEqual(w.partitions, [0, 1])
+  assert.ok(w.watermark >= watermark, 'the reported watermark never goes back')
+  await until('healthy again', async () => w.health.consecutiveFailures === 0)
+  assert.deepEqual({ ...w.health, lastStoredAt: null }, { consecutiveFailures: 0, retryAt: null, lastError: null, databaseUnavailable: false, lastStoredAt: null })
+  assert.equal(await PipelineMetrics.total(metrics.stored), 400, 'each reading counted once')
+  assert.equal(await count(db, 'SELECT sum(count_readings)::int AS n FROM sensor_aggregates'), 400)
+  await w.stop()
+  await db.close()
+})
+
+test('Worker - a stop while waiting for the database ends the wait at once', async () => {
+  const db = await freshDb()
+  let away = false
+  const outage: Db = {
+    ...db,
+    query: async (text, params) => {
+      if (away) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })
+      return await db.query(text, params)
+    },
+    transaction: async (fn) => {
+      if (away) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })
+      return await db.transaction(fn)
+    }
+  }
+  const bus = new MemoryBus({ partitions: 1 })
+  const w = new Worker({ db: outage, consumer: bus.consumer(), detector: new Detector(), ingestClock: () => T0, wallClock: Date.now, log, metrics: new PipelineMetrics(undefined, false) },
+    { maxBatch: 50, pollWaitMs: 5, validation: { maxBytes: 16384, maxPastMs: null, maxFutureMs: null }, retry: { initialMs: 60_000, maxMs: 60_000 } })
+  await w.start()
+  away = true
+  bus.producer().tryProduce('s1', reading('s1', T0))
+  await until('waiting a minute before the next attempt', async () => w.health.retryAt !== null)
+  const t = performance.now()
+  await w.stop()
+  assert.ok(performance.now() - t < 1000, 'the stop did not wait for the backoff')
+  assert.equal(bus.held, 1, 'the reading stays in the bus, unstored')
+  await db.close()
+})
+
+test('Worker - a commit whose answer was lost (the connection dropped at COMMIT) is counted once, from the stored offsets', async () => {
+  const db = await freshDb()
+  let loseAnswer = true
+  const dropping: Db = {
+    ...db,
+    transaction: async (fn) => {
+      const r = await db.transaction(fn)
+      if (loseAnswer) {
+        loseAnswer = false
+        throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })
+      }
+      return r
+    }
+  }
+  const bus = new MemoryBus({ partitions: 1 })
+  const metrics = new PipelineMetrics(undefined, false)
+  const w = new Worker({ db: dropping, consumer: bus.consumer(), detector: new Detector(), ingestClock: () => T0, wallClock: Date.now, log, metrics, random: () => 0 },
+    { maxBatch: 50, pollWaitMs: 5, validation: { maxBytes: 16384, maxPastMs: null, maxFutureMs: null }, retry: { initialMs: 10, maxMs: 40 } })
+  await w.start()
+  const p = bus.producer()
+  for (let s = 0; s < 30; s++) p.tryProduce('s1', reading('s1', T0 + s * 1000))
+  await until('stored', async () => await PipelineMetrics.total(metrics.stored) === 30)
+  for (let s = 30; s < 60; s++) p.tryProduce('s1', reading('s1', T0 + s * 1000))
+  await until('all stored', async () => await PipelineMetrics.total(metrics.stored) === 60)
+  await new Promise(resolve => setTimeout(resolve, 50))
+  assert.equal(await PipelineMetrics.total(metrics.stored), 60, 'the batch in doubt counted once')
+  assert.equal(await PipelineMetrics.total(metrics.duplicates), 0)
+  assert.equal(await count(db, 'SELECT count(*)::int AS n FROM sensor_readings'), 60)
+  assert.equal(bus.held, 0, 'the embedded bus let go of the stored readings')
+  await w.stop()
+  await db.close()
+})

@@ -2,8 +2,9 @@ import { EventEmitter } from 'node:events'
 import { type Logger } from 'pino'
 import { type AssignmentHandler, type BusConsumer, type BusRecord } from '../bus/index.ts'
 import { type ValidationOptions, defaultValidationOptions } from '../domain/index.ts'
-import { type Db, commitBatch } from '../storage/index.ts'
+import { type Db, commitBatch, isUnavailable } from '../storage/index.ts'
 import { type WindowingOptions, defaultWindowingOptions } from '../windowing/index.ts'
+import { Backoff, type BackoffOptions, defaultBackoffOptions } from './backoff.ts'
 import { PartitionClaims } from './claims.ts'
 import { type ReadingDetector } from './detection.ts'
 import { Finalizer } from './finalizer.ts'
@@ -26,6 +27,8 @@ export interface WorkerOptions {
   idleRefreshMs: number
   /** A model's trees are stored at most this often per key, in event time (every version is listed). */
   modelTreesEveryMs: number
+  /** Waits between attempts to recover after a failed batch (a database away: capped exponential, jittered). */
+  retry: BackoffOptions
 }
 
 export const defaultWorkerOptions: WorkerOptions = {
@@ -38,7 +41,8 @@ export const defaultWorkerOptions: WorkerOptions = {
   warmupReadings: 100,
   warmupSpanMs: 3_600_000,
   idleRefreshMs: 1000,
-  modelTreesEveryMs: 3_600_000
+  modelTreesEveryMs: 3_600_000,
+  retry: defaultBackoffOptions
 }
 
 export interface WorkerDeps {
@@ -55,6 +59,22 @@ export interface WorkerDeps {
   partitionOf?: (sensorId: string) => number
   /** Published inside each transaction (Kafka topics for other systems). */
   sink?: OutcomeSink
+  /** Values in [0, 1) for the jitter of the retry waits (a seeded source in tests). */
+  random?: () => number
+}
+
+/** How the worker is doing, for readiness, the status line and /metrics. */
+export interface WorkerHealth {
+  /** Batches (or idle finalizations) failed in a row; 0 once one is stored. */
+  consecutiveFailures: number
+  /** Wall time of the next attempt while waiting to recover (null when not waiting). */
+  retryAt: number | null
+  /** Why the last attempt failed (null after a success). */
+  lastError: string | null
+  /** The last failure was the database being unreachable (not a fault in a batch). */
+  databaseUnavailable: boolean
+  /** Wall time of the last stored batch (null before the first). */
+  lastStoredAt: number | null
 }
 
 /**
@@ -79,12 +99,23 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
   /** The batch whose transaction is running (false once it failed). */
   #inFlight: Promise<boolean> | null = null
   #stopping: 'no' | 'drain' | 'now' = 'no'
-  #failures = 0
+  readonly #backoff: Backoff
+  #health: WorkerHealth = { consecutiveFailures: 0, retryAt: null, lastError: null, databaseUnavailable: false, lastStoredAt: null }
+  /** Ends the current wait between recovery attempts early (a stop). */
+  #wake: (() => void) | null = null
+  /** The highest watermark reported: rebuilding state after a failure never moves it back. */
+  #reportedWatermark = -Infinity
+  /**
+   * A batch whose transaction failed without saying whether it committed (the connection dropped
+   * during COMMIT): the offsets stored with the data tell, when the worker recovers.
+   */
+  #unsure: PreparedBatch | null = null
 
   constructor (deps: WorkerDeps, options: Partial<WorkerOptions> = {}) {
     super()
     this.#deps = deps
     const o = this.options = { ...defaultWorkerOptions, ...options }
+    this.#backoff = new Backoff(o.retry, deps.random)
     const c = deps.consumer
     const hasBacklog = c.hasBacklog === undefined ? undefined : (p: number) => c.hasBacklog?.(p) ?? false
     this.#claims = new PartitionClaims(
@@ -97,8 +128,14 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     }
   }
 
+  /** The event-time watermark; never lower than one reported before (state rebuilt after a failure starts from the stored one). */
   get watermark (): number {
-    return this.#claims.op.watermark
+    this.#reportedWatermark = Math.max(this.#reportedWatermark, this.#claims.op.watermark)
+    return this.#reportedWatermark
+  }
+
+  get health (): Readonly<WorkerHealth> {
+    return this.#health
   }
 
   /** The partitions this worker owns now. */
@@ -130,6 +167,7 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
    */
   async stop (opts: { drain?: boolean, endOfInput?: boolean } = {}): Promise<void> {
     this.#stopping = opts.drain === true ? 'drain' : 'now'
+    if (this.#stopping === 'now') this.#wake?.()
     await this.#running
     this.#running = null
     if (opts.endOfInput === true) await this.#finalizer.finalizeAll()
@@ -163,7 +201,13 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
       } else if (this.#stopping === 'drain') {
         if (await (this.#deps.consumer.caughtUp?.() ?? Promise.resolve(true))) break
       } else {
-        await this.#finalizer.idle().catch((err: unknown) => { this.#deps.log.error({ err }, 'Idle finalization failed.') })
+        try {
+          await this.#finalizer.idle()
+        } catch (err) {
+          // What it changed in memory (partitions marked idle) is rebuilt from the database with the rest.
+          this.#failed(err, 'Idle finalization failed; rebuilding state from the database.')
+          await this.#recoverAfterFailure()
+        }
       }
     }
     if (!await this.#settleInFlight()) await this.#recoverAfterFailure()
@@ -191,36 +235,83 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
   async #tryWrite (prepared: PreparedBatch): Promise<boolean> {
     try {
       await this.#write(prepared)
-      this.#failures = 0
       return true
     } catch (err) {
       const fenced = (err as { code?: string }).code === 'IOT_ERR_FENCED'
-      this.#deps.log[fenced ? 'warn' : 'error']({ err, failures: this.#failures + 1 },
-        fenced ? 'Another worker stored these partitions (rebalance); going back to the stored offsets.' : 'Batch failed; going back to the stored offsets.')
+      this.#failed(err, fenced ? 'Another worker stored these partitions (rebalance); going back to the stored offsets.' : 'Batch failed; going back to the stored offsets.')
       return false
     }
   }
 
-  async #recoverAfterFailure (): Promise<void> {
-    this.#failures++
+  /**
+   * Records a failure. A database out of reach is routine (the outage is logged once, where the
+   * database is watched): it is logged here only at debug level; anything else is an error.
+   */
+  #failed (err: unknown, message: string): void {
+    const unavailable = isUnavailable(err)
+    const h = this.#health
+    this.#health = { ...h, consecutiveFailures: h.consecutiveFailures + 1, lastError: (err as Error).message ?? String(err), databaseUnavailable: unavailable }
     this.#deps.metrics.batchFailures.inc()
+    const fenced = (err as { code?: string }).code === 'IOT_ERR_FENCED'
+    this.#deps.log[unavailable ? 'debug' : fenced ? 'warn' : 'error']({ err, failures: this.#health.consecutiveFailures }, message)
+  }
+
+  /**
+   * Waits (capped exponential backoff, jittered), then rebuilds state as after a restart and
+   * rewinds the consumer to the stored offsets; again and again until the database answers or
+   * the worker is stopped at once. Nothing is lost meanwhile: the bus keeps what is not stored
+   * (the embedded bus makes its producers wait when full).
+   */
+  async #recoverAfterFailure (): Promise<void> {
     for (;;) {
+      const wait = this.#backoff.next()
+      this.#health = { ...this.#health, retryAt: this.#deps.wallClock() + wait }
+      await this.#sleep(wait)
+      if (this.#stopping === 'now') break
       try {
-        // Rebuilds state as after a restart and rewinds the consumer to the stored offsets.
-        this.#deps.consumer.seek(await this.#claims.reclaim())
+        const offsets = await this.#claims.reclaim()
+        this.#settleUnsure(offsets)
+        // Everything before the stored offsets is stored (the embedded bus lets go of it).
+        await this.#deps.consumer.commit(offsets)
+        this.#deps.consumer.seek(offsets)
         break
       } catch (err) {
-        if (this.#stopping === 'now') return
-        this.#deps.log.error({ err }, 'Recovery failed; retrying.')
-        await new Promise(resolve => setTimeout(resolve, 1000))
+        this.#failed(err, 'Recovery failed; retrying.')
       }
     }
-    await new Promise(resolve => setTimeout(resolve, Math.min(5000, 100 * 2 ** this.#failures)))
+    this.#health = { ...this.#health, retryAt: null }
+  }
+
+  /**
+   * The batch whose commit was in doubt committed when the stored offsets reach its end: it is
+   * accounted for now (else the stream gives it again). Its late readings count as late (whether
+   * one repeated a stored reading, which would make it a duplicate, is not known here).
+   */
+  #settleUnsure (stored: ReadonlyMap<number, number>): void {
+    const b = this.#unsure
+    this.#unsure = null
+    if (b === null || b.next.size === 0) return
+    for (const [p, next] of b.next) if ((stored.get(p) ?? -1) < next) return
+    this.#account(b, {
+      stored: b.scored, revised: [], finalized: [], late: b.late, deadLetters: b.deadLetters, duplicates: b.duplicates, watermark: b.watermark, oldestProducedAt: b.oldestProducedAt
+    })
+  }
+
+  async #sleep (ms: number): Promise<void> {
+    await new Promise<void>(resolve => {
+      const done = (): void => {
+        clearTimeout(timer)
+        this.#wake = null
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      this.#wake = done
+    })
   }
 
   /** One transaction: everything the batch changed, and the offsets it consumed. */
   async #write (b: PreparedBatch): Promise<BatchOutcome> {
-    const { db, metrics, sink } = this.#deps
+    const { db, sink } = this.#deps
     const claims = this.#claims
     let outcome: BatchOutcome | null = null
     const toOutcome = (c: { storedWatermark: number, revised: BatchOutcome['revised'], late: BatchOutcome['late'], lateKept: number }): BatchOutcome => ({
@@ -238,11 +329,24 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
         if (claims.finalEnd(storedWatermark) > b.finalBoundary) reclassify(b, storedWatermark, claims)
       },
       ...(sink === undefined ? {} : { publish: async (c) => { outcome = toOutcome(c); await sink.publish(outcome) } })
+    }).catch((err: unknown) => {
+      // The connection dropped: the transaction may have committed or not.
+      if (isUnavailable(err)) this.#unsure = b
+      throw err
     })
     const out = outcome ?? toOutcome(committed)
+    this.#account(b, out)
     await this.#deps.consumer.commit(b.next)
     claims.applyStored(committed.partitions, committed.storedWatermark)
+    this.#backoff.reset()
+    this.#health = { consecutiveFailures: 0, retryAt: null, lastError: null, databaseUnavailable: false, lastStoredAt: this.#deps.wallClock() }
+    await this.#finalizer.maybeFinalize(committed.partitions)
+    return out
+  }
 
+  /** Counts a stored batch in the metrics and tells the listeners (live dashboards, latency). */
+  #account (b: PreparedBatch, out: BatchOutcome): void {
+    const { metrics } = this.#deps
     metrics.received.inc(b.received)
     metrics.stored.inc(out.stored.length)
     metrics.duplicates.inc(out.duplicates)
@@ -262,7 +366,5 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     metrics.windowsUpdated.inc(out.revised.length)
     metrics.batchSeconds.observe((performance.now() - b.started) / 1000)
     this.emit('batch', out)
-    await this.#finalizer.maybeFinalize(committed.partitions)
-    return out
   }
 }

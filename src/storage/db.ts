@@ -51,6 +51,12 @@ export async function openPostgres (url: string, max = 4): Promise<Db> {
   const options = {
     max,
     onnotice: () => {},
+    // Seconds to wait for a connection (postgres.js: 30): an outage is noticed, and waited out with backoff, sooner.
+    connect_timeout: 10,
+    // Seconds before a pool connection tries again after a failed connect (postgres.js grows it to
+    // 20 s): at most 2 s, so the stream resumes within seconds of the database's return. The
+    // callers back off themselves (capped exponential, jittered) between attempts.
+    backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(0.1 * 2 ** retries, 2),
     // int8 as JS number: our int8 values (offsets, epoch ms) stay far below 2^53.
     types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
     // random_page_cost 1.1 (the usual value for SSDs and cached data, instead of the default 4, which
@@ -58,12 +64,12 @@ export async function openPostgres (url: string, max = 4): Promise<Db> {
     // for a filtered anomaly list, and reads ten times the rows (docs/ARCHITECTURE.md, Dashboard).
     connection: { application_name: 'iot-monitor', random_page_cost: '1.1' },
     // postgres.js leaves Nagle's algorithm on; a statement sent in several writes then waits for
-    // the server's delayed ACK (~40 ms). Connect ourselves with TCP_NODELAY.
-    socket: async (o: { path?: string | false }) => {
-      const s = typeof o.path === 'string' && o.path !== '' ? connect(o.path) : connect({ host, port, noDelay: true })
-      await once(s, 'connect')
-      return s
-    }
+    // the server's delayed ACK (~40 ms). Connect ourselves with TCP_NODELAY. The socket is handed
+    // over while it connects (writes wait for the connection): a failed connect then reaches the
+    // driver as the socket's 'error' and 'close', which it retries with backoff. A factory that
+    // threw instead would leave that pool connection "connecting" forever (postgres.js closes it
+    // only on 'close'), and after an outage of a few attempts every query would wait for good.
+    socket: (o: { path?: string | false }) => typeof o.path === 'string' && o.path !== '' ? connect(o.path) : connect({ host, port, noDelay: true })
   }
   const sql = postgres(url, options)
   try {

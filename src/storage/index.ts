@@ -2,6 +2,7 @@
 // worker's batch commit, and the queries behind the API and the dashboard.
 export { openDb, openPglite, openPostgres, type Db, type Queryable, type Row } from './db.ts'
 export { migrate } from './migrate.ts'
+export { type AvailabilityState, DbAvailability, isUnavailable, startProbe, watchDb } from './availability.ts'
 export { BinaryCopy } from './copy-binary.ts'
 export { type QueryFilter } from './filter-sql.ts'
 // The worker's write path.
@@ -15,7 +16,7 @@ export { upsertSensors } from './sensors.ts'
 export { countDetections, loadDetectionCounts, mergeDetectionCounts } from './detection-counts.ts'
 export { type ModelInfo, type StoredModel, loadLatestModels, newestModels, recentModels, saveModels } from './models.ts'
 export {
-  type PartitionProgress, type PartitionState, advanceWatermark, claimPartitions, loadPartitions, loadWatermark, lockFinality, markIdle
+  FINALITY_LOCK_CLASS, type PartitionProgress, type PartitionState, advanceWatermark, claimPartitions, loadPartitions, loadWatermark, lockFinality, markIdle
 } from './progress.ts'
 export { applyRetention, vacuumRewrittenTables } from './maintenance.ts'
 export { type GroupStatus, type Latency, loadGroupStatus, removeWorkerStatus, reportWorkerStatus } from './worker-status.ts'

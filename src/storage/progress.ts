@@ -25,7 +25,7 @@ export interface PartitionProgress {
   maxEventMs: number | null
 }
 
-const LOCK_CLASS = 727_002
+export const FINALITY_LOCK_CLASS = 727_002
 
 interface StateRow { partition: number, next_offset: number, max_event_ms: number | null, idle: boolean }
 const toState = (r: StateRow): PartitionState =>
@@ -116,7 +116,7 @@ export async function markIdle (db: Queryable, group: string, topic: string, par
  */
 export async function lockFinality (tx: Queryable, group: string, topic: string, mode: 'shared' | 'exclusive'): Promise<number> {
   const fn = mode === 'shared' ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock'
-  await tx.query(`SELECT ${fn}($1, hashtext($2))`, [LOCK_CLASS, `${group}/${topic}`])
+  await tx.query(`SELECT ${fn}($1, hashtext($2))`, [FINALITY_LOCK_CLASS, `${group}/${topic}`])
   // A statement of its own: under READ COMMITTED it sees every finalization committed before the lock.
   return await loadWatermark(tx, group, topic)
 }

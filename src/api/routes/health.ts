@@ -1,24 +1,47 @@
-// GET /health (the database answers; the pipeline's watermark and lag) and GET /metrics (Prometheus text).
+// GET /health (liveness: the process answers; the pipeline's watermark and lag), GET /ready
+// (readiness: the database answers and the pipeline stores; 503 with the reasons when not) and
+// GET /metrics (Prometheus text).
 import { type FastifyPluginAsync } from 'fastify'
 import { type Registry } from 'prom-client'
-import { type ApiDb, type PipelineStatus } from '../deps.ts'
+import { type ApiDb, type PipelineStatus, type ReadinessCheck } from '../deps.ts'
 import { iso } from '../json.ts'
 
 export interface HealthRoutesOptions {
   db: ApiDb
   registry: Registry
   status: PipelineStatus
+  readiness: ReadinessCheck | undefined
 }
 
-export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app, { db, registry, status }) => {
-  app.get('/health', async (_req, reply) => {
+/** Without a readiness check of the process: ready when the database answers within this. */
+const PROBE_TIMEOUT_MS = 3000
+
+export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app, { db, registry, status, readiness }) => {
+  // Liveness never touches the database: an orchestrator restarting the process would not bring it back.
+  app.get('/health', async () => {
     const s = status()
-    try {
-      await db.query('SELECT 1')
-    } catch (err) {
-      return await reply.code(503).send({ status: 'unavailable', database: db.kind, error: (err as Error).message })
-    }
     return { status: 'ok', database: db.kind, watermark: Number.isFinite(s.watermark) ? iso(s.watermark) : null, lag: s.lag }
+  })
+
+  const probe = async (): Promise<{ ready: boolean, reasons: string[] }> => {
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await Promise.race([
+        db.query('SELECT 1'),
+        new Promise((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)) }, PROBE_TIMEOUT_MS) })
+      ])
+      return { ready: true, reasons: [] }
+    } catch (err) {
+      return { ready: false, reasons: [`the database does not answer: ${(err as Error).message}`] }
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  app.get('/ready', async (_req, reply) => {
+    const r = readiness === undefined ? await probe() : readiness()
+    if (r.ready) return { status: 'ready' }
+    return await reply.code(503).send({ status: 'not ready', reasons: r.reasons })
   })
 
   app.get('/metrics', async (_req, reply) => {
