@@ -69,3 +69,17 @@ testDatabases.push({
 
 /** Which databases run; printed so CI output shows the PostgreSQL suites ran. */
 export const databaseNames = testDatabases.filter(d => d.skip === false).map(d => d.name).join(', ')
+
+/**
+ * Stops or starts the shared PostgreSQL server (keeping its data) through the scripts that started
+ * it, as an operator's restart would. The test files run one at a time, so no other suite sees it.
+ */
+export async function serverScript (script: 'down.sh' | 'up.sh'): Promise<void> {
+  const { execFile } = await import('node:child_process')
+  await new Promise<void>((resolve, reject) => {
+    execFile('bash', [`deploy/postgres/${script}`], { cwd: new URL('../../', import.meta.url).pathname, timeout: 120_000 }, (err, _stdout, stderr) => {
+      if (err === null) resolve()
+      else reject(new Error(`deploy/postgres/${script} failed: ${stderr}`))
+    })
+  })
+}

@@ -6,15 +6,13 @@
 // - malformed messages written straight to the topic end in the dead letters, with reasons.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
-import { appendFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { spawnSync } from 'node:child_process'
 import { pino } from 'pino'
 import { partitionFor } from '../../src/bus/index.ts'
 import { loadConfig } from '../../src/config/index.ts'
 import { startSystem, type RunningSystem } from '../../src/app/index.ts'
 import { type Db, openPostgres } from '../../src/storage/index.ts'
+import { type CliProcess as Proc, spawnCli, stopProc, until, waitExit } from '../helpers/cli-process.ts'
 import { checkConsistency } from '../helpers/consistency.ts'
 import { createServerDatabase, serverUrl } from '../helpers/databases.ts'
 import { brokerScript, kafkaBrokers, kafkaSkip, uniqueTopic } from '../helpers/kafka.ts'
@@ -25,53 +23,8 @@ const skip = kafkaSkip !== false ? kafkaSkip : serverUrl === null ? 'DATABASE_UR
 const brokers = (kafkaBrokers ?? []).join(',')
 const log = pino({ level: process.env.TEST_LOG ?? 'silent' })
 
-interface Proc { child: ChildProcess, output: () => string, name: string }
-
-function spawnCli (name: string, args: string[]): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args, '--log-level', process.env.TEST_CHILD_LOG ?? 'warn', '--status', '500ms'],
-    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DATABASE_URL: '', KAFKA_BROKERS: '' } })
-  let out = ''
-  // TEST_LOG_DIR keeps each process's whole output for a post-mortem.
-  const file = process.env.TEST_LOG_DIR === undefined ? null : join(process.env.TEST_LOG_DIR, `${name.replace(/\W+/g, '_')}.log`)
-  const keep = (d: Buffer): void => {
-    out += d.toString()
-    if (file !== null) appendFileSync(file, d)
-  }
-  child.stdout!.on('data', keep)
-  child.stderr!.on('data', keep)
-  return { child, output: () => out, name }
-}
-
-/** Waits for a process to exit; after `ms` it is killed and the wait fails with its output. */
-async function waitExit (p: Proc, ms: number): Promise<{ code: number | null, signal: string | null }> {
-  const { exitCode, signalCode } = p.child
-  if (exitCode !== null || signalCode !== null) return { code: exitCode, signal: signalCode }
-  let timedOut = false
-  const timer = setTimeout(() => { timedOut = true; p.child.kill('SIGKILL') }, ms)
-  const [code, signal] = await once(p.child, 'exit') as [number | null, string | null]
-  clearTimeout(timer)
-  assert.ok(!timedOut, `${p.name} did not exit within ${ms} ms:\n${p.output().slice(-4000)}`)
-  return { code, signal }
-}
-
-/** SIGTERM and the exit code (a clean stop is 0). */
-async function stopProc (p: Proc): Promise<number | null> {
-  p.child.kill('SIGTERM')
-  return (await waitExit(p, 30_000)).code
-}
-
 async function count (db: Db, sql: string): Promise<number> {
   return (await db.query<{ n: number }>(sql))[0]!.n
-}
-
-async function until (what: string, probe: () => Promise<boolean>, timeoutMs: number, procs: Proc[] = []): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!await probe()) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}\n` + procs.map(p => `--- ${p.name}:\n${p.output().slice(-3000)}`).join('\n'))
-    }
-    await new Promise(resolve => setTimeout(resolve, 200))
-  }
 }
 
 function kcat (args: string[], input?: string): string {
