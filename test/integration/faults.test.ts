@@ -191,6 +191,43 @@ describe('faults: PostgreSQL restarts and outages (real server)', { skip }, () =
     }
   })
 
+  test('embedded mode, a stop while PostgreSQL is down: the bus holds at most its capacity, and the process exits within --shutdown-timeout saying what it could not store; what was committed is intact', async () => {
+    const created = await createServerDatabase(serverUrl!)
+    const proc = spawnCli('embedded stop', ['start', '--database-url', created.url, '--port', '0', '--start', '2026-03-01T00:00:00Z',
+      '--speedup', '60', '--bus-capacity', '3000', '--shutdown-timeout', '5s'], '200ms')
+    try {
+      await until('readings stored', () => proc.lastStored() > 5000, 90_000, [proc])
+      await serverScript('down.sh')
+      // The simulator produces 1,500 readings/s: after 5 s the bus is full and the simulator waits.
+      await sleep(5000)
+      const stopAt = Date.now()
+      proc.child.kill('SIGTERM')
+      const { code } = await waitExit(proc, 15_000)
+      const tookMs = Date.now() - stopAt
+      assert.equal(code, 1, proc.output().slice(-3000))
+      assert.ok(tookMs < 8000, `exited ${tookMs} ms after SIGTERM (deadline 5 s)`)
+      const out = proc.output()
+      assert.match(out, /Not stopped within 5s: exiting without waiting\./)
+      assert.match(out, /PostgreSQL has been unreachable for \d+ s \([^)]+\); everything stored before is kept\./)
+      const held = Number(/([\d,]+) readings accepted into the embedded bus were not stored/.exec(out)?.[1]?.replaceAll(',', ''))
+      assert.ok(held > 0 && held <= 3000, `the embedded bus held ${held} readings (capacity 3,000)`)
+      await serverScript('up.sh')
+      const db = await openPostgres(created.url)
+      try {
+        const report = await checkConsistency(db)
+        assert.deepEqual(report.mismatches, [], 'what was committed is consistent')
+        assert.ok(report.readings >= 5000)
+        assert.equal(report.countedInWindows, report.readings)
+      } finally {
+        await db.close()
+      }
+    } finally {
+      if (proc.child.exitCode === null) proc.child.kill('SIGKILL')
+      await serverScript('up.sh')
+      await created.drop()
+    }
+  })
+
   test('Kafka mode: ingest runs without PostgreSQL; the worker waits for it, then survives restarts in its first second, mid-batch, during finalization, while idle and a 60-s outage; every produced reading stored once', { skip: kafkaSkip }, async () => {
     const created = await createServerDatabase(serverUrl!)
     const observer = new Observer(created.url)
