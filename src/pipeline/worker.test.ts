@@ -43,6 +43,20 @@ async function until (what: string, probe: () => Promise<boolean>): Promise<void
 
 const count = async (db: Db, sql: string): Promise<number> => (await db.query<{ n: number }>(sql))[0]!.n
 
+/** The database refusing every statement and transaction while `away()` holds, as a stopped server does; `refused` counts them. */
+function outage (db: Db, away: () => boolean): { db: Db, refused: () => number } {
+  let refused = 0
+  const refuse = (): void => {
+    if (!away()) return
+    refused++
+    throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })
+  }
+  return {
+    db: { ...db, query: async (text, params) => { refuse(); return await db.query(text, params) }, transaction: async (fn) => { refuse(); return await db.transaction(fn) } },
+    refused: () => refused
+  }
+}
+
 test('Worker - a silent partition holds windows open until the idle timeout of wall time, then they close', async () => {
   const db = await freshDb()
   const bus = new MemoryBus({ partitions: 2 })
@@ -222,23 +236,12 @@ test('Worker - models are listed with the batch that trained them, their trees h
 
 test('Worker - a database away for several attempts: it keeps its partitions, waits with backoff, then stores every reading once', async () => {
   const db = await freshDb()
-  // The database refuses every statement while `away` (as a stopped server does), and counts them.
   let away = false
-  let refused = 0
-  const refuse = (): void => {
-    if (!away) return
-    refused++
-    throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })
-  }
-  const outage: Db = {
-    ...db,
-    query: async (text, params) => { refuse(); return await db.query(text, params) },
-    transaction: async (fn) => { refuse(); return await db.transaction(fn) }
-  }
+  const down = outage(db, () => away)
   const bus = new MemoryBus({ partitions: 2 })
   const wall = { now: 0 }
   const metrics = new PipelineMetrics(undefined, false)
-  const w = new Worker({ db: outage, consumer: bus.consumer(), detector: new Detector(), ingestClock: () => T0, wallClock: () => wall.now, log, metrics, random: () => 0 },
+  const w = new Worker({ db: down.db, consumer: bus.consumer(), detector: new Detector(), ingestClock: () => T0, wallClock: () => wall.now, log, metrics, random: () => 0 },
     { maxBatch: 50, pollWaitMs: 5, validation: { maxBytes: 16384, maxPastMs: null, maxFutureMs: null }, retry: { initialMs: 10, maxMs: 40 } })
   await w.start()
   assert.deepEqual(w.partitions, [0, 1])
@@ -250,7 +253,7 @@ test('Worker - a database away for several attempts: it keeps its partitions, wa
 
   away = true
   for (let s = 100; s < 200; s++) { p.tryProduce(a, reading(a, T0 + s * 1000)); p.tryProduce(b, reading(b, T0 + s * 1000)) }
-  await until('several attempts refused', async () => refused >= 6)
+  await until('several attempts refused', async () => down.refused() >= 6)
   assert.equal(w.health.databaseUnavailable, true)
   assert.ok(w.health.consecutiveFailures >= 3, `failures in a row: ${w.health.consecutiveFailures}`)
   assert.notEqual(w.health.retryAt, null, 'waiting for the next attempt')
@@ -272,19 +275,8 @@ test('Worker - a database away for several attempts: it keeps its partitions, wa
 test('Worker - a stop while waiting for the database ends the wait at once', async () => {
   const db = await freshDb()
   let away = false
-  const outage: Db = {
-    ...db,
-    query: async (text, params) => {
-      if (away) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })
-      return await db.query(text, params)
-    },
-    transaction: async (fn) => {
-      if (away) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })
-      return await db.transaction(fn)
-    }
-  }
   const bus = new MemoryBus({ partitions: 1 })
-  const w = new Worker({ db: outage, consumer: bus.consumer(), detector: new Detector(), ingestClock: () => T0, wallClock: Date.now, log, metrics: new PipelineMetrics(undefined, false) },
+  const w = new Worker({ db: outage(db, () => away).db, consumer: bus.consumer(), detector: new Detector(), ingestClock: () => T0, wallClock: Date.now, log, metrics: new PipelineMetrics(undefined, false) },
     { maxBatch: 50, pollWaitMs: 5, validation: { maxBytes: 16384, maxPastMs: null, maxFutureMs: null }, retry: { initialMs: 60_000, maxMs: 60_000 } })
   await w.start()
   away = true
