@@ -1,7 +1,8 @@
 // The command line: the only place that listens on ports or exits the process.
 import { pino, type Logger } from 'pino'
 import { formatDuration, loadConfig, usage, type Config } from './config/index.ts'
-import { IotError } from './domain/index.ts'
+import { type ErrorCode, IotError } from './domain/index.ts'
+import { devicesUsage, parseDevicesCommand, runDevicesCommand, takeDeviceFlags } from './devices/index.ts'
 import { StopSignals, allRoles, startStatusLine, startSystem, type Role, type RunningSystem } from './app/index.ts'
 import { PipelineMetrics } from './pipeline/index.ts'
 import { detectionQuality, formatQuality } from './anomaly/index.ts'
@@ -113,8 +114,31 @@ async function replay (argv: string[]): Promise<number> {
   return 0
 }
 
+/**
+ * `devices …` on the configured database (the embedded one unless --database-url or DATABASE_URL),
+ * migrated first like `migrate` does. Its own flags are taken out before loadConfig reads the rest.
+ */
+async function devices (argv: string[]): Promise<number> {
+  const { flags, rest } = takeDeviceFlags(argv)
+  const { args, config, help } = loadConfig(['devices', ...rest])
+  if (help) {
+    process.stdout.write(devicesUsage)
+    return 0
+  }
+  const command = parseDevicesCommand(args, flags)
+  const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir })
+  try {
+    await migrate(db)
+    process.stdout.write(await runDevicesCommand(db, command, Date.now()))
+  } finally {
+    await db.close()
+  }
+  return 0
+}
+
 async function main (argv: string[]): Promise<number> {
   if (argv[0] === 'replay') return await replay(argv.slice(1))
+  if (argv[0] === 'devices') return await devices(argv.slice(1))
   const { command, config, help } = loadConfig(argv)
   if (help || command === 'help') {
     process.stdout.write(usage)
@@ -149,10 +173,18 @@ async function exit (code: number): Promise<never> {
   process.exit(code)
 }
 
+/** Exit codes of errors a script may want to tell apart (usage, and the devices command's); any other error exits with 1. */
+const exitCodes: Partial<Record<ErrorCode, number>> = {
+  IOT_ERR_CONFIG: 2,
+  IOT_ERR_DEVICE_NOT_FOUND: 3,
+  IOT_ERR_DEVICE_EXISTS: 4,
+  IOT_ERR_DEVICE_REVOKED: 5
+}
+
 main(process.argv.slice(2)).then(exit, async (err: unknown) => {
   if (err instanceof IotError) {
     process.stderr.write(`error ${err.code}: ${err.message}\n`)
-    return await exit(err.code === 'IOT_ERR_CONFIG' ? 2 : 1)
+    return await exit(exitCodes[err.code] ?? 1)
   }
   process.stderr.write(`fatal: ${(err as Error).stack ?? String(err)}\n`)
   return await exit(1)

@@ -9,7 +9,7 @@ import { defaultWindowingOptions } from '../windowing/index.ts'
 import { type ApiDeps } from './deps.ts'
 import { LiveHub } from './live.ts'
 import { PipelineSampler } from './pipeline-sampler.ts'
-import { detectionRoutes, healthRoutes, liveRoutes, pipelineRoutes, recordRoutes, viewRoutes, webRoutes } from './routes/index.ts'
+import { detectionRoutes, deviceRoutes, healthRoutes, liveRoutes, pipelineRoutes, recordRoutes, viewRoutes, webRoutes } from './routes/index.ts'
 
 export type { ApiDeps, ReadinessCheck } from './deps.ts'
 
@@ -73,6 +73,7 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(viewRoutes, { db, windowMs: windowing.sizeMs, allowedLatenessMs: windowing.allowedLatenessMs, now, watermark: () => status().watermark })
   await app.register(pipelineRoutes, { db, status, sampler })
   await app.register(liveRoutes, { hub, tail, sampler })
+  await app.register(deviceRoutes, { db, adminToken: deps.adminToken ?? null, now, registry: deps.deviceRegistry })
   await app.register(webRoutes, { webRoot: deps.webRoot === undefined ? defaultWebRoot : deps.webRoot })
   return app
 }

@@ -223,3 +223,50 @@ export interface LivePipelineJson {
   watermark: string | null
   consumer_lag: number | null
 }
+
+/**
+ * GET /api/devices: the devices that send readings themselves (revoked ones left out), by id. Never
+ * a token or its digest.
+ */
+export interface DeviceListJson {
+  devices: DeviceJson[]
+}
+
+export interface DeviceJson {
+  id: string
+  name: string
+  location: string
+  /** Wall time of the newest reading received from it; null: never heard. */
+  last_seen: string | null
+  /**
+   * From the newest evidence: the MQTT connection state when reported after the last reading,
+   * else online when heard within the last 2 minutes; unknown: never heard.
+   */
+  status: 'online' | 'offline' | 'unknown'
+}
+
+/** A device as the admin API shows it (GET /api/admin/devices: { devices: AdminDeviceJson[] }, revoked ones too). */
+export interface AdminDeviceJson extends DeviceJson {
+  created_at: string
+  /** When the current token was issued (at add, then at each rotation). */
+  token_issued_at: string
+  revoked_at: string | null
+  /** MQTT session state as last reported (null: never). */
+  connection: 'online' | 'offline' | null
+  connection_at: string | null
+}
+
+/**
+ * POST /api/admin/devices {id, name, location} (201) and POST /api/admin/devices/:id/rotate: the
+ * device and its new token. The token is in this answer only: it is stored as a digest.
+ */
+export interface IssuedTokenJson {
+  device: AdminDeviceJson
+  token: string
+}
+
+/** POST /api/admin/devices/:id/revoke: `changed` is false when the device was revoked already. */
+export interface RevokedDeviceJson {
+  device: AdminDeviceJson
+  changed: boolean
+}

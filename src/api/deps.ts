@@ -1,6 +1,7 @@
 // What the HTTP API is built from: buildApp's one argument, and the parts of it the route plugins take.
 import { type Registry } from 'prom-client'
 import { type Logger } from 'pino'
+import { type DeviceRegistry } from '../devices/index.ts'
 import { type Latency, type Queryable } from '../storage/index.ts'
 import { type WindowingOptions } from '../windowing/index.ts'
 import { type LiveHub } from './live.ts'
@@ -38,6 +39,10 @@ export interface ApiDeps {
   windowing?: Pick<WindowingOptions, 'sizeMs' | 'maxOutOfOrdernessMs' | 'allowedLatenessMs'>
   /** Folder of the built dashboard served at / (null: no dashboard). */
   webRoot?: string | null
-  /** Wall clock (readings/s). */
+  /** Wall clock (readings/s; device times and status). */
   now?: () => number
+  /** Bearer token of the admin API (/api/admin/...); absent or null: the admin API answers 403. */
+  adminToken?: string | null
+  /** The ingest's device registry in this process, if any: the admin API drops a rotated or revoked device from its cache at once. */
+  deviceRegistry?: DeviceRegistry
 }

@@ -252,6 +252,7 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         status,
         readiness: ready,
         ...(availability === null ? {} : { databaseReachable: () => availability.reachable }),
+        adminToken: config.adminToken,
         logger: log,
         windowing: config.windowing,
         live: hub,

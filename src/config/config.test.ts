@@ -31,7 +31,8 @@ const DEFAULTS: Config = {
   kafka: { brokers: null, sessionTimeoutMs: 10_000, events: true, aggregatesTopic: 'iot_aggregates', anomaliesTopic: 'iot_anomalies' },
   detection: { rules: defaultRuleConfig, ml: true, mlScope: 'type' },
   readiness: { maxFailures: 3, stallMs: 60_000 },
-  live: { maxClients: 500, maxClientsPerAddress: 50 }
+  live: { maxClients: 500, maxClientsPerAddress: 50 },
+  adminToken: null
 }
 
 let dir = ''
@@ -146,6 +147,12 @@ describe('loadConfig - command and help', () => {
     assert.equal(loadConfig(['--', '--port'], {}).command, '--port', 'after --, everything is positional')
   })
 
+  test('the positionals after the command are its args', () => {
+    assert.deepEqual(loadConfig([], {}).args, [])
+    assert.deepEqual(loadConfig(['devices', '--data-dir', '/tmp/x', 'add', 'dev-1'], {}).args, ['add', 'dev-1'])
+    assert.deepEqual(loadConfig(['devices', 'revoke', '--', '-odd'], {}).args, ['revoke', '-odd'])
+  })
+
   test('-h and --help', () => {
     assert.equal(loadConfig(['-h'], {}).help, true)
     assert.equal(loadConfig(['migrate', '--help'], {}).help, true)
@@ -191,7 +198,8 @@ describe('loadConfig - flags', () => {
       '--ready-failures', '5',
       '--ready-stall', '2m',
       '--live-max-clients', '800',
-      '--live-max-per-address', '10'
+      '--live-max-per-address', '10',
+      '--admin-token', 'admin-token-of-the-test-0123'
     ])
     // The validated rules are frozen null-prototype maps: compare their JSON.
     c.detection.rules = JSON.parse(JSON.stringify(c.detection.rules)) as typeof c.detection.rules
@@ -215,8 +223,21 @@ describe('loadConfig - flags', () => {
       kafka: { brokers: ['kafka:9092'], sessionTimeoutMs: 20_000, events: false, aggregatesTopic: 'windows', anomaliesTopic: 'alerts' },
       detection: { rules: { defaults: { co2: { max: 1000 } }, overrides: { 'co2@Lab': { max: 800, maxRatePerSec: 50 } } }, ml: false, mlScope: 'sensor' },
       readiness: { maxFailures: 5, stallMs: 120_000 },
-      live: { maxClients: 800, maxClientsPerAddress: 10 }
+      live: { maxClients: 800, maxClientsPerAddress: 10 },
+      adminToken: 'admin-token-of-the-test-0123'
     })
+  })
+
+  test('--admin-token [IOT_ADMIN_TOKEN]: the flag over the env; empty is none; shorter than 16 characters or with a space is IOT_ERR_CONFIG', () => {
+    assert.equal(load([], { IOT_ADMIN_TOKEN: 'from-the-environment' }).adminToken, 'from-the-environment')
+    assert.equal(load(['--admin-token', 'from-the-flag-0123'], { IOT_ADMIN_TOKEN: 'from-the-environment' }).adminToken, 'from-the-flag-0123')
+    assert.equal(load([], { IOT_ADMIN_TOKEN: '' }).adminToken, null)
+    assert.equal(load(['--admin-token', '0123456789abcdef']).adminToken, '0123456789abcdef', '16 characters')
+    assert.throws(() => load(['--admin-token', '0123456789abcde']), {
+      code: 'IOT_ERR_CONFIG',
+      message: '--admin-token: expected at least 16 characters without spaces (e.g. from `openssl rand -base64 32`), got 15 characters'
+    })
+    assert.throws(() => load([], { IOT_ADMIN_TOKEN: 'a token with spaces in it' }), CONFIG_ERROR)
   })
 
   test('--rules: a bad file is IOT_ERR_CONFIG naming the file and the field; --ml-scope takes type or sensor', () => {

@@ -81,6 +81,11 @@ export interface Config {
   detection: DetectionConfig
   readiness: ReadinessConfig
   live: LiveConfig
+  /**
+   * The bearer token of the admin API (/api/admin/…: managing devices); null disables it (403).
+   * Compared as a whole, in constant time.
+   */
+  adminToken: string | null
 }
 
 /** Raw readings the embedded database (PGlite) keeps by default: a week (windows and roll-ups stay). */
@@ -106,8 +111,12 @@ export const defaultConfig: Config = {
   kafka: { brokers: null, sessionTimeoutMs: 10_000, events: true, aggregatesTopic: 'iot_aggregates', anomaliesTopic: 'iot_anomalies' },
   detection: { rules: defaultRuleConfig, ml: true, mlScope: 'type' },
   readiness: { maxFailures: 3, stallMs: 60_000 },
-  live: { maxClients: 500, maxClientsPerAddress: 50 }
+  live: { maxClients: 500, maxClientsPerAddress: 50 },
+  adminToken: null
 }
+
+/** An admin token shorter than this is refused: it would be guessable. */
+const MIN_ADMIN_TOKEN_LENGTH = 16
 
 const options = {
   config: { type: 'string' },
@@ -125,6 +134,7 @@ const options = {
   'ready-stall': { type: 'string' },
   'live-max-clients': { type: 'string' },
   'live-max-per-address': { type: 'string' },
+  'admin-token': { type: 'string' },
   sensors: { type: 'string' },
   rate: { type: 'string' },
   speedup: { type: 'string' },
@@ -162,6 +172,7 @@ Commands:
   api       the HTTP API over the database
   migrate   create or update the database schema and exit
   replay    run the detectors over a recorded CSV series (iot-monitor replay --help)
+  devices   add, list, rotate or revoke the devices that send readings (iot-monitor devices --help)
 
 Flags (env in brackets; a JSON file given by --config may set any of them by name):
   --database-url URL      PostgreSQL server [DATABASE_URL]; default: embedded PGlite
@@ -199,6 +210,10 @@ Flags (env in brackets; a JSON file given by --config may set any of them by nam
   --ready-stall D         GET /ready fails when readings wait and nothing was stored for D (default 60s)
   --live-max-clients N    live-stream (dashboard) clients at once; more get 503 (default 500)
   --live-max-per-address N   the same from one address (default 50)
+  --admin-token TOKEN     the admin API (/api/admin/...: devices) answers requests that send
+                          "Authorization: Bearer TOKEN" [IOT_ADMIN_TOKEN: better than the flag,
+                          which ps shows]; at least 16 characters (\`openssl rand -base64 32\`);
+                          default: none, the admin API answers 403
 
 Kafka (distributed mode):
   --kafka-brokers LIST    host:port[,host:port...] [KAFKA_BROKERS]; default: embedded memory bus
@@ -230,6 +245,8 @@ function limit (v: string, name: string): number | null {
 
 export interface ParsedCommand {
   command: string
+  /** The positional arguments after the command (`devices add ID`: ['add', 'ID']). */
+  args: string[]
   config: Config
   help: boolean
 }
@@ -283,6 +300,13 @@ export function loadConfig (argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const stall = get('ready-stall'); if (stall !== undefined) c.readiness.stallMs = parseDuration(stall, '--ready-stall')
   const liveMax = get('live-max-clients'); if (liveMax !== undefined) c.live.maxClients = int(liveMax, 'live-max-clients', 1)
   const livePer = get('live-max-per-address'); if (livePer !== undefined) c.live.maxClientsPerAddress = int(livePer, 'live-max-per-address', 1)
+  const admin = get('admin-token', 'IOT_ADMIN_TOKEN')
+  if (admin !== undefined && admin !== '') {
+    if (admin.length < MIN_ADMIN_TOKEN_LENGTH || /\s/.test(admin)) {
+      throw new IotError('IOT_ERR_CONFIG', `--admin-token: expected at least ${MIN_ADMIN_TOKEN_LENGTH} characters without spaces (e.g. from \`openssl rand -base64 32\`), got ${admin.length} characters`)
+    }
+    c.adminToken = admin
+  }
   const s = c.simulator
   const sensors = get('sensors'); if (sensors !== undefined) s.sensors = int(sensors, 'sensors', 1)
   const rate = get('rate'); if (rate !== undefined) s.rate = positive(rate, 'rate')
@@ -339,5 +363,5 @@ export function loadConfig (argv: readonly string[], env: NodeJS.ProcessEnv = pr
   }
   if (flags['no-ml'] === true || file['no-ml'] === true) det.ml = false
   if (w.sizeMs <= 0) throw new IotError('IOT_ERR_CONFIG', '--window must be positive')
-  return { command: parsed.positionals[0] ?? 'start', config: c, help: flags.help === true }
+  return { command: parsed.positionals[0] ?? 'start', args: parsed.positionals.slice(1), config: c, help: flags.help === true }
 }

@@ -10,7 +10,13 @@ export const errorCodes = [
   'IOT_ERR_FENCED',
   'IOT_ERR_ANOMALY_CONFIG',
   'IOT_ERR_ANOMALY_STATE',
-  'IOT_ERR_TRAINING'
+  'IOT_ERR_TRAINING',
+  'IOT_ERR_DEVICE_EXISTS',
+  'IOT_ERR_DEVICE_NOT_FOUND',
+  'IOT_ERR_DEVICE_REVOKED',
+  'IOT_ERR_UNAUTHORIZED',
+  'IOT_ERR_FORBIDDEN',
+  'IOT_ERR_MQTT'
 ] as const
 export type ErrorCode = (typeof errorCodes)[number]
 
