@@ -29,13 +29,6 @@ export function validateLabel (value: string, what: 'name' | 'location'): string
   return value
 }
 
-/**
- * The sensor id of one measurement of a device: `${deviceId}.${measurement}` (device "boiler-1",
- * measurement "temperature": sensor "boiler-1.temperature"). The wire schema allows sensor ids of
- * up to 128 characters, so a device id of 64 leaves 63 for the measurement name.
- */
-export const sensorIdOf = (deviceId: string, measurement: string): string => `${deviceId}.${measurement}`
-
 /** A device heard within this span of wall time is online (unless a newer MQTT state says otherwise). */
 export const ONLINE_WITHIN_MS = 120_000
 

@@ -8,7 +8,7 @@ import { type Db, type Queryable } from '../storage/index.ts'
 import { testDatabases, type TestDatabase } from '../../test/helpers/databases.ts'
 import {
   LastSeenRecorder, ONLINE_WITHIN_MS, type StoredDevice, TOKEN_PREFIX, addDevice, deviceStatus, findDevice, hashToken, isWellFormedToken,
-  listDevices, newDeviceToken, revokeDevice, rotateDeviceToken, sensorIdOf, setDeviceConnection, validateDeviceId, validateLabel
+  listDevices, newDeviceToken, revokeDevice, rotateDeviceToken, setDeviceConnection, validateDeviceId, validateLabel
 } from './index.ts'
 import { recordDevicesSeen } from '../storage/index.ts'
 
@@ -35,11 +35,6 @@ describe('device ids, labels, sensor ids and tokens', () => {
     for (const v of ['', '   ', 'x'.repeat(129), 'tab\there', 'nul\u0000', 'del\u007f', 'c1\u0085']) {
       assert.throws(() => validateLabel(v, 'location'), { code: 'IOT_ERR_VALIDATION' }, JSON.stringify(v))
     }
-  })
-
-  test('the sensor of a measurement is "<device id>.<measurement>"', () => {
-    assert.equal(sensorIdOf('boiler-1', 'temperature'), 'boiler-1.temperature')
-    assert.equal(sensorIdOf('a.b', 'co2'), 'a.b.co2')
   })
 
   test('a token is the prefix and 32 random bytes as base64url; its digest is SHA-256 of the whole text', () => {
