@@ -7,6 +7,7 @@ export const errorCodes = [
   'IOT_ERR_MIGRATION',
   'IOT_ERR_BUS_CLOSED',
   'IOT_ERR_BUS',
+  'IOT_ERR_BUS_FULL',
   'IOT_ERR_FENCED',
   'IOT_ERR_ANOMALY_CONFIG',
   'IOT_ERR_ANOMALY_STATE',

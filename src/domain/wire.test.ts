@@ -4,7 +4,7 @@ import { Simulator } from '../sources/index.ts'
 import { type Reading } from './reading.ts'
 import { createRandom } from './random.ts'
 import {
-  defaultValidationOptions, formatTimestamp, parseTimestamp, rejectReasons, toWire, validateMessage, validateWire,
+  defaultValidationOptions, formatTimestamp, parseTimestamp, rejectReasons, rejectedMessage, toWire, validateMessage, validateWire,
   type RejectReason, type ValidationOptions, type ValidationResult, type WireReading
 } from './wire.ts'
 
@@ -278,10 +278,19 @@ describe('validateMessage - accepted', () => {
     assert.equal(r.location, 'Kühlraum Süd')
   })
 
-  test('every reason in rejectReasons is produced by some message (see the rejection tests)', () => {
+  test('every reason in rejectReasons is produced by some message (see the rejection tests; the last seven by device ingest, src/ingest)', () => {
     assert.deepEqual([...rejectReasons], [
-      'too_large', 'invalid_json', 'non_finite_value', 'schema', 'bad_timestamp', 'timestamp_too_old', 'timestamp_in_future'
+      'too_large', 'invalid_json', 'non_finite_value', 'schema', 'bad_timestamp', 'timestamp_too_old', 'timestamp_in_future',
+      'non_numeric_value', 'too_many_values', 'invalid_measurement', 'duplicate_measurement', 'foreign_sensor', 'line_protocol', 'too_many_lines'
     ])
+  })
+
+  test('a rejected envelope becomes a dead letter with its own reason, detail and raw text', () => {
+    const msg = rejectedMessage('line_protocol', 'device esp32-1, line 17: expected a field', 'weather temp')
+    assert.deepEqual(validateMessage(msg, T), { ok: false, reason: 'line_protocol', detail: 'device esp32-1, line 17: expected a field', raw: 'weather temp' })
+    // An unknown reason (someone else's envelope) is a schema rejection, never a reading.
+    assert.deepEqual(validateMessage('{"iot_rejected":{"reason":"drop table","detail":"x","raw":"y"}}', T), { ok: false, reason: 'schema', detail: 'x', raw: 'y' })
+    assert.deepEqual(validateMessage('{"iot_rejected":null}', T), { ok: false, reason: 'schema', detail: 'a rejected message without a detail' })
   })
 })
 

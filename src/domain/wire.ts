@@ -23,7 +23,18 @@ export const WireReadingSchema = Type.Object({
 })
 export type WireReading = Static<typeof WireReadingSchema>
 
-/** Machine-readable reasons a message is rejected; stored in dead_letters.reason. */
+/**
+ * Machine-readable reasons a message is rejected; stored in dead_letters.reason. The first seven
+ * are the wire validator's; the others come from device ingest (src/ingest), which rejects single
+ * values, entries and lines of what a device sent:
+ * - `non_numeric_value`: a string, boolean, null, object or array where a number belongs;
+ * - `too_many_values`: a JSON payload with more values than its limit;
+ * - `invalid_measurement`: a measurement name that cannot be a sensor type;
+ * - `duplicate_measurement`: a second value for the same sensor in one entry or point;
+ * - `foreign_sensor`: one of our wire readings whose sensor_id is not the sending device's;
+ * - `line_protocol`: a line-protocol syntax error;
+ * - `too_many_lines`: a line-protocol body longer than its limit.
+ */
 export const rejectReasons = [
   'too_large',
   'invalid_json',
@@ -31,7 +42,14 @@ export const rejectReasons = [
   'schema',
   'bad_timestamp',
   'timestamp_too_old',
-  'timestamp_in_future'
+  'timestamp_in_future',
+  'non_numeric_value',
+  'too_many_values',
+  'invalid_measurement',
+  'duplicate_measurement',
+  'foreign_sensor',
+  'line_protocol',
+  'too_many_lines'
 ] as const
 export type RejectReason = (typeof rejectReasons)[number]
 
@@ -52,7 +70,7 @@ export const defaultValidationOptions: ValidationOptions = {
 
 export type ValidationResult =
   | { ok: true, reading: Reading }
-  | { ok: false, reason: RejectReason, detail: string }
+  | { ok: false, reason: RejectReason, detail: string, /** The text that was rejected, when the message carried it (a rejected envelope). */ raw?: string }
 
 const ISO = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$/
 
@@ -190,6 +208,8 @@ export function validateMessage (raw: string, now: number, opts: ValidationOptio
     if (NON_FINITE.test(raw)) return { ok: false, reason: 'non_finite_value', detail: 'value is NaN or Infinity' }
     return { ok: false, reason: 'invalid_json', detail: (err as Error).message }
   }
+  const rejected = rejectedOf(parsed)
+  if (rejected !== null) return rejected
   // JSON.parse turns an overflowing literal such as 1e999 into Infinity.
   if (typeof parsed === 'object' && parsed !== null && typeof (parsed as { value?: unknown }).value === 'number' &&
     !Number.isFinite((parsed as { value: number }).value)) {
@@ -200,6 +220,27 @@ export function validateMessage (raw: string, now: number, opts: ValidationOptio
     return { ok: false, reason: 'schema', detail: e === undefined ? 'invalid' : `${e.instancePath === '' ? '/' : e.instancePath} ${e.message ?? ''}`.trim() }
   }
   return validateWire(parsed, now, opts)
+}
+
+/** The key of a rejected envelope: what device ingest could not take, sent on for the dead letters. */
+const REJECTED_KEY = 'iot_rejected'
+
+/**
+ * A message saying "this was rejected, and why": device ingest puts what it could not take (a bad
+ * line of a line-protocol write, a string where a number belongs) on the bus in this envelope, so
+ * that the worker stores it in the dead letters with its own reason and detail, in the same
+ * transaction and order as the readings beside it. Anyone may send one; it only ever becomes a dead letter.
+ */
+export function rejectedMessage (reason: RejectReason, detail: string, raw: string): string {
+  return JSON.stringify({ [REJECTED_KEY]: { reason, detail, raw } })
+}
+
+function rejectedOf (parsed: unknown): ValidationResult | null {
+  if (typeof parsed !== 'object' || parsed === null || !Object.hasOwn(parsed, REJECTED_KEY)) return null
+  const r = (parsed as Record<string, unknown>)[REJECTED_KEY] as { reason?: unknown, detail?: unknown, raw?: unknown } | null
+  const reason = typeof r?.reason === 'string' && (rejectReasons as readonly string[]).includes(r.reason) ? r.reason as RejectReason : 'schema'
+  const detail = typeof r?.detail === 'string' ? r.detail : 'a rejected message without a detail'
+  return { ok: false, reason, detail, ...(typeof r?.raw === 'string' ? { raw: r.raw } : {}) }
 }
 
 /** Validates an already-parsed wire object (HTTP bodies arrive parsed). */

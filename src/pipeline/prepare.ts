@@ -76,7 +76,7 @@ export function prepareBatch (records: readonly BusRecord[], c: PrepareContext):
     if (typeof rec.value === 'string') {
       const v = validateMessage(rec.value, rec.timestamp ?? fallbackIngest, c.validation)
       if (!v.ok) {
-        deadLetters.push({ raw: rec.value, reason: v.reason, detail: v.detail, source: `${c.topic}/${rec.partition}@${rec.offset}`, receivedAt: wall })
+        deadLetters.push({ raw: v.raw ?? rec.value, reason: v.reason, detail: v.detail, source: `${c.topic}/${rec.partition}@${rec.offset}`, receivedAt: wall })
         continue
       }
       r = v.reading

@@ -1,2 +1,3 @@
 export { type Source } from './source.ts'
 export * from './simulator/index.ts'
+export * from './devices/index.ts'

@@ -1,0 +1,1 @@
+export { DeviceGateway, type GatewayDeps, type IngestOutcome, type IngestRejection, type PutOptions } from './gateway.ts'
