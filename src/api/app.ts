@@ -9,9 +9,9 @@ import { defaultWindowingOptions } from '../windowing/index.ts'
 import { type ApiDeps } from './deps.ts'
 import { LiveHub } from './live.ts'
 import { PipelineSampler } from './pipeline-sampler.ts'
-import { detectionRoutes, deviceRoutes, healthRoutes, liveRoutes, pipelineRoutes, recordRoutes, viewRoutes, webRoutes } from './routes/index.ts'
+import { detectionRoutes, deviceRoutes, healthRoutes, ingestRoutes, liveRoutes, pipelineRoutes, recordRoutes, viewRoutes, webRoutes } from './routes/index.ts'
 
-export type { ApiDeps, ReadinessCheck } from './deps.ts'
+export type { ApiDeps, DeviceIngest, ReadinessCheck } from './deps.ts'
 
 /** The name of the Prometheus counter of answered requests. */
 export const HTTP_REQUESTS = 'iot_http_requests_total'
@@ -55,7 +55,8 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
   const reachable = deps.databaseReachable
   if (reachable !== undefined) {
     app.addHook('onRequest', async (req, reply) => {
-      if (!reachable() && req.url.startsWith('/api/') && !req.url.startsWith('/api/live')) {
+      // Device ingest (/api/v1/…, /api/v2/write) goes to the bus, not the database; the live stream waits by itself.
+      if (!reachable() && req.url.startsWith('/api/') && !/^\/api\/(live|v1\/|v2\/)/.test(req.url)) {
         return await reply.code(503).header('retry-after', String(RETRY_AFTER_S)).send(unavailableBody)
       }
     })
@@ -73,6 +74,7 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(viewRoutes, { db, windowMs: windowing.sizeMs, allowedLatenessMs: windowing.allowedLatenessMs, now, watermark: () => status().watermark })
   await app.register(pipelineRoutes, { db, status, sampler })
   await app.register(liveRoutes, { hub, tail, sampler })
+  if (deps.ingest !== undefined) await app.register(ingestRoutes, { ingest: deps.ingest })
   await app.register(deviceRoutes, { db, adminToken: deps.adminToken ?? null, now, registry: deps.deviceRegistry })
   await app.register(webRoutes, { webRoot: deps.webRoot === undefined ? defaultWebRoot : deps.webRoot })
   return app

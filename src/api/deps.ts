@@ -2,6 +2,8 @@
 import { type Registry } from 'prom-client'
 import { type Logger } from 'pino'
 import { type DeviceRegistry } from '../devices/index.ts'
+import { type IngestDevice } from '../ingest/index.ts'
+import { type DeviceGateway } from '../sources/index.ts'
 import { type Latency, type Queryable } from '../storage/index.ts'
 import { type WindowingOptions } from '../windowing/index.ts'
 import { type LiveHub } from './live.ts'
@@ -17,6 +19,12 @@ export type PipelineStatus = () => { watermark: number, lag: number | null, late
 
 /** Whether this process does its job now (GET /ready), with one sentence per failed check. */
 export type ReadinessCheck = () => { ready: boolean, reasons: string[] }
+
+/** Device ingest over HTTP: who a token belongs to (refusals are counted there), and the gateway to the bus. */
+export interface DeviceIngest {
+  authenticate: (token: string) => Promise<IngestDevice | null>
+  gateway: Pick<DeviceGateway, 'telemetry' | 'lineProtocol'>
+}
 
 export interface ApiDeps {
   db: ApiDb
@@ -41,6 +49,8 @@ export interface ApiDeps {
   webRoot?: string | null
   /** Wall clock (readings/s; device times and status). */
   now?: () => number
+  /** Device ingest (POST /api/v1/<token>/telemetry, POST /api/v2/write): in a process that also ingests. */
+  ingest?: DeviceIngest
   /** Bearer token of the admin API (/api/admin/...); absent or null: the admin API answers 403. */
   adminToken?: string | null
   /** The ingest's device registry in this process, if any: the admin API drops a rotated or revoked device from its cache at once. */

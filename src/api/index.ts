@@ -1,3 +1,3 @@
-export { HTTP_REQUESTS, buildApp, type ApiDeps } from './app.ts'
+export { HTTP_REQUESTS, buildApp, type ApiDeps, type DeviceIngest } from './app.ts'
 export { LiveHub, defaultLiveHubOptions, type LiveCap, type LiveHubOptions } from './live.ts'
 export type * from './contract.ts'

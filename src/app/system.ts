@@ -3,12 +3,13 @@
 import { hostname } from 'node:os'
 import { type FastifyInstance } from 'fastify'
 import { type Logger } from 'pino'
-import { LiveHub, buildApp } from '../api/index.ts'
+import { type DeviceIngest, LiveHub, buildApp } from '../api/index.ts'
 import { type Bus, type BusConsumer, type BusProducer, KafkaBus, MemoryBus, ensureTopics, partitionFor } from '../bus/index.ts'
 import { type Config } from '../config/index.ts'
 import { IotError } from '../domain/index.ts'
 import { Backoff, EventSink, LatencyTracker, PipelineDetector, PipelineMetrics, ThreadTrainer, Worker, type EventTopics } from '../pipeline/index.ts'
-import { Simulator, SimulatorSource, type Source } from '../sources/index.ts'
+import { DeviceRegistry, LastSeenRecorder } from '../devices/index.ts'
+import { DeviceGateway, Simulator, SimulatorSource, type Source } from '../sources/index.ts'
 import {
   type Db, type GroupStatus, type Latency, DbAvailability, applyRetention, isUnavailable, loadGroupStatus, loadWatermark, migrate, newestEventTime,
   openDb, removeWorkerStatus, reportWorkerStatus, startProbe, summarizeTimeIndex, vacuumRewrittenTables, watchDb
@@ -219,6 +220,19 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
     }
     source?.start()
 
+    // Devices writing over HTTP (and, with the ingest issue's MQTT, publishing): where this process
+    // both ingests and serves the API. Tokens are looked up in the database (cached), last seen
+    // recorded every few seconds.
+    let gateway: DeviceGateway | null = null
+    let deviceIngest: DeviceIngest | undefined
+    let lastSeen: LastSeenRecorder | null = null
+    if (roles.has('ingest') && roles.has('api') && bus !== null && db !== null) {
+      const registry = new DeviceRegistry(db, { onRefused: (reason) => { metrics.ingestRefused.inc({ reason }) } })
+      const seen = lastSeen = new LastSeenRecorder(db)
+      const g = gateway = new DeviceGateway({ producer: bus.producer(), clock: wallClock, seen: (id, at) => { seen.mark(id, at) } })
+      deviceIngest = { authenticate: async (token) => await registry.authenticate(token), gateway: g }
+    }
+
     // Without a worker here, the watermark comes from the database, and the lag and latency from
     // what the workers report there.
     let storedWatermark = -Infinity
@@ -256,7 +270,8 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         logger: log,
         windowing: config.windowing,
         live: hub,
-        tailDatabase: worker === null
+        tailDatabase: worker === null,
+        ...(deviceIngest === undefined ? {} : { ingest: deviceIngest })
       })
     }
 
@@ -268,7 +283,7 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
       }
     await readStatus?.().catch((err: unknown) => { log.warn({ err }, 'Reading the pipeline status failed.') })
     const timers = startMaintenance({
-      config, db, availability, worker, log, wallClock, metrics, lag, latency, instance, embeddedDb: db?.kind === 'pglite', readStatus
+      config, db, availability, worker, log, wallClock, metrics, lag, latency, instance, embeddedDb: db?.kind === 'pglite', readStatus, lastSeen
     })
 
     const pending = (): string[] => {
@@ -296,6 +311,8 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
       stopping ??= (async () => {
         for (const t of timers) clearInterval(t)
         await source?.stop()
+        await gateway?.stop()
+        await lastSeen?.flush().catch((err: unknown) => { log.warn({ err }, 'Recording the devices last seen failed.') })
         // Embedded, or ingest and worker in one process: store everything the source produced.
         const drain = roles.has('ingest') && roles.has('worker')
         await worker?.stop({ drain, endOfInput: drain && source?.finished === true })
@@ -348,6 +365,8 @@ interface MaintenanceDeps {
   embeddedDb: boolean
   /** An api without a worker: reads the stored watermark and the workers' reports. */
   readStatus: (() => Promise<void>) | null
+  /** Devices heard by this process's ingest, written every few seconds. */
+  lastSeen: LastSeenRecorder | null
 }
 
 /**
@@ -387,6 +406,8 @@ function startMaintenance (d: MaintenanceDeps): NodeJS.Timeout[] {
     if (d.embeddedDb) every(60_000, 'Vacuum', async () => { await vacuumRewrittenTables(db) })
   }
   if (d.readStatus !== null) every(2000, 'Reading the pipeline status', d.readStatus)
+  const { lastSeen } = d
+  if (lastSeen !== null) every(5000, 'Recording the devices last seen', async () => { await lastSeen.flush() })
   for (const t of timers) t.unref()
   return timers
 }

@@ -26,6 +26,7 @@ export class PipelineMetrics {
   readonly watermark: Gauge
   readonly lag: Gauge
   readonly databaseReconnects: Counter
+  readonly ingestRefused: Counter<'reason'>
   #health: HealthSource | null = null
 
   constructor (registry = new Registry(), defaults = true) {
@@ -51,6 +52,9 @@ export class PipelineMetrics {
     this.batchFailures = new Counter({ name: 'iot_batch_failures_total', help: 'Failed attempts to store a batch, finalize while idle, or recover after a failure (each one then goes back to the stored offsets).', registers: r })
     this.watermark = new Gauge({ name: 'iot_watermark_ms', help: 'Combined event-time watermark (epoch ms).', registers: r })
     this.lag = new Gauge({ name: 'iot_consumer_lag', help: 'Records produced and not yet consumed.', registers: r })
+    this.ingestRefused = new Counter({
+      name: 'iot_ingest_refused_total', help: 'Device writes and connections refused for their token (malformed, unknown, revoked).', labelNames: ['reason'], registers: r
+    })
     this.databaseReconnects = new Counter({ name: 'iot_database_reconnects_total', help: 'Times the database answered again after an outage.', registers: r })
     // Read when scraped; a value this process does not have is left out.
     const health = (name: string, help: string, read: (h: HealthSource) => number | boolean | null): void => {

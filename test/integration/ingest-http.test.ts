@@ -1,0 +1,137 @@
+// Devices writing over HTTP to the embedded system, with real clients: curl for the ThingsBoard
+// JSON shapes, the official InfluxDB JavaScript client (and a gzip body) for line protocol. Each
+// one's readings end up in sensor_readings with the device's sensor ids, location, type and time;
+// bad input gets its documented answer and lands in the dead letters; nothing else stops.
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
+import { InfluxDB, Point } from '@influxdata/influxdb-client'
+import { pino } from 'pino'
+import { startEmbedded, type RunningSystem } from '../../src/app/index.ts'
+import { loadConfig } from '../../src/config/index.ts'
+import { addDevice, revokeDevice } from '../../src/devices/index.ts'
+
+const log = pino({ level: process.env.TEST_LOG ?? 'silent' })
+
+/** curl, run asynchronously: the server answers from this same process. */
+async function curl (args: string[], input?: string | Buffer): Promise<{ status: number, body: string }> {
+  const child = spawn('curl', ['-sS', '-o', '-', '-w', '\n%{http_code}', ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
+  child.stdin.end(input)
+  const [code] = await once(child, 'exit') as [number | null]
+  assert.equal(code, 0, `curl failed: ${err}`)
+  const i = out.lastIndexOf('\n')
+  return { status: Number(out.slice(i + 1)), body: out.slice(0, i) }
+}
+
+describe('HTTP device ingest (embedded system, real clients)', () => {
+  let dir = ''
+  let sys: RunningSystem
+  let base = ''
+  let token = ''
+  let revokedToken = ''
+  const db = (): NonNullable<RunningSystem['db']> => sys.db!
+  const count = async (sql: string, params: unknown[] = []): Promise<number> => (await db().query<{ n: number }>(sql, params))[0]!.n
+  async function until (what: string, ok: () => Promise<boolean>): Promise<void> {
+    const deadline = Date.now() + 15_000
+    while (!await ok()) {
+      assert.ok(Date.now() < deadline, `timed out waiting for ${what}`)
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+  }
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'iot-ingest-http-'))
+    const { config } = loadConfig(['start', '--data-dir', dir, '--port', '0', '--no-simulator', '--no-ml'], {})
+    sys = await startEmbedded(config, log)
+    base = await sys.app!.listen({ host: '127.0.0.1', port: 0 })
+    token = (await addDevice(db(), { id: 'esp32-boiler', name: 'Boiler ESP32', location: 'Boiler Room' }, Date.now())).token
+    revokedToken = (await addDevice(db(), { id: 'old-node', name: 'Old node', location: 'Lab' }, Date.now())).token
+    await revokeDevice(db(), 'old-node', Date.now())
+  })
+  after(async () => {
+    await sys.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  test('curl: the ThingsBoard shapes (server time, ts + values, an array) are stored as the device\'s sensors', async () => {
+    const t0 = Date.now() - 60_000
+    const url = `${base}/api/v1/${token}/telemetry`
+    assert.deepEqual(await curl(['-H', 'content-type: application/json', '--data-binary', '@-', url], '{"temperature":22.5,"humidity":41}'), { status: 200, body: '{"accepted":2,"rejected":0}' })
+    const arrayBody = JSON.stringify([{ ts: t0, values: { co2: 612 } }, { ts: t0 + 1000, values: { co2: 618, temp: 22.25 } }])
+    assert.equal((await curl(['-H', 'content-type: application/json', '--data-binary', '@-', url], arrayBody)).status, 200)
+    await until('5 readings stored', async () => await count("SELECT count(*)::int AS n FROM sensor_readings WHERE sensor_id LIKE 'esp32-boiler.%'") === 5)
+    const rows = await db().query<{ sensor_id: string, sensor_type: string, location: string, value: number, ms: number }>(`
+      SELECT sensor_id, sensor_type, location, value, (extract(epoch FROM timestamp) * 1000)::float8 AS ms FROM sensor_readings
+      WHERE sensor_id LIKE 'esp32-boiler.%' AND timestamp <= 'epoch'::timestamptz + $1 * interval '1 millisecond' ORDER BY timestamp, sensor_id`, [t0 + 1000])
+    assert.deepEqual(rows, [
+      { sensor_id: 'esp32-boiler.co2', sensor_type: 'co2', location: 'Boiler Room', value: 612, ms: t0 },
+      { sensor_id: 'esp32-boiler.co2', sensor_type: 'co2', location: 'Boiler Room', value: 618, ms: t0 + 1000 },
+      { sensor_id: 'esp32-boiler.temperature', sensor_type: 'temperature', location: 'Boiler Room', value: 22.25, ms: t0 + 1000 }
+    ])
+  })
+
+  test('curl: wrong, revoked and malformed tokens get 401 and store nothing; broken JSON and NaN get 400 and land in the dead letters', async () => {
+    const before = await count('SELECT count(*)::int AS n FROM sensor_readings')
+    for (const t of ['iotd_' + 'A'.repeat(43), revokedToken, 'nope']) {
+      const r = await curl(['-H', 'content-type: application/json', '--data-binary', '{"temperature":1}', `${base}/api/v1/${t}/telemetry`])
+      assert.equal(r.status, 401, t)
+      assert.equal(JSON.parse(r.body).code, 'IOT_ERR_UNAUTHORIZED')
+    }
+    const broken = await curl(['-H', 'content-type: application/json', '--data-binary', '{"temperature":', `${base}/api/v1/${token}/telemetry`])
+    assert.equal(broken.status, 400)
+    assert.deepEqual([JSON.parse(broken.body).accepted, JSON.parse(broken.body).rejected, JSON.parse(broken.body).rejections[0].reason], [0, 1, 'invalid_json'])
+    const nan = await curl(['-H', 'content-type: application/json', '--data-binary', '{"temperature":NaN,"humidity":40}', `${base}/api/v1/${token}/telemetry`])
+    assert.equal(nan.status, 400)
+    await until('the dead letters', async () => await count("SELECT count(*)::int AS n FROM dead_letters WHERE detail LIKE 'device esp32-boiler%'") === 2)
+    assert.equal(await count('SELECT count(*)::int AS n FROM sensor_readings'), before, 'the refused writes stored nothing (the NaN payload as a whole is a dead letter)')
+    const metrics = (await curl([`${base}/metrics`])).body
+    assert.match(metrics, /^iot_ingest_refused_total\{reason="unknown"\} 1$/m)
+    assert.match(metrics, /^iot_ingest_refused_total\{reason="revoked"\} 1$/m)
+    assert.match(metrics, /^iot_ingest_refused_total\{reason="malformed"\} 1$/m)
+  })
+
+  test('the official InfluxDB client writes line protocol (gzip above 1 KB), stored with its times; a wrong token is its 401', async () => {
+    const t0 = Date.now() - 30_000
+    const write = new InfluxDB({ url: base, token }).getWriteApi('any-org', 'any-bucket', 'ms', { maxRetries: 0 })
+    for (let i = 0; i < 100; i++) {
+      write.writePoint(new Point('environment').tag('room', 'boiler').floatField('temperature', 20 + i / 100).intField('humidity', 40 + (i % 3)).timestamp(t0 + i * 100))
+    }
+    await write.close()
+    await until('200 readings stored', async () => await count("SELECT count(*)::int AS n FROM sensor_readings WHERE sensor_id IN ('esp32-boiler.temperature', 'esp32-boiler.humidity') AND timestamp >= 'epoch'::timestamptz + $1 * interval '1 millisecond' AND timestamp < 'epoch'::timestamptz + ($1 + 10000) * interval '1 millisecond'", [t0]) === 200)
+    const last = await db().query<{ value: number, ms: number }>(`SELECT value, (extract(epoch FROM timestamp) * 1000)::float8 AS ms FROM sensor_readings
+      WHERE sensor_id = 'esp32-boiler.temperature' AND timestamp >= 'epoch'::timestamptz + $1 * interval '1 millisecond'
+      AND timestamp < 'epoch'::timestamptz + ($1 + 10000) * interval '1 millisecond' ORDER BY timestamp DESC LIMIT 1`, [t0])
+    assert.deepEqual(last, [{ value: 20.99, ms: t0 + 9900 }])
+    const wrong = new InfluxDB({ url: base, token: 'iotd_' + 'B'.repeat(43) }).getWriteApi('o', 'b', 'ms', { maxRetries: 0 })
+    wrong.writePoint(new Point('environment').floatField('temperature', 1))
+    await assert.rejects(wrong.close(), (err: { statusCode?: number }) => err.statusCode === 401)
+  })
+
+  test('10,000 malformed lines in one gzip write: 400 with the counts, every bad line a dead letter with its line number, the good lines kept', async () => {
+    // Nanoseconds past 2^53: whole milliseconds as BigInt (a double would round some below their millisecond).
+    const t0 = BigInt(Date.now() - 20_000) * 1_000_000n
+    const lines: string[] = []
+    for (let i = 0; i < 10_000; i++) {
+      lines.push(`pressure value=${1000 + i / 1000} ${t0 + BigInt(i) * 1_000_000n}`)
+      lines.push(`broken line ${i}`)
+    }
+    const body = gzipSync(lines.join('\n'))
+    const r = await curl(['-H', `Authorization: Token ${token}`, '-H', 'Content-Encoding: gzip', '--data-binary', '@-', `${base}/api/v2/write?org=o&bucket=b&precision=ns`], body)
+    assert.equal(r.status, 400, r.body)
+    const answer = JSON.parse(r.body) as { accepted: number, rejected: number, rejections: Array<{ at: number, reason: string, detail: string }> }
+    assert.deepEqual([answer.accepted, answer.rejected, answer.rejections.length], [10_000, 10_000, 20])
+    assert.deepEqual(answer.rejections.slice(0, 2).map(x => [x.at, x.reason]), [[2, 'line_protocol'], [4, 'line_protocol']])
+    await until('the good lines', async () => await count("SELECT count(*)::int AS n FROM sensor_readings WHERE sensor_id = 'esp32-boiler.pressure'") === 10_000)
+    await until('the bad lines', async () => await count("SELECT count(*)::int AS n FROM dead_letters WHERE reason = 'line_protocol'") === 10_000)
+    assert.equal(await count("SELECT count(*)::int AS n FROM dead_letters WHERE detail = 'device esp32-boiler, line 20000: ' || split_part(detail, ': ', 2)"), 1, 'the last bad line keeps its number')
+  })
+})
