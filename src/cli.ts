@@ -56,6 +56,7 @@ async function run (command: string, config: Config, log: Logger): Promise<numbe
     const where = sys.db.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL'
     parts.push(`database: ${where}${sys.worker === null ? '' : `, ${retentionNote(config, sys.db.kind)}`}`)
   }
+  if (sys.mqtt !== null) parts.push(`MQTT: ${sys.mqtt}`)
   parts.push(config.kafka.brokers === null
     ? 'bus: embedded'
     : `Kafka: ${config.kafka.brokers.join(',')} topic ${config.topic}` +

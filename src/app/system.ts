@@ -8,8 +8,10 @@ import { type Bus, type BusConsumer, type BusProducer, KafkaBus, MemoryBus, ensu
 import { type Config } from '../config/index.ts'
 import { IotError } from '../domain/index.ts'
 import { Backoff, EventSink, LatencyTracker, PipelineDetector, PipelineMetrics, ThreadTrainer, Worker, type EventTopics } from '../pipeline/index.ts'
-import { DeviceRegistry, LastSeenRecorder } from '../devices/index.ts'
-import { DeviceGateway, Simulator, SimulatorSource, type Source } from '../sources/index.ts'
+import { DeviceRegistry, LastSeenRecorder, findDevice, setDeviceConnection } from '../devices/index.ts'
+import {
+  type DeviceStatus, DeviceGateway, ExternalMqttSource, MqttBrokerSource, type MqttDevice, Simulator, SimulatorSource, type Source
+} from '../sources/index.ts'
 import {
   type Db, type GroupStatus, type Latency, DbAvailability, applyRetention, isUnavailable, loadGroupStatus, loadWatermark, migrate, newestEventTime,
   openDb, removeWorkerStatus, reportWorkerStatus, startProbe, summarizeTimeIndex, vacuumRewrittenTables, watchDb
@@ -36,6 +38,8 @@ export interface RunningSystem {
   app: FastifyInstance | null
   /** The live hub of the API (its clients), when this process serves one. */
   live: LiveHub | null
+  /** Where devices reach this process over MQTT (the built-in broker's address, or the external broker's URL); null: no MQTT. */
+  mqtt: string | null
   /** Resolves when a bounded simulation (--duration) has produced its last reading (never without one). */
   sourceDone: Promise<void>
   /** The newest watermark known here (the worker's, else the stored one); never goes back. */
@@ -224,6 +228,8 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
     // both ingests and serves the API. Tokens are looked up in the database (cached), last seen
     // recorded every few seconds.
     let gateway: DeviceGateway | null = null
+    let mqtt: Source | null = null
+    let mqttAddress: string | null = null
     let deviceIngest: DeviceIngest | undefined
     let lastSeen: LastSeenRecorder | null = null
     if (roles.has('ingest') && roles.has('api') && bus !== null && db !== null) {
@@ -231,6 +237,25 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
       const seen = lastSeen = new LastSeenRecorder(db)
       const g = gateway = new DeviceGateway({ producer: bus.producer(), clock: wallClock, seen: (id, at) => { seen.mark(id, at) } })
       deviceIngest = { authenticate: async (token) => await registry.authenticate(token), gateway: g }
+      if (config.mqtt.enabled) {
+        const started = await startMqtt(config, log, {
+          authenticate: async (token) => await registry.authenticate(token),
+          resolveDevice: async (id) => {
+            const d = await findDevice(db, id)
+            return d === null || d.revokedAt !== null ? null : d
+          },
+          onTelemetry: async (device, payload) => (await g.telemetry(device, payload)).accepted,
+          onStatus: (device: MqttDevice, status: DeviceStatus, retained: boolean) => {
+            // A retained status is the broker's last known value, not a sign of life.
+            if (retained) return
+            setDeviceConnection(db, device.id, status, wallClock()).catch((err: unknown) => { log.warn({ err, device: device.id }, 'Recording a device status failed.') })
+          }
+        })
+        if (started !== null) {
+          mqtt = started.source
+          mqttAddress = started.address
+        }
+      }
     }
 
     // Without a worker here, the watermark comes from the database, and the lag and latency from
@@ -311,6 +336,7 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
       stopping ??= (async () => {
         for (const t of timers) clearInterval(t)
         await source?.stop()
+        await mqtt?.stop()
         await gateway?.stop()
         await lastSeen?.flush().catch((err: unknown) => { log.warn({ err }, 'Recording the devices last seen failed.') })
         // Embedded, or ingest and worker in one process: store everything the source produced.
@@ -338,6 +364,7 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
       metrics,
       app,
       live,
+      mqtt: mqttAddress,
       sourceDone: source === null ? new Promise(() => {}) : source.done(),
       watermark,
       readiness: ready,
@@ -347,6 +374,39 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
   } catch (err) {
     await closeAll()
     throw err
+  }
+}
+
+interface MqttHooks {
+  authenticate: (token: string) => Promise<MqttDevice | null>
+  resolveDevice: (deviceId: string) => Promise<MqttDevice | null>
+  onTelemetry: (device: MqttDevice, payload: Buffer) => Promise<number>
+  onStatus: (device: MqttDevice, status: DeviceStatus, retained: boolean) => void
+}
+
+/**
+ * Devices over MQTT: subscribes to the external broker (--mqtt-url), else runs the built-in one.
+ * When the default port (1883) is taken and no port was asked for, the built-in broker stays off
+ * (another broker, or another iot-monitor, runs there) and says so; an asked-for port must work.
+ */
+async function startMqtt (config: Config, log: Logger, hooks: MqttHooks): Promise<{ source: Source, address: string } | null> {
+  const m = config.mqtt
+  if (m.url !== null) {
+    const external = new ExternalMqttSource({ url: m.url, topicPrefix: m.topicPrefix, log, ...hooks })
+    external.start()
+    return { source: external, address: m.url }
+  }
+  const broker = new MqttBrokerSource({ host: m.host, port: m.port, tls: m.tls, log, ...hooks })
+  broker.start()
+  try {
+    const a = await broker.listening()
+    return { source: broker, address: `${m.tls === null ? 'mqtt' : 'mqtts'}://${a.host}:${a.port}` }
+  } catch (err) {
+    const inUse = (err as { cause?: { code?: string } }).cause?.code === 'EADDRINUSE'
+    await broker.stop().catch(() => {})
+    if (!inUse || m.portGiven) throw err
+    log.warn({ host: m.host, port: m.port }, `MQTT port ${m.port} is in use: the built-in MQTT broker is off (give --mqtt-port, or --mqtt-url to use the broker there).`)
+    return null
   }
 }
 

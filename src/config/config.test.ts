@@ -32,7 +32,8 @@ const DEFAULTS: Config = {
   detection: { rules: defaultRuleConfig, ml: true, mlScope: 'type' },
   readiness: { maxFailures: 3, stallMs: 60_000 },
   live: { maxClients: 500, maxClientsPerAddress: 50 },
-  adminToken: null
+  adminToken: null,
+  mqtt: { enabled: true, host: '127.0.0.1', port: 1883, portGiven: false, tls: null, url: null, topicPrefix: 'iot' }
 }
 
 let dir = ''
@@ -199,6 +200,13 @@ describe('loadConfig - flags', () => {
       '--ready-stall', '2m',
       '--live-max-clients', '800',
       '--live-max-per-address', '10',
+      '--no-mqtt',
+      '--mqtt-host', '0.0.0.0',
+      '--mqtt-port', '8883',
+      '--mqtt-tls-key', 'k.pem',
+      '--mqtt-tls-cert', 'c.pem',
+      '--mqtt-url', 'mqtt://broker:1883',
+      '--mqtt-topic-prefix', 'site1',
       '--admin-token', 'admin-token-of-the-test-0123'
     ])
     // The validated rules are frozen null-prototype maps: compare their JSON.
@@ -224,7 +232,8 @@ describe('loadConfig - flags', () => {
       detection: { rules: { defaults: { co2: { max: 1000 } }, overrides: { 'co2@Lab': { max: 800, maxRatePerSec: 50 } } }, ml: false, mlScope: 'sensor' },
       readiness: { maxFailures: 5, stallMs: 120_000 },
       live: { maxClients: 800, maxClientsPerAddress: 10 },
-      adminToken: 'admin-token-of-the-test-0123'
+      adminToken: 'admin-token-of-the-test-0123',
+      mqtt: { enabled: false, host: '0.0.0.0', port: 8883, portGiven: true, tls: { keyPath: 'k.pem', certPath: 'c.pem' }, url: 'mqtt://broker:1883', topicPrefix: 'site1' }
     })
   })
 
@@ -286,6 +295,12 @@ describe('loadConfig - flags', () => {
     assert.equal(load(['--retention', '2d']).retentionMs, 2 * 86_400_000)
     assert.equal(load(['--database-url', 'postgres://db/iot']).retentionMs, null)
     assert.equal(load(['--database-url', 'postgres://db/iot', '--retention', '30d']).retentionMs, 30 * 86_400_000)
+  })
+
+  test('MQTT: a key without a certificate and a URL that is not mqtt:// are IOT_ERR_CONFIG', () => {
+    assert.throws(() => load(['--mqtt-tls-key', 'k.pem']), { code: 'IOT_ERR_CONFIG', message: '--mqtt-tls-key and --mqtt-tls-cert go together' })
+    assert.throws(() => load(['--mqtt-url', 'http://broker']), CONFIG_ERROR)
+    assert.equal(load([], { MQTT_URL: 'mqtts://broker:8883' }).mqtt.url, 'mqtts://broker:8883')
   })
 
   test('readiness and live-stream limits take positive integers', () => {

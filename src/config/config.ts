@@ -47,6 +47,21 @@ export interface ReadinessConfig {
   stallMs: number
 }
 
+/** Devices over MQTT: the built-in broker, or an external broker to subscribe to. */
+export interface MqttConfig {
+  /** Run the built-in broker (when no external URL is given). */
+  enabled: boolean
+  host: string
+  port: number
+  /** The port was given (--mqtt-port): a port in use is then an error, not a broker left off. */
+  portGiven: boolean
+  tls: { keyPath: string, certPath: string } | null
+  /** mqtt://host:port of an external broker to subscribe to instead (Mosquitto, EMQX, HiveMQ). */
+  url: string | null
+  /** Topics read on the external broker: <prefix>/<device id>/telemetry and .../status. */
+  topicPrefix: string
+}
+
 /** The live stream's clients (GET /api/live): past either cap a new client gets 503. */
 export interface LiveConfig {
   maxClients: number
@@ -86,6 +101,7 @@ export interface Config {
    * Compared as a whole, in constant time.
    */
   adminToken: string | null
+  mqtt: MqttConfig
 }
 
 /** Raw readings the embedded database (PGlite) keeps by default: a week (windows and roll-ups stay). */
@@ -112,7 +128,8 @@ export const defaultConfig: Config = {
   detection: { rules: defaultRuleConfig, ml: true, mlScope: 'type' },
   readiness: { maxFailures: 3, stallMs: 60_000 },
   live: { maxClients: 500, maxClientsPerAddress: 50 },
-  adminToken: null
+  adminToken: null,
+  mqtt: { enabled: true, host: '127.0.0.1', port: 1883, portGiven: false, tls: null, url: null, topicPrefix: 'iot' }
 }
 
 /** An admin token shorter than this is refused: it would be guessable. */
@@ -134,6 +151,13 @@ const options = {
   'ready-stall': { type: 'string' },
   'live-max-clients': { type: 'string' },
   'live-max-per-address': { type: 'string' },
+  'no-mqtt': { type: 'boolean' },
+  'mqtt-host': { type: 'string' },
+  'mqtt-port': { type: 'string' },
+  'mqtt-tls-key': { type: 'string' },
+  'mqtt-tls-cert': { type: 'string' },
+  'mqtt-url': { type: 'string' },
+  'mqtt-topic-prefix': { type: 'string' },
   'admin-token': { type: 'string' },
   sensors: { type: 'string' },
   rate: { type: 'string' },
@@ -210,6 +234,16 @@ Flags (env in brackets; a JSON file given by --config may set any of them by nam
   --ready-stall D         GET /ready fails when readings wait and nothing was stored for D (default 60s)
   --live-max-clients N    live-stream (dashboard) clients at once; more get 503 (default 500)
   --live-max-per-address N   the same from one address (default 50)
+
+Devices (see "Connect your sensors" in the README; devices and their tokens: iot-monitor devices):
+  --mqtt-port N           port of the built-in MQTT broker (default 1883; when 1883 is taken and
+                          no port was given, the broker stays off and says so)
+  --mqtt-host H           interface of the built-in broker (default 127.0.0.1)
+  --mqtt-tls-key F, --mqtt-tls-cert F   serve MQTT over TLS with this key and certificate (PEM)
+  --no-mqtt               no MQTT at all
+  --mqtt-url URL          subscribe to an external broker (mqtt://host:port, mqtts://) instead of
+                          running one: topics <prefix>/<device id>/telemetry and .../status [MQTT_URL]
+  --mqtt-topic-prefix P   that prefix (default iot)
   --admin-token TOKEN     the admin API (/api/admin/...: devices) answers requests that send
                           "Authorization: Bearer TOKEN" [IOT_ADMIN_TOKEN: better than the flag,
                           which ps shows]; at least 16 characters (\`openssl rand -base64 32\`);
@@ -307,6 +341,24 @@ export function loadConfig (argv: readonly string[], env: NodeJS.ProcessEnv = pr
     }
     c.adminToken = admin
   }
+  const m = c.mqtt
+  if (flags['no-mqtt'] === true || file['no-mqtt'] === true) m.enabled = false
+  const mqttHost = get('mqtt-host'); if (mqttHost !== undefined) m.host = mqttHost
+  const mqttPort = get('mqtt-port')
+  if (mqttPort !== undefined) {
+    m.port = int(mqttPort, 'mqtt-port', 0, 65_535)
+    m.portGiven = true
+  }
+  const tlsKey = get('mqtt-tls-key')
+  const tlsCert = get('mqtt-tls-cert')
+  if ((tlsKey === undefined) !== (tlsCert === undefined)) throw new IotError('IOT_ERR_CONFIG', '--mqtt-tls-key and --mqtt-tls-cert go together')
+  if (tlsKey !== undefined && tlsCert !== undefined) m.tls = { keyPath: tlsKey, certPath: tlsCert }
+  const mqttUrl = get('mqtt-url', 'MQTT_URL')
+  if (mqttUrl !== undefined && mqttUrl !== '') {
+    if (!/^mqtts?:\/\/[^\s/]+/.test(mqttUrl)) throw new IotError('IOT_ERR_CONFIG', `--mqtt-url: expected mqtt://host:port or mqtts://host:port, got "${mqttUrl}"`)
+    m.url = mqttUrl
+  }
+  const prefix = get('mqtt-topic-prefix'); if (prefix !== undefined) m.topicPrefix = prefix
   const s = c.simulator
   const sensors = get('sensors'); if (sensors !== undefined) s.sensors = int(sensors, 'sensors', 1)
   const rate = get('rate'); if (rate !== undefined) s.rate = positive(rate, 'rate')
