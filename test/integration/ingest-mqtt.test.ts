@@ -12,7 +12,7 @@ import { pino } from 'pino'
 import { startEmbedded, type RunningSystem } from '../../src/app/index.ts'
 import { loadConfig } from '../../src/config/index.ts'
 import { addDevice } from '../../src/devices/index.ts'
-import { Mosquitto, mosquittoSkip } from '../../src/sources/mqtt/mosquitto.fixture.ts'
+import { Mosquitto, mosquittoSkip } from '../helpers/mosquitto.ts'
 
 const log = pino({ level: process.env.TEST_LOG ?? 'silent' })
 

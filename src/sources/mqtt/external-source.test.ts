@@ -6,7 +6,7 @@ import pino from 'pino'
 import { IotError } from '../../domain/index.ts'
 import { ExternalMqttSource, type ExternalMqttSourceOptions } from './external-source.ts'
 import { devices, StatusRecorder, TelemetryRecorder, until } from './hooks.fixture.ts'
-import { Mosquitto, mosquittoSkip } from './mosquitto.fixture.ts'
+import { Mosquitto, mosquittoSkip } from '../../../test/helpers/mosquitto.ts'
 
 const log = pino({ level: process.env.TEST_LOG ?? 'silent' })
 const WALL = 1_767_225_600_000
