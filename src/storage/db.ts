@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -121,15 +121,47 @@ async function initPgliteDataDir (dataDir: string): Promise<void> {
   if (code !== 0) throw new Error(`initdb exited with code ${code}: ${stderr.slice(-500)}`)
 }
 
+/**
+ * The embedded database is one PostgreSQL backend in this process: a second process on the same
+ * folder (a second `npm start`, `iot-monitor devices` while it runs) would write beside it and can
+ * corrupt it. The folder holds a lock file with the owner's pid while open; a lock whose process is
+ * gone (killed) is taken over.
+ */
+function lockPgliteDataDir (dataDir: string): () => void {
+  const file = join(dataDir, 'iot-monitor.lock')
+  if (existsSync(file)) {
+    const pid = Number(readFileSync(file, 'utf8').trim())
+    let alive = false
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
+      try {
+        process.kill(pid, 0)
+        alive = true
+      } catch (err) {
+        alive = (err as { code?: string }).code === 'EPERM'
+      }
+    }
+    if (alive) {
+      throw new IotError('IOT_ERR_STORAGE', `the embedded database in ${dataDir} is in use by process ${pid} (iot-monitor running there?): ` +
+        'stop it first; to manage devices while it runs, use the admin API (--admin-token)')
+    }
+  }
+  writeFileSync(file, `${process.pid}\n`)
+  return () => { rmSync(file, { force: true }) }
+}
+
 export async function openPglite (dataDir: string): Promise<Db> {
   let pg: PGlite
+  let unlock = (): void => {}
   try {
     if (!dataDir.startsWith('memory://')) {
       mkdirSync(dataDir, { recursive: true })
+      unlock = lockPgliteDataDir(dataDir)
       if (!existsSync(join(dataDir, 'PG_VERSION'))) await initPgliteDataDir(dataDir)
     }
     pg = await PGlite.create(dataDir, { parsers: { 20: (x: string) => Number(x) }, startParams: [...PGlite.defaultStartParams, ...pgliteSettings] })
   } catch (err) {
+    unlock()
+    if (err instanceof IotError) throw err
     throw storageError(err, `cannot open the embedded database in ${dataDir}`)
   }
   const run = async <T extends object>(q: Pick<PGlite, 'query'>, text: string, params?: readonly unknown[]): Promise<T[]> =>
@@ -145,6 +177,9 @@ export async function openPglite (dataDir: string): Promise<Db> {
     ...queryable(pg),
     exec: async (script) => { await pg.exec(script) },
     transaction: async (fn) => await pg.transaction(async tx => await fn(queryable(tx))),
-    close: async () => { await pg.close() }
+    close: async () => {
+      await pg.close()
+      unlock()
+    }
   }
 }
