@@ -5,6 +5,7 @@ import { runApi } from './api.ts'
 import { BenchSetupError, DEFAULT_READINGS, loadDataset } from './api-load.ts'
 import { runDetect } from './detect.ts'
 import { measureEmbedded, runEmbedded } from './embedded.ts'
+import { runIngest, serveIngest } from './ingest.ts'
 import { runKafka } from './kafka.ts'
 import { runLive, serveLive } from './live.ts'
 import { runQuality } from './quality.ts'
@@ -25,7 +26,13 @@ const { positionals, values } = parseArgs({
     dir: { type: 'string' },
     clients: { type: 'string' },
     paused: { type: 'boolean' },
-    hold: { type: 'string' }
+    hold: { type: 'string' },
+    batches: { type: 'string' },
+    writers: { type: 'string' },
+    messages: { type: 'string' },
+    rate: { type: 'string' },
+    seconds: { type: 'string' },
+    'database-url': { type: 'string' }
   }
 })
 const name = positionals[0] ?? 'embedded'
@@ -57,6 +64,25 @@ const benches: Record<string, () => Promise<void>> = {
   },
   // internal: the API process of the live bench (its RSS is its own)
   'live-server': serveLive,
+  // Device ingest into the embedded system (--no-simulator, --no-ml) in a child process: InfluxDB line
+  // protocol over HTTP (--batches N of 5,000 lines, default 40; --writers N at once, default 4), MQTT QoS 1
+  // from --clients N devices (default 1,000) publishing --messages N each at once (default 100), then a steady
+  // --rate N messages/s (default 1,000) for --seconds S (default 20) for the publish-to-stored latency.
+  // PGlite in a temp folder (also when DATABASE_URL is set); --database-url URL: a throwaway database on that server instead
+  ingest: async () => {
+    const url = values['database-url']
+    await runIngest({
+      batches: Number(values.batches ?? 40),
+      writers: Number(values.writers ?? 4),
+      clients: Number(values.clients ?? 1000),
+      messages: Number(values.messages ?? 100),
+      rate: Number(values.rate ?? 1000),
+      seconds: Number(values.seconds ?? 20),
+      databaseUrl: url === undefined || url === '' ? null : url
+    })
+  },
+  // internal: the system under test of the ingest bench (its CPU time is its own)
+  'ingest-server': serveIngest,
   // internal: one measurement in a child process (so its peak RSS is its own)
   'embedded-run': async () => { await measureEmbedded(Number(values.readings ?? 500_000), values['no-ml'] !== true) }
 }
