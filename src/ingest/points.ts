@@ -2,7 +2,7 @@ import { type Reading } from '../domain/index.ts'
 import { type IngestLimits, defaultIngestLimits, farOff } from './limits.ts'
 import { type FieldValue, type LinePoint } from './line-protocol.ts'
 import { type IngestRejectReason, truncateRaw } from './reasons.ts'
-import { type IngestDevice, sensorIdOf, sensorTypeOf } from './sensors.ts'
+import { type IngestDevice, deviceReading, holdsSensor, sensorIdOf, sensorTypeOf } from './sensors.ts'
 
 /** A point or field not taken in. `raw` is line protocol (ns timestamp) that can be written again once fixed. */
 export interface PointRejection {
@@ -71,22 +71,11 @@ export function pointsToReadings (
         rejectField(rejected, point, key, 'non_finite_value', `field ${JSON.stringify(key)} is not finite`)
         continue
       }
-      const sensorId = sensorIdOf(device.id, type.sensorType)
-      if (hasSensor(readings, firstReading, sensorId)) {
+      if (holdsSensor(readings, firstReading, sensorIdOf(device.id, type.sensorType))) {
         rejectField(rejected, point, key, 'duplicate_measurement', `field ${JSON.stringify(key)} names ${type.sensorType}, which this point has already`)
         continue
       }
-      readings.push({
-        sensorId,
-        sensorType: type.sensorType,
-        location: device.location,
-        value,
-        ts,
-        unit: type.unit,
-        anomaly: null,
-        anomalyKind: null,
-        seq: null
-      })
+      readings.push(deviceReading(device, type, value, ts))
     }
   }
   return { readings, rejected }
@@ -98,11 +87,6 @@ function rejectField (rejected: PointRejection[], point: LinePoint, key: string,
 }
 
 /** readings[from..] has a reading of `sensorId` (a point has a handful of fields: a scan beats a Set). */
-function hasSensor (readings: Reading[], from: number, sensorId: string): boolean {
-  for (let i = from; i < readings.length; i++) if ((readings[i] as Reading).sensorId === sensorId) return true
-  return false
-}
-
 /**
  * " (...)" when the timestamp is a power of 1000 off the receive time (within a day): the usual
  * mistake is ms or s timestamps written with the default precision, ns.

@@ -2,6 +2,7 @@
  * Measurement names (a ThingsBoard telemetry key, a line-protocol field or measurement) to sensor
  * types and units, and the sensor id of a (device, measurement).
  */
+import { type Reading } from '../domain/index.ts'
 
 /** The device a payload is authenticated as (by its token). Only these fields are read. */
 export interface IngestDevice {
@@ -92,4 +93,25 @@ function resolve (name: string): SensorTypeResult {
 /** The sensor of a (device, sensor type): `<device id>.<sensor type>`, e.g. `esp32-1.temperature`. */
 export function sensorIdOf (deviceId: string, sensorType: string): string {
   return `${deviceId}.${sensorType}`
+}
+
+/** The reading of one value of `device` for a known sensor type: the device's sensor, location and the type's unit. */
+export function deviceReading (device: IngestDevice, type: { sensorType: string, unit: string }, value: number, ts: number): Reading {
+  return {
+    sensorId: sensorIdOf(device.id, type.sensorType),
+    sensorType: type.sensorType,
+    location: device.location,
+    value,
+    ts,
+    unit: type.unit,
+    anomaly: null,
+    anomalyKind: null,
+    seq: null
+  }
+}
+
+/** Whether `readings` from index `from` on (one entry or point) already hold `sensorId`. */
+export function holdsSensor (readings: readonly Reading[], from: number, sensorId: string): boolean {
+  for (let i = from; i < readings.length; i++) if (readings[i]!.sensorId === sensorId) return true
+  return false
 }

@@ -1,7 +1,7 @@
 import { type Reading, validateMessage } from '../domain/index.ts'
 import { type IngestLimits, defaultIngestLimits, exceedsBytes, farOff } from './limits.ts'
 import { type IngestRejectReason, truncateRaw } from './reasons.ts'
-import { type IngestDevice, sensorIdOf, sensorTypeOf } from './sensors.ts'
+import { type IngestDevice, deviceReading, holdsSensor, sensorIdOf, sensorTypeOf } from './sensors.ts'
 
 /** What decodeTelemetry reads of the limits. */
 export type TelemetryLimits = Pick<IngestLimits, 'maxPayloadBytes' | 'maxValuesPerPayload' | 'maxPastMs' | 'maxFutureMs'>
@@ -188,32 +188,15 @@ function decodeValues (
       reject(raw(), 'non_finite_value', `${JSON.stringify(key)} is not finite`)
       continue
     }
-    const sensorId = sensorIdOf(device.id, type.sensorType)
-    const earlier = findSensor(readings, firstReading, sensorId)
-    if (earlier !== -1) {
+    if (holdsSensor(readings, firstReading, sensorIdOf(device.id, type.sensorType))) {
       reject(raw(), 'duplicate_measurement', `${JSON.stringify(key)} names ${type.sensorType}, which this entry has already`)
       continue
     }
-    readings.push({
-      sensorId,
-      sensorType: type.sensorType,
-      location: device.location,
-      value,
-      ts,
-      unit: type.unit,
-      anomaly: null,
-      anomalyKind: null,
-      seq: null
-    })
+    readings.push(deviceReading(device, type, value, ts))
   }
 }
 
 /** Index of the reading of `sensorId` among readings[from..], or -1 (an entry has a handful: a scan beats a Set). */
-function findSensor (readings: Reading[], from: number, sensorId: string): number {
-  for (let i = from; i < readings.length; i++) if ((readings[i] as Reading).sensorId === sensorId) return i
-  return -1
-}
-
 /** One of our wire readings, validated as the bus validates it, for one of the device's own sensors. */
 function decodeWire (
   entry: Record<string, unknown>, device: IngestDevice, receivedAtMs: number, limits: TelemetryLimits, readings: Reading[], reject: Reject
