@@ -8,6 +8,7 @@ import { IotError, type RejectReason, type Reading, rejectedMessage, toWire } fr
 import {
   type IngestDevice, type IngestLimits, type Precision, decodeTelemetry, defaultIngestLimits, parseLineProtocol, pointsToReadings
 } from '../../ingest/index.ts'
+import { SourceEnd } from '../source-end.ts'
 import { type Source } from '../source.ts'
 
 /** One thing that was not taken in, as a client is told it (the first few of a request). */
@@ -57,8 +58,7 @@ export class DeviceGateway implements Source {
   #produced = 0
   #stopped = false
   readonly #pending = new Set<Promise<unknown>>()
-  #stoppedSignal: () => void = () => {}
-  readonly #done = new Promise<void>(resolve => { this.#stoppedSignal = resolve })
+  readonly #end = new SourceEnd()
 
   constructor (deps: GatewayDeps) {
     this.#deps = deps
@@ -81,7 +81,7 @@ export class DeviceGateway implements Source {
   start (): void {}
 
   async done (): Promise<void> {
-    await this.#done
+    await this.#end.promise
   }
 
   /** Takes nothing more; waits for the puts under way and flushes the bus. */
@@ -89,7 +89,7 @@ export class DeviceGateway implements Source {
     this.#stopped = true
     await Promise.allSettled([...this.#pending])
     await this.#deps.producer.flush()
-    this.#stoppedSignal()
+    this.#end.end()
   }
 
   /** A ThingsBoard telemetry payload (or our own reading JSON) from `device`. */
@@ -125,11 +125,17 @@ export class DeviceGateway implements Source {
     if (this.#stopped) throw new IotError('IOT_ERR_BUS_CLOSED', 'the ingest is stopping')
     const deadline = o.waitMs === undefined ? null : Date.now() + o.waitMs
     this.#deps.seen?.(device.id, now)
+    const { producer } = this.#deps
     for (const r of readings) {
-      await this.#produce(r.sensorId, toWire(r), deadline)
+      const wire = toWire(r)
+      // Waits (and awaits) only when the bus is full: most puts go straight in.
+      if (!producer.tryProduce(r.sensorId, wire)) await this.#produceWhenRoom(r.sensorId, wire, deadline)
       this.#produced++
     }
-    for (const x of rejected) await this.#produce(device.id, rejectedMessage(x.reason, x.detail, x.raw), deadline)
+    for (const x of rejected) {
+      const msg = rejectedMessage(x.reason, x.detail, x.raw)
+      if (!producer.tryProduce(device.id, msg)) await this.#produceWhenRoom(device.id, msg, deadline)
+    }
     // Accepted means held by the bus (Kafka: acknowledged by the brokers), not only queued here.
     await this.#deps.producer.flush()
     return {
@@ -139,7 +145,8 @@ export class DeviceGateway implements Source {
     }
   }
 
-  async #produce (key: string, value: string, deadline: number | null): Promise<void> {
+  /** Produces once the full bus has room, waiting at most until `deadline` (IOT_ERR_BUS_FULL past it). */
+  async #produceWhenRoom (key: string, value: string, deadline: number | null): Promise<void> {
     const { producer } = this.#deps
     while (!producer.tryProduce(key, value)) {
       if (deadline === null) {

@@ -10,6 +10,7 @@ import { type Source } from '../source.ts'
 import { FrameLimitedConnection } from './frame-limit.ts'
 import { TokenBucket } from './token-bucket.ts'
 import { parseStatus, type MqttDevice, type StatusHandler, type TelemetryHandler } from './types.ts'
+import { SourceEnd } from '../source-end.ts'
 
 /** ThingsBoard's device telemetry topic: the device is known from its token, not from the topic. */
 export const TELEMETRY_TOPIC = 'v1/devices/me/telemetry'
@@ -169,8 +170,7 @@ export class MqttBrokerSource implements Source {
   #produced = 0
   #stopping = false
   #stopped: Promise<void> | null = null
-  readonly #done: Promise<void>
-  #endDone: (error?: unknown) => void = () => {}
+  readonly #end = new SourceEnd()
 
   constructor (options: MqttBrokerSourceOptions) {
     const { authenticate, onTelemetry, onStatus, log, wallClock, ...settings } = options
@@ -178,12 +178,6 @@ export class MqttBrokerSource implements Source {
     this.#hooks = { authenticate, onTelemetry, onStatus }
     this.#log = log.child({ component: 'mqtt-broker' })
     this.#wall = wallClock ?? Date.now
-    this.#done = new Promise<void>((resolve, reject) => {
-      this.#endDone = (error?: unknown) => { if (error === undefined) resolve(); else reject(error) }
-    })
-    // done() hands the rejection to whoever awaits it; this only keeps an unawaited one from
-    // crashing the process as an unhandled rejection.
-    this.#done.catch(() => {})
     this.#aedes = new Aedes({
       connectTimeout: this.#settings.connectTimeoutMs,
       maxInflightInbound: this.#settings.maxInFlightPerClient,
@@ -220,7 +214,7 @@ export class MqttBrokerSource implements Source {
   start (): void {
     if (this.#listening !== null) return
     this.#listening = this.#listen()
-    this.#listening.catch((err: unknown) => { this.#endDone(err) })
+    this.#listening.catch((err: unknown) => { this.#end.end(err) })
   }
 
   /**
@@ -235,7 +229,7 @@ export class MqttBrokerSource implements Source {
 
   /** Resolves when stopped; rejects with IOT_ERR_MQTT when the broker could not listen. */
   async done (): Promise<void> {
-    await this.#done
+    await this.#end.promise
   }
 
   /**
@@ -266,7 +260,7 @@ export class MqttBrokerSource implements Source {
     for (const connection of this.#connections.keys()) connection.destroy()
     await serverClosed
     this.#log.info({ produced: this.#produced }, 'MQTT broker stopped.')
-    this.#endDone()
+    this.#end.end()
   }
 
   async #listen (): Promise<AddressInfo> {

@@ -4,6 +4,7 @@ import { type Logger } from 'pino'
 import { IotError } from '../../domain/index.ts'
 import { type Source } from '../source.ts'
 import { parseStatus, type MqttDevice, type StatusHandler, type TelemetryHandler } from './types.ts'
+import { SourceEnd } from '../source-end.ts'
 
 export interface ExternalMqttSettings {
   /** The broker: mqtt://host:port, or mqtts:// for TLS; user:password@ in it are the credentials. */
@@ -125,8 +126,7 @@ export class ExternalMqttSource implements Source {
   #connection = 0
   #reconnectTimer: NodeJS.Timeout | null = null
   #stopped: Promise<void> | null = null
-  readonly #done: Promise<void>
-  #endDone: (error?: unknown) => void = () => {}
+  readonly #end = new SourceEnd()
 
   constructor (options: ExternalMqttSourceOptions) {
     const { resolveDevice, onTelemetry, onStatus, log, wallClock, ...settings } = options
@@ -137,11 +137,6 @@ export class ExternalMqttSource implements Source {
     this.#hooks = { resolveDevice, onTelemetry, onStatus }
     this.#log = log.child({ component: 'mqtt-source' })
     this.#wall = wallClock ?? Date.now
-    this.#done = new Promise<void>((resolve, reject) => {
-      this.#endDone = (error?: unknown) => { if (error === undefined) resolve(); else reject(error) }
-    })
-    // done() hands a rejection to whoever awaits it; this keeps an unawaited one from ending the process.
-    this.#done.catch(() => {})
   }
 
   get produced (): number {
@@ -166,12 +161,12 @@ export class ExternalMqttSource implements Source {
   start (): void {
     if (this.#started) return
     this.#started = true
-    this.#open().catch((err: unknown) => { this.#endDone(err) })
+    this.#open().catch((err: unknown) => { this.#end.end(err) })
   }
 
   /** Resolves when stopped; rejects with IOT_ERR_MQTT when the source cannot start (CA file unreadable). */
   async done (): Promise<void> {
-    await this.#done
+    await this.#end.promise
   }
 
   /**
@@ -201,7 +196,7 @@ export class ExternalMqttSource implements Source {
     this.#stats.connected = false
     this.#stats.subscribed = false
     this.#log.info({ produced: this.#produced }, 'MQTT source stopped.')
-    this.#endDone()
+    this.#end.end()
   }
 
   async #open (): Promise<void> {
