@@ -114,6 +114,21 @@ export function watchDb (db: Db, availability: DbAvailability): Db {
   }
 }
 
+/** `SELECT 1`, failing with IOT_ERR_DB_UNAVAILABLE when no answer comes within `timeoutMs`. */
+export async function answersWithin (db: Queryable, timeoutMs: number): Promise<void> {
+  let timeout: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([
+      db.query('SELECT 1'),
+      new Promise<never>((_resolve, reject) => {
+        timeout = setTimeout(() => { reject(new IotError('IOT_ERR_DB_UNAVAILABLE', `the database did not answer within ${timeoutMs} ms`)) }, timeoutMs)
+      })
+    ])
+  } finally {
+    clearTimeout(timeout)
+  }
+}
+
 /**
  * Asks the database `SELECT 1` now and then: every `upMs` while it answers (an idle process
  * notices an outage), every `downMs` while it does not (it notices the return). An answer slower
@@ -123,20 +138,12 @@ export function startProbe (db: Queryable, availability: DbAvailability, o: { up
   let timer: NodeJS.Timeout | null = null
   let stopped = false
   const probe = async (): Promise<void> => {
-    let timeout: NodeJS.Timeout | undefined
-    const late = new Promise<never>((_resolve, reject) => {
-      timeout = setTimeout(() => {
-        reject(new IotError('IOT_ERR_DB_UNAVAILABLE', `the database did not answer within ${o.timeoutMs} ms`))
-      }, o.timeoutMs)
-    })
     try {
-      await Promise.race([db.query('SELECT 1'), late])
+      await answersWithin(db, o.timeoutMs)
       availability.succeeded()
     } catch (err) {
       // Any failure of SELECT 1 means the database cannot serve us.
       availability.failed(isUnavailable(err) ? err : new IotError('IOT_ERR_DB_UNAVAILABLE', reasonOf(err), { cause: err }))
-    } finally {
-      clearTimeout(timeout)
     }
   }
   const next = (): void => {

@@ -2,7 +2,7 @@
 // worker's batch commit, and the queries behind the API and the dashboard.
 export { openDb, openPglite, openPostgres, type Db, type Queryable, type Row } from './db.ts'
 export { migrate } from './migrate.ts'
-export { type AvailabilityState, DbAvailability, isUnavailable, startProbe, watchDb } from './availability.ts'
+export { type AvailabilityState, DbAvailability, answersWithin, isUnavailable, startProbe, watchDb } from './availability.ts'
 export { BinaryCopy } from './copy-binary.ts'
 export { type QueryFilter } from './filter-sql.ts'
 // The worker's write path.

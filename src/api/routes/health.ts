@@ -3,6 +3,7 @@
 // GET /metrics (Prometheus text).
 import { type FastifyPluginAsync } from 'fastify'
 import { type Registry } from 'prom-client'
+import { answersWithin } from '../../storage/index.ts'
 import { type ApiDb, type PipelineStatus, type ReadinessCheck } from '../deps.ts'
 import { iso } from '../json.ts'
 
@@ -24,17 +25,11 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app,
   })
 
   const probe = async (): Promise<{ ready: boolean, reasons: string[] }> => {
-    let timer: NodeJS.Timeout | undefined
     try {
-      await Promise.race([
-        db.query('SELECT 1'),
-        new Promise((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)) }, PROBE_TIMEOUT_MS) })
-      ])
+      await answersWithin(db, PROBE_TIMEOUT_MS)
       return { ready: true, reasons: [] }
     } catch (err) {
       return { ready: false, reasons: [`the database does not answer: ${(err as Error).message}`] }
-    } finally {
-      clearTimeout(timer)
     }
   }
 
