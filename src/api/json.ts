@@ -1,9 +1,10 @@
 // Stored rows and live outcomes as the JSON of src/api/contract.ts.
-import { type ScoredReading, type WindowAggregate } from '../domain/index.ts'
+import { type ScoredReading, type WindowAggregate, formatTimestamp } from '../domain/index.ts'
 import { type ModelInfo, type StoredReading } from '../storage/index.ts'
 import { type ModelJson, type ReadingJson, type WindowJson } from './contract.ts'
 
-export const iso = (ms: number): string => new Date(ms).toISOString()
+/** ISO 8601 UTC; six fraction digits when the time has microseconds (domain/wire.ts formatTimestamp). */
+export const iso = (ms: number): string => formatTimestamp(ms)
 export const isoOrNull = (ms: number | null | undefined): string | null => ms === null || ms === undefined || !Number.isFinite(ms) ? null : iso(ms)
 /** JSON has no Infinity: a z-score of ±Infinity (a change after a flat baseline) is sent as a string. */
 const num = (x: number | null): number | string | null => x === null || Number.isFinite(x) ? x : String(x)

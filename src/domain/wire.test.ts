@@ -4,7 +4,7 @@ import { Simulator } from '../sources/index.ts'
 import { type Reading } from './reading.ts'
 import { createRandom } from './random.ts'
 import {
-  defaultValidationOptions, formatTimestamp, parseTimestamp, rejectReasons, rejectedMessage, toWire, validateMessage, validateWire,
+  defaultValidationOptions, formatTimestamp, fromMicroseconds, microsecondsOf, parseTimestamp, toMicrosecondPrecision, rejectReasons, rejectedMessage, toWire, validateMessage, validateWire,
   type RejectReason, type ValidationOptions, type ValidationResult, type WireReading
 } from './wire.ts'
 
@@ -92,16 +92,35 @@ describe('parseTimestamp', () => {
     assert.equal(parseTimestamp('2025-11-17T13:22+02:00'), Date.UTC(2025, 10, 17, 11, 22))
   })
 
-  test('fractions: Python isoformat microseconds and nanoseconds are truncated to ms, never rounded', () => {
-    assert.equal(parseTimestamp('2025-11-17T11:22:35.123456'), Date.UTC(2025, 10, 17, 11, 22, 35, 123))
-    assert.equal(parseTimestamp('2025-11-17T11:22:35.999999'), T + 999)
-    assert.equal(parseTimestamp('2025-11-17T11:22:35.123456789Z'), T + 123)
+  test('fractions: microseconds are kept (Python isoformat), digits below them truncated, never rounded', () => {
+    assert.equal(parseTimestamp('2025-11-17T11:22:35.123456'), fromMicroseconds((T + 123) * 1000 + 456))
+    assert.equal(microsecondsOf(parseTimestamp('2025-11-17T11:22:35.123456')), (T + 123) * 1000 + 456)
+    assert.equal(parseTimestamp('2025-11-17T11:22:35.999999'), fromMicroseconds(T * 1000 + 999_999))
+    assert.equal(parseTimestamp('2025-11-17T11:22:35.123456789Z'), fromMicroseconds((T + 123) * 1000 + 456))
+    assert.equal(parseTimestamp('2025-11-17T11:22:35.1234Z'), fromMicroseconds((T + 123) * 1000 + 400))
+    assert.equal(parseTimestamp('2025-11-17T11:22:35.123000Z'), T + 123, 'zero microseconds: a whole ms')
     assert.equal(parseTimestamp('2025-11-17T11:22:35.1'), T + 100)
     assert.equal(parseTimestamp('2025-11-17T11:22:35.12'), T + 120)
-    assert.equal(parseTimestamp('2025-11-17T11:22:35.000001'), T)
+    assert.equal(parseTimestamp('2025-11-17T11:22:35.000001'), fromMicroseconds(T * 1000 + 1))
+    assert.equal(parseTimestamp('2025-11-17T11:22:35.0000009'), T, 'below a microsecond')
+    assert.equal(parseTimestamp('2025-11-17T13:22:35.000250+02:00'), fromMicroseconds(T * 1000 + 250))
     assert.equal(parseTimestamp('2025-11-17T11:22:35,5Z'), T + 500, 'comma as decimal sign (ISO 8601)')
     assert.ok(Number.isNaN(parseTimestamp('2025-11-17T11:22:35.1234567891Z')), 'more than 9 fraction digits')
     assert.ok(Number.isNaN(parseTimestamp('2025-11-17T11:22:35.Z')), 'a dot without digits')
+  })
+
+  test('a thousand readings within one millisecond keep a thousand distinct times, in order, that read back exactly', () => {
+    const times = Array.from({ length: 1000 }, (_, us) => parseTimestamp(`2025-11-17T11:22:35.123${String(us).padStart(3, '0')}`))
+    assert.equal(new Set(times).size, 1000)
+    for (let i = 1; i < times.length; i++) assert.ok(times[i - 1]! < times[i]!)
+    for (const [us, ts] of times.entries()) {
+      assert.equal(microsecondsOf(ts), (T + 123) * 1000 + us)
+      assert.equal(formatTimestamp(ts), `2025-11-17T11:22:35.123${String(us).padStart(3, '0')}Z`.replace('.123000Z', '.123Z'))
+      assert.equal(parseTimestamp(formatTimestamp(ts)), ts)
+      assert.equal(toMicrosecondPrecision(ts), ts)
+    }
+    assert.equal(toMicrosecondPrecision(T + 0.1231), fromMicroseconds(T * 1000 + 123), 'ms given as a number: rounded to the µs')
+    assert.equal(toMicrosecondPrecision(T + 0.0005), fromMicroseconds(T * 1000 + 1))
   })
 
   test('leap days: 2024-02-29 exists, 2025-02-29 and 2100-02-29 do not, 2000-02-29 does', () => {
@@ -169,7 +188,7 @@ describe('parseTimestamp', () => {
   test('formatTimestamp equals toISOString and parseTimestamp reads it back, over 200,000 instants from year 0 to 9999 and around them', () => {
     const random = createRandom(7)
     const span = Date.UTC(9999, 11, 31, 23, 59, 59, 999) - Date.UTC(0, 0, 1)
-    const instants = [-62_167_219_200_001, -62_167_219_200_000, -1, 0, 59_999, 60_000, 253_402_300_799_999, 253_402_300_800_000, 1.5, -0.5]
+    const instants = [-62_167_219_200_001, -62_167_219_200_000, -1, 0, 59_999, 60_000, 253_402_300_799_999, 253_402_300_800_000]
     for (let i = 0; i < 100_000; i++) instants.push(Date.UTC(0, 0, 1) + Math.floor(random.next() * span))
     // In time order, as readings come: the reused minute must not leak into the next one.
     for (let t = T - 5 * 60_000, i = 0; i < 100_000; i++) instants.push(t += Math.floor(random.next() * 7))
@@ -203,7 +222,7 @@ describe('validateMessage - accepted', () => {
       sensorType: 'temperature',
       location: 'Server Room',
       value: 22.45,
-      ts: Date.UTC(2025, 10, 17, 11, 22, 35, 123),
+      ts: fromMicroseconds(Date.UTC(2025, 10, 17, 11, 22, 35, 123) * 1000 + 456),
       unit: '°C',
       anomaly: false,
       anomalyKind: null,
@@ -216,7 +235,7 @@ describe('validateMessage - accepted', () => {
     const r = accept(raw)
     assert.equal(r.unit, '°C')
     assert.equal(r.anomaly, true)
-    assert.equal(r.ts, T)
+    assert.equal(r.ts, fromMicroseconds(T * 1000 + 1))
     assert.equal(r.value, 95.12)
   })
 
@@ -270,7 +289,7 @@ describe('validateMessage - accepted', () => {
   })
 
   test('a timestamp with an offset is stored as the UTC instant', () => {
-    assert.equal(accept(JSON.stringify(wire({ timestamp: '2025-11-17T13:22:35.123456+02:00' }))).ts, T + 123)
+    assert.equal(accept(JSON.stringify(wire({ timestamp: '2025-11-17T13:22:35.123456+02:00' }))).ts, fromMicroseconds((T + 123) * 1000 + 456))
   })
 
   test('surrounding whitespace and a UTF-8 location are fine', () => {

@@ -75,9 +75,22 @@ export type ValidationResult =
 const ISO = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$/
 
 /**
- * Parses an ISO 8601 date-time to epoch ms. Without a zone it is UTC (the original producer
- * sends naive `datetime.now().isoformat()`); fractions below a millisecond are truncated.
- * Returns NaN when the text is not a valid date-time.
+ * Event times are epoch ms with microsecond precision (PostgreSQL's own): a whole number of µs
+ * divided by 1000, so `1733400000000.123` is 123 µs after a millisecond. The same µs always
+ * gives the same number (one correctly rounded division), whether it comes from text, line
+ * protocol or the database; microsecondsOf recovers the µs exactly.
+ */
+export const fromMicroseconds = (us: number): number => us / 1000
+/** The whole µs of an event time (exact below year 287,000). */
+export const microsecondsOf = (ts: number): number => Math.round(ts * 1000)
+/** An epoch-ms number rounded to the microsecond: the canonical form of a time given as ms. */
+export const toMicrosecondPrecision = (ms: number): number => Number.isInteger(ms) ? ms : fromMicroseconds(microsecondsOf(ms))
+
+/**
+ * Parses an ISO 8601 date-time to epoch ms with microsecond precision (see fromMicroseconds).
+ * Without a zone it is UTC (the original producer sends naive `datetime.now().isoformat()`,
+ * with microseconds); digits below a microsecond are truncated. Returns NaN when the text is
+ * not a valid date-time.
  */
 export function parseTimestamp (text: string): number {
   if (text.length === 24) {
@@ -95,6 +108,7 @@ export function parseTimestamp (text: string): number {
   const second = s === undefined ? 0 : Number(s)
   if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return Number.NaN
   const ms = frac === undefined ? 0 : Number(frac.slice(0, 3).padEnd(3, '0'))
+  const us = frac === undefined || frac.length <= 3 ? 0 : Number(frac.slice(3, 6).padEnd(3, '0'))
   const date = new Date(0)
   date.setUTCFullYear(year, month - 1, day) // not Date.UTC: it reads years 0-99 as 1900-1999
   date.setUTCHours(hour, minute, second, ms)
@@ -108,7 +122,7 @@ export function parseTimestamp (text: string): number {
     if (offH > 23 || offM > 59) return Number.NaN
     t -= sign * (offH * 60 + offM) * 60_000
   }
-  return t
+  return us === 0 ? t : fromMicroseconds(t * 1000 + us)
 }
 
 /** Days from 1970-01-01 to y-m-d (proleptic Gregorian; Howard Hinnant's days_from_civil). */
@@ -156,11 +170,19 @@ const MIN_FOUR_DIGIT_MS = -62_167_219_200_000
 const MAX_FOUR_DIGIT_MS = 253_402_300_800_000
 
 /**
- * Formats epoch ms as the wire's ISO 8601 UTC text, exactly as toISOString. Readings come in time
- * order, so the date, hour and minute are reused from the previous call while they match.
+ * Formats epoch ms as the wire's ISO 8601 UTC text: exactly as toISOString for whole ms, with
+ * three more digits (`.123456Z`) when the time has microseconds. Readings come in time order, so
+ * the date, hour and minute are reused from the previous call while they match.
  */
 export function formatTimestamp (ts: number): string {
-  if (!(ts >= MIN_FOUR_DIGIT_MS && ts < MAX_FOUR_DIGIT_MS) || !Number.isInteger(ts)) return new Date(ts).toISOString()
+  if (!Number.isInteger(ts) && Number.isFinite(ts)) {
+    const us = microsecondsOf(ts)
+    const ms = Math.floor(us / 1000)
+    const sub = us - ms * 1000
+    const text = formatTimestamp(ms)
+    return sub === 0 ? text : `${text.slice(0, -1)}${sub < 10 ? '00' : sub < 100 ? '0' : ''}${sub}Z`
+  }
+  if (!(ts >= MIN_FOUR_DIGIT_MS && ts < MAX_FOUR_DIGIT_MS)) return new Date(ts).toISOString()
   const minute = Math.floor(ts / 60_000)
   if (minute !== formattedMinute) {
     formattedMinute = minute

@@ -1,3 +1,4 @@
+import { fromMicroseconds } from '../domain/index.ts'
 import { type IngestLimits, defaultIngestLimits, exceedsBytes } from './limits.ts'
 import { type IngestRejectReason, truncateRaw } from './reasons.ts'
 
@@ -294,7 +295,7 @@ class LineParser {
       if (us === null) return null
       tsUs = us
     }
-    return { line, measurement, tags, fields, tsMs: tsUs / 1000, tsUs }
+    return { line, measurement, tags, fields, tsMs: fromMicroseconds(tsUs), tsUs }
   }
 
   /**

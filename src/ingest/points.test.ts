@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { type Reading } from '../domain/index.ts'
+import { type Reading, fromMicroseconds, microsecondsOf } from '../domain/index.ts'
 import { defaultIngestLimits } from './limits.ts'
 import { type LinePoint, parseLineProtocol } from './line-protocol.ts'
 import { formatLine, type PointRejection, pointsToReadings } from './points.ts'
@@ -23,8 +23,10 @@ function write (body: string, limits = defaultIngestLimits): ReturnType<typeof p
   return pointsToReadings(parsed.points, device, NOW, limits)
 }
 
-function point (over: Partial<LinePoint>): LinePoint {
-  return { line: 1, measurement: 'm', tags: {}, fields: {}, tsMs: TS, tsUs: TS * 1000, ...over }
+/** A point as the parser makes it: tsMs follows tsUs. */
+function point (over: Partial<Omit<LinePoint, 'tsMs'>>): LinePoint {
+  const tsUs = over.tsUs ?? TS * 1000
+  return { line: 1, measurement: 'm', tags: {}, fields: {}, ...over, tsUs, tsMs: fromMicroseconds(tsUs) }
 }
 
 describe('pointsToReadings: mapping', () => {
@@ -46,10 +48,10 @@ describe('pointsToReadings: mapping', () => {
     assert.deepEqual(r.readings, [reading('temperature', 20, TS, '°C')])
   })
 
-  test('ts is whole ms, rounded down from µs (also before 1970)', () => {
+  test('ts keeps the microseconds (also before 1970)', () => {
     const limits = { ...defaultIngestLimits, maxPastMs: null }
-    assert.deepEqual(pointsToReadings([point({ fields: { t: 1 }, tsUs: TS * 1000 + 999, tsMs: TS + 0.999 })], device, NOW).readings.map(r => r.ts), [TS])
-    assert.deepEqual(pointsToReadings([point({ fields: { t: 1 }, tsUs: -1, tsMs: -0.001 })], device, NOW, limits).readings.map(r => r.ts), [-1])
+    assert.deepEqual(pointsToReadings([point({ fields: { t: 1 }, tsUs: TS * 1000 + 999 })], device, NOW).readings.map(r => microsecondsOf(r.ts)), [TS * 1000 + 999])
+    assert.deepEqual(pointsToReadings([point({ fields: { t: 1 }, tsUs: -1 })], device, NOW, limits).readings.map(r => r.ts), [-0.001])
   })
 })
 
@@ -111,7 +113,7 @@ describe('pointsToReadings: rejections, each field on its own, raw as line proto
       [6, 'timestamp_in_future', "1731666600000 s ahead of the receive time (1000 times too large: is the write's precision right?)"]
     ])
     assert.equal(r.rejected[0]?.raw, `m t=1,u=2 ${(NOW - week - 1000) * 1_000_000}`)
-    const unlimited = pointsToReadings([point({ fields: { t: 1 }, tsUs: 0, tsMs: 0 })], device, NOW, { maxPastMs: null, maxFutureMs: null })
+    const unlimited = pointsToReadings([point({ fields: { t: 1 }, tsUs: 0 })], device, NOW, { maxPastMs: null, maxFutureMs: null })
     assert.deepEqual(unlimited.readings.map(x => x.ts), [0])
   })
 })

@@ -36,8 +36,8 @@ export const VALUE_FIELD = 'value'
  * - Booleans and strings are `non_numeric_value` (we store numbers), each field on its own.
  * - A point with a far-off timestamp (`maxPastMs`, `maxFutureMs` against `receivedAtMs`) is
  *   rejected once, with a hint when the precision looks wrong.
- * - The reading's `ts` is whole ms (`floor(tsUs / 1000)`): the reading model holds ms today; the
- *   point keeps the µs.
+ * - The reading's `ts` is the point's `tsMs`, with its microseconds (domain/wire.ts
+ *   fromMicroseconds); digits below a microsecond (precision=ns) are truncated.
  */
 export function pointsToReadings (
   points: readonly LinePoint[],
@@ -48,7 +48,7 @@ export function pointsToReadings (
   const readings: Reading[] = []
   const rejected: PointRejection[] = []
   for (const point of points) {
-    const ts = Math.floor(point.tsUs / 1000)
+    const ts = point.tsMs
     const off = farOff(ts, receivedAtMs, limits)
     if (off !== null) {
       rejected.push({ line: point.line, raw: truncateRaw(formatLine(point, null)), reason: off.reason, detail: off.detail + precisionHint(point.tsUs, receivedAtMs) })

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { type Reading } from '../domain/index.ts'
+import { type Reading, microsecondsOf } from '../domain/index.ts'
 import { defaultIngestLimits } from './limits.ts'
 import { MAX_RAW_CHARS } from './reasons.ts'
 import { type IngestDevice } from './sensors.ts'
@@ -162,17 +162,22 @@ describe('decodeTelemetry: bad entries', () => {
     })
   })
 
-  test('ts that is not an integer of ms is bad_timestamp for the whole entry', () => {
-    const r = decode('[{"ts":"1733399990000","values":{"t":1}},{"ts":1733399990000.5,"values":{"t":1}},{"ts":null,"values":{"t":1}},{"ts":1e300,"values":{"t":1}}]')
+  test('ts that is not a number of ms is bad_timestamp for the whole entry', () => {
+    const r = decode('[{"ts":"1733399990000","values":{"t":1}},{"ts":null,"values":{"t":1}},{"ts":1e300,"values":{"t":1}}]')
     assert.deepEqual(r, {
       readings: [],
       rejected: [
-        rejection(0, '{"ts":"1733399990000","values":{"t":1}}', 'bad_timestamp', '"ts" is epoch milliseconds, an integer; got a string ("1733399990000")'),
-        rejection(1, '{"ts":1733399990000.5,"values":{"t":1}}', 'bad_timestamp', '"ts" is epoch milliseconds, an integer; got a number (1733399990000.5)'),
-        rejection(2, '{"ts":null,"values":{"t":1}}', 'bad_timestamp', '"ts" is epoch milliseconds, an integer; got null'),
-        rejection(3, '{"ts":1e+300,"values":{"t":1}}', 'bad_timestamp', '"ts" is epoch milliseconds, an integer; got a number (1e+300)')
+        rejection(0, '{"ts":"1733399990000","values":{"t":1}}', 'bad_timestamp', '"ts" is epoch milliseconds, a number; got a string ("1733399990000")'),
+        rejection(1, '{"ts":null,"values":{"t":1}}', 'bad_timestamp', '"ts" is epoch milliseconds, a number; got null'),
+        rejection(2, '{"ts":1e+300,"values":{"t":1}}', 'bad_timestamp', '"ts" is epoch milliseconds, a number; got a number (1e+300)')
       ]
     })
+  })
+
+  test('a fraction of a ms keeps the microseconds: readings within one ms stay distinct', () => {
+    const r = decode('[{"ts":1733399990000.5,"values":{"t":1}},{"ts":1733399990000.501,"values":{"t":2}},{"ts":1733399990000.5001,"values":{"t":3}}]')
+    assert.deepEqual(r.readings.map(x => microsecondsOf(x.ts)), [1733399990000500, 1733399990000501, 1733399990000500])
+    assert.deepEqual(r.rejected, [])
   })
 
   test('far-off ts: timestamp_too_old / timestamp_in_future for the entry; null limits take anything', () => {

@@ -1,4 +1,4 @@
-import { type Reading, validateMessage } from '../domain/index.ts'
+import { type Reading, toMicrosecondPrecision, validateMessage } from '../domain/index.ts'
 import { type IngestLimits, defaultIngestLimits, exceedsBytes, farOff } from './limits.ts'
 import { type IngestRejectReason, truncateRaw } from './reasons.ts'
 import { type IngestDevice, deviceReading, holdsSensor, sensorIdOf, sensorTypeOf } from './sensors.ts'
@@ -31,12 +31,15 @@ export interface TelemetryResult {
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 /** An unquoted NaN or Infinity where JSON wants a value (JSON.parse refuses them). */
 const NON_FINITE = /:\s*-?(NaN|Infinity)\b/
+/** The largest epoch ms a date can hold (±100,000,000 days, as JavaScript's Date). */
+const MAX_TS_MS = 8.64e15
 
 /**
  * Decodes one telemetry payload of a device (an MQTT message on `v1/devices/me/telemetry`, or the
  * body of `POST /api/v1/{token}/telemetry`), in any of ThingsBoard's shapes or ours:
  * - `{"temperature":22.5,"humidity":41}`: values at the receive time;
- * - `{"ts":1733400000000,"values":{"temperature":22.5}}`: values at `ts` (epoch ms, an integer);
+ * - `{"ts":1733400000000,"values":{"temperature":22.5}}`: values at `ts` (epoch ms; a fraction
+ *   keeps microseconds: `1733400000000.125`);
  * - one of our wire readings (`{"sensor_id":"esp32-1.temperature",...}`, src/domain/wire.ts),
  *   validated as the bus validates it;
  * - an array of any of these.
@@ -132,10 +135,11 @@ export function decodeTelemetry (
       continue
     }
     const { ts, values } = entry
-    if (typeof ts !== 'number' || !Number.isSafeInteger(ts)) {
-      reject(JSON.stringify(entry), 'bad_timestamp', `"ts" is epoch milliseconds, an integer; got ${describe(ts)}`)
+    if (typeof ts !== 'number' || !(Math.abs(ts) <= MAX_TS_MS)) {
+      reject(JSON.stringify(entry), 'bad_timestamp', `"ts" is epoch milliseconds, a number; got ${describe(ts)}`)
       continue
     }
+    const at = toMicrosecondPrecision(ts)
     if (!isPlainObject(values)) {
       reject(JSON.stringify(entry), 'schema', `"values" is an object of measurements, got ${describe(values)}`)
       continue
@@ -145,12 +149,12 @@ export function decodeTelemetry (
         reject(JSON.stringify({ [key]: entry[key] }), 'schema', `unknown key ${JSON.stringify(key)} beside "ts" and "values" (measurements go in "values")`)
       }
     }
-    const off = farOff(ts, receivedAtMs, limits)
+    const off = farOff(at, receivedAtMs, limits)
     if (off !== null) {
       reject(JSON.stringify(entry), off.reason, off.detail)
       continue
     }
-    decodeValues(values, ts, ts, device, readings, reject)
+    decodeValues(values, at, at, device, readings, reject)
   }
   return { readings, rejected }
 }

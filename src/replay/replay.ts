@@ -8,7 +8,7 @@ import { stringify } from 'csv-stringify'
 import {
   anomalyScore, detectionQuality, formatQuality, validateRuleConfig, type DetectionQuality, type RuleConfig
 } from '../anomaly/index.ts'
-import { DetectionCounter, IotError, parseTimestamp, type Reading, type Verdict } from '../domain/index.ts'
+import { DetectionCounter, IotError, formatTimestamp, parseTimestamp, toMicrosecondPrecision, type Reading, type Verdict } from '../domain/index.ts'
 import { PipelineDetector } from '../pipeline/index.ts'
 
 export interface ReplayOptions {
@@ -103,12 +103,12 @@ const CHUNK = 1024
 const outputColumns = ['timestamp', 'value', 'anomaly_score', 'anomaly', 'severity', 'rule_anomaly', 'z_score', 'z_anomaly',
   'ml_score', 'ml_anomaly', 'model_version', 'explanation', 'error']
 
-/** Epoch seconds below 1e11 (until year 5138), milliseconds above; otherwise ISO 8601. */
+/** Epoch seconds below 1e11 (until year 5138), milliseconds above; otherwise ISO 8601. Kept to the microsecond. */
 function parseTime (text: string): number {
   const t = text.trim()
   if (/^-?\d+(\.\d+)?$/.test(t)) {
     const n = Number(t)
-    return Math.abs(n) < 1e11 ? Math.round(n * 1000) : Math.round(n)
+    return toMicrosecondPrecision(Math.abs(n) < 1e11 ? n * 1000 : n)
   }
   return parseTimestamp(t)
 }
@@ -173,7 +173,7 @@ export async function runReplay (o: ReplayOptions, stdout: Writable = process.st
         counter.add(x, v)
         labelled++
       }
-      await write([new Date(x.ts).toISOString(), String(x.value), anomalyScore(v).toFixed(6), String(v.anomaly), v.severity ?? '',
+      await write([formatTimestamp(x.ts), String(x.value), anomalyScore(v).toFixed(6), String(v.anomaly), v.severity ?? '',
         String(v.ruleAnomaly), num(v.zScore), String(v.zAnomaly), num(v.mlScore), v.mlAnomaly === null ? '' : String(v.mlAnomaly),
         v.modelVersion ?? '', v.explanation ?? '', ''])
     }

@@ -31,7 +31,7 @@ export function boolArray (values: readonly (boolean | null)[]): string {
   return s + '}'
 }
 
-/** SQL expression turning a float8 epoch-ms value into timestamptz, exact to the millisecond. */
+/** SQL expression turning a float8 epoch-ms value into timestamptz, exact to the microsecond (domain/wire.ts fromMicroseconds). */
 export const msToTimestamp = (expr: string): string => `to_timestamp(${expr} / 1000.0)`
-/** SQL expression turning a timestamptz into epoch ms (float8). */
-export const timestampToMs = (expr: string): string => `round(extract(epoch from ${expr}) * 1000)::float8`
+/** SQL expression turning a timestamptz into epoch ms (float8) with its microseconds: extract gives the exact numeric, the cast rounds it as JS divides µs by 1000. */
+export const timestampToMs = (expr: string): string => `(extract(epoch from ${expr}) * 1000)::float8`

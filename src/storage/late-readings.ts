@@ -20,9 +20,9 @@ export async function insertLateReadings (tx: Queryable, late: readonly LateRead
     WITH ins AS (
       INSERT INTO late_readings (sensor_id, sensor_type, location, value, timestamp, unit, anomaly, anomaly_type, seq,
         window_start, watermark, lateness_ms)
-      SELECT s, t, l, v, ${msToTimestamp('ts')}, u, a, ak, sq, ${msToTimestamp('ws')}, ${msToTimestamp('wm')}, lt
+      SELECT s, t, l, v, ${msToTimestamp('ts')}, u, a, ak, sq, ${msToTimestamp('ws')}, ${msToTimestamp('wm')}, round(lt)
       FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::float8[], $6::text[], $7::bool[], $8::text[],
-        $9::int8[], $10::float8[], $11::float8[], $12::int8[]) AS x(s, t, l, v, ts, u, a, ak, sq, ws, wm, lt)
+        $9::int8[], $10::float8[], $11::float8[], $12::float8[]) AS x(s, t, l, v, ts, u, a, ak, sq, ws, wm, lt)
       ON CONFLICT DO NOTHING RETURNING 1)
     SELECT count(*)::int AS n FROM ins`,
   [textArray(r.map(x => x.sensorId)), textArray(r.map(x => x.sensorType)), textArray(r.map(x => x.location)),

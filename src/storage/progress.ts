@@ -64,7 +64,7 @@ export async function saveProgress (tx: Queryable, group: string, topic: string,
   const rows = await tx.query<StateRow & { updated: boolean }>(`
     WITH upd AS (
       UPDATE stream_offsets o SET next_offset = x.o, max_event_ms = greatest(o.max_event_ms, x.m), idle = false, updated_at = now()
-      FROM unnest($3::int4[], $4::int8[], $5::int8[], $6::int8[]) AS x(p, e, o, m)
+      FROM unnest($3::int4[], $4::int8[], $5::int8[], $6::float8[]) AS x(p, e, o, m)
       WHERE o.consumer_group = $1 AND o.topic = $2 AND o.partition = x.p AND o.next_offset = x.e
       RETURNING o.partition, o.next_offset, o.max_event_ms, o.idle)
     SELECT ${stateColumns}, true AS updated FROM upd
@@ -133,5 +133,5 @@ export async function advanceWatermark (tx: Queryable, group: string, topic: str
   await tx.query(`
     INSERT INTO stream_watermarks (consumer_group, topic, watermark_ms) VALUES ($1, $2, $3)
     ON CONFLICT (consumer_group, topic) DO UPDATE SET watermark_ms = greatest(stream_watermarks.watermark_ms, excluded.watermark_ms),
-      updated_at = now()`, [group, topic, Math.floor(watermark)])
+      updated_at = now()`, [group, topic, watermark])
 }
