@@ -4,12 +4,19 @@ import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { Counter } from 'prom-client'
+import { IotError } from '../domain/index.ts'
 import { isUnavailable } from '../storage/index.ts'
 import { defaultWindowingOptions } from '../windowing/index.ts'
+import { guardReads } from './access.ts'
 import { type ApiDeps } from './deps.ts'
 import { LiveHub } from './live.ts'
+import { API_REFUSED, INGEST_REFUSED, counterIn } from './metrics.ts'
 import { PipelineSampler } from './pipeline-sampler.ts'
-import { detectionRoutes, deviceRoutes, healthRoutes, ingestRoutes, liveRoutes, pipelineRoutes, recordRoutes, viewRoutes, webRoutes } from './routes/index.ts'
+import {
+  detectionRoutes, deviceRoutes, healthRoutes, ingestRoutes, liveRoutes, pipelineRoutes, recordRoutes, sessionRoutes, viewRoutes, webRoutes
+} from './routes/index.ts'
+import { SessionCookies } from './session.ts'
+import { ApiTokens } from './tokens.ts'
 
 export type { ApiDeps, DeviceIngest, ReadinessCheck } from './deps.ts'
 
@@ -36,6 +43,13 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
     if (err.validation !== undefined || err.code === 'IOT_ERR_VALIDATION') {
       return reply.code(400).send({ error: 'bad_request', code: 'IOT_ERR_VALIDATION', message: err.message })
     }
+    // Fastify's own refusals of a request (a body over the route's limit, broken JSON, an unknown content type).
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply.code(413).send({ error: 'payload_too_large', code: 'IOT_ERR_TOO_LARGE', message: 'the request body is larger than this endpoint takes' })
+    }
+    if (err.code?.startsWith('FST_') === true && err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+      return reply.code(err.statusCode).send({ error: 'bad_request', code: 'IOT_ERR_VALIDATION', message: err.message })
+    }
     if (isUnavailable(err)) {
       // An outage is reported once where the database is watched, not for each request.
       app.log.debug({ err }, 'Request failed: the database is unreachable.')
@@ -47,6 +61,14 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
   })
 
   const { db, registry, status } = deps
+  const now = deps.now ?? Date.now
+  // Who may read (./access.ts): checked before anything else a request does.
+  const tokens = new ApiTokens({ viewerToken: deps.viewerToken ?? null, adminToken: deps.adminToken ?? null })
+  const readRequiresToken = deps.readRequiresToken ?? false
+  if (readRequiresToken && !tokens.any) throw new IotError('IOT_ERR_CONFIG', 'reading needs a token, and neither a viewer nor an admin token is configured')
+  const apiRefused = counterIn(registry, API_REFUSED, ['scope', 'reason'])
+  const sessions = new SessionCookies(tokens.sessionKey)
+  if (readRequiresToken) guardReads(app, { tokens, sessions, now, refused: apiRefused })
   // Requests served (the status line of an api process shows their rate).
   const requests = registry.getSingleMetric(HTTP_REQUESTS) as Counter | undefined ??
     new Counter({ name: HTTP_REQUESTS, help: 'HTTP requests answered.', registers: [registry] })
@@ -61,7 +83,6 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
       }
     })
   }
-  const now = deps.now ?? Date.now
   const windowing = deps.windowing ?? defaultWindowingOptions
   const hub = deps.live ?? new LiveHub()
   const sampler = new PipelineSampler({ db, status, hub, now, log: app.log, databaseReachable: deps.databaseReachable })
@@ -74,8 +95,9 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(viewRoutes, { db, windowMs: windowing.sizeMs, allowedLatenessMs: windowing.allowedLatenessMs, now, watermark: () => status().watermark })
   await app.register(pipelineRoutes, { db, status, sampler })
   await app.register(liveRoutes, { hub, tail, sampler })
-  if (deps.ingest !== undefined) await app.register(ingestRoutes, { ingest: deps.ingest })
-  await app.register(deviceRoutes, { db, adminToken: deps.adminToken ?? null, now, registry: deps.deviceRegistry })
+  if (deps.ingest !== undefined) await app.register(ingestRoutes, { ingest: deps.ingest, now, refused: counterIn(registry, INGEST_REFUSED, ['reason']) })
+  await app.register(sessionRoutes, { tokens, sessions, readRequiresToken, now, refused: apiRefused })
+  await app.register(deviceRoutes, { db, tokens, refused: apiRefused, now, registry: deps.deviceRegistry })
   await app.register(webRoutes, { webRoot: deps.webRoot === undefined ? defaultWebRoot : deps.webRoot })
   return app
 }

@@ -2,7 +2,7 @@
 import { type Registry } from 'prom-client'
 import { type Logger } from 'pino'
 import { type DeviceRegistry } from '../devices/index.ts'
-import { type IngestDevice } from '../ingest/index.ts'
+import { type DeviceRateLimit, type IngestDevice } from '../ingest/index.ts'
 import { type DeviceGateway } from '../sources/index.ts'
 import { type Latency, type Queryable } from '../storage/index.ts'
 import { type WindowingOptions } from '../windowing/index.ts'
@@ -24,6 +24,8 @@ export type ReadinessCheck = () => { ready: boolean, reasons: string[] }
 export interface DeviceIngest {
   authenticate: (token: string) => Promise<IngestDevice | null>
   gateway: Pick<DeviceGateway, 'telemetry' | 'lineProtocol'>
+  /** Requests per device past which the answer is 429 (absent: defaultDeviceRateLimit; null: no limit). */
+  rateLimit?: DeviceRateLimit | null
 }
 
 export interface ApiDeps {
@@ -51,8 +53,15 @@ export interface ApiDeps {
   now?: () => number
   /** Device ingest (POST /api/v1/<token>/telemetry, POST /api/v2/write): in a process that also ingests. */
   ingest?: DeviceIngest
-  /** Bearer token of the admin API (/api/admin/...); absent or null: the admin API answers 403. */
+  /** Bearer token of the admin API (/api/admin/...); absent or null: the admin API answers 403. It reads as well. */
   adminToken?: string | null
+  /** Bearer token for reading (/api/..., the live stream, /metrics), when reading needs one. */
+  viewerToken?: string | null
+  /**
+   * Reading needs the viewer or admin token (or a session cookie from POST /api/session); absent:
+   * false. src/config readRequiresToken decides it from the address and the tokens.
+   */
+  readRequiresToken?: boolean
   /** The ingest's device registry in this process, if any: the admin API drops a rotated or revoked device from its cache at once. */
   deviceRegistry?: DeviceRegistry
 }

@@ -33,6 +33,9 @@ const DEFAULTS: Config = {
   readiness: { maxFailures: 3, stallMs: 60_000 },
   live: { maxClients: 500, maxClientsPerAddress: 50 },
   adminToken: null,
+  viewerToken: null,
+  allowAnonymousRead: false,
+  deviceRateLimit: { perSecond: 50, burst: 100 },
   mqtt: { enabled: true, host: '127.0.0.1', port: 1883, portGiven: false, tls: null, url: null, topicPrefix: 'iot' }
 }
 
@@ -207,7 +210,9 @@ describe('loadConfig - flags', () => {
       '--mqtt-tls-cert', 'c.pem',
       '--mqtt-url', 'mqtt://broker:1883',
       '--mqtt-topic-prefix', 'site1',
-      '--admin-token', 'admin-token-of-the-test-0123'
+      '--admin-token', 'admin-token-of-the-test-0123',
+      '--viewer-token', 'viewer-token-of-the-test-0123',
+      '--device-rate-limit', '2.5'
     ])
     // The validated rules are frozen null-prototype maps: compare their JSON.
     c.detection.rules = JSON.parse(JSON.stringify(c.detection.rules)) as typeof c.detection.rules
@@ -233,6 +238,9 @@ describe('loadConfig - flags', () => {
       readiness: { maxFailures: 5, stallMs: 120_000 },
       live: { maxClients: 800, maxClientsPerAddress: 10 },
       adminToken: 'admin-token-of-the-test-0123',
+      viewerToken: 'viewer-token-of-the-test-0123',
+      allowAnonymousRead: false,
+      deviceRateLimit: { perSecond: 2.5, burst: 5 },
       mqtt: { enabled: false, host: '0.0.0.0', port: 8883, portGiven: true, tls: { keyPath: 'k.pem', certPath: 'c.pem' }, url: 'mqtt://broker:1883', topicPrefix: 'site1' }
     })
   })
@@ -247,6 +255,38 @@ describe('loadConfig - flags', () => {
       message: '--admin-token: expected at least 16 characters without spaces (e.g. from `openssl rand -base64 32`), got 15 characters'
     })
     assert.throws(() => load([], { IOT_ADMIN_TOKEN: 'a token with spaces in it' }), CONFIG_ERROR)
+  })
+
+  test('--viewer-token [IOT_VIEWER_TOKEN]: the admin token\'s rules; not the admin token; not with --allow-anonymous-read', () => {
+    assert.equal(load([], { IOT_VIEWER_TOKEN: 'viewer-from-the-environment' }).viewerToken, 'viewer-from-the-environment')
+    assert.equal(load(['--viewer-token', 'viewer-from-the-flag-01'], { IOT_VIEWER_TOKEN: 'viewer-from-the-environment' }).viewerToken, 'viewer-from-the-flag-01')
+    assert.equal(load([], { IOT_VIEWER_TOKEN: '' }).viewerToken, null)
+    assert.throws(() => load(['--viewer-token', 'short']), {
+      code: 'IOT_ERR_CONFIG',
+      message: '--viewer-token: expected at least 16 characters without spaces (e.g. from `openssl rand -base64 32`), got 5 characters'
+    })
+    assert.throws(() => load([], { IOT_VIEWER_TOKEN: 'a viewer token with spaces' }), CONFIG_ERROR)
+    assert.throws(() => load([], { IOT_VIEWER_TOKEN: 'the-same-token-0123', IOT_ADMIN_TOKEN: 'the-same-token-0123' }), {
+      code: 'IOT_ERR_CONFIG',
+      message: '--viewer-token: must differ from --admin-token (the admin token reads as well; a viewer token is one that cannot manage devices)'
+    })
+    assert.equal(load(['--allow-anonymous-read']).allowAnonymousRead, true)
+    assert.equal(load(['--config', configFile({ 'allow-anonymous-read': true })]).allowAnonymousRead, true)
+    assert.throws(() => load(['--allow-anonymous-read'], { IOT_VIEWER_TOKEN: 'viewer-from-the-environment' }), {
+      code: 'IOT_ERR_CONFIG',
+      message: '--allow-anonymous-read and --viewer-token (IOT_VIEWER_TOKEN) contradict each other: give one of them'
+    })
+  })
+
+  test('--device-rate-limit: writes per second with a burst of two seconds of them (at least 1); off; anything else is IOT_ERR_CONFIG', () => {
+    assert.deepEqual(load(['--device-rate-limit', '10']).deviceRateLimit, { perSecond: 10, burst: 20 })
+    assert.deepEqual(load(['--device-rate-limit', '0.25']).deviceRateLimit, { perSecond: 0.25, burst: 1 })
+    assert.equal(load(['--device-rate-limit', 'off']).deviceRateLimit, null)
+    for (const bad of ['0', '-1', 'fast', '', 'Infinity']) {
+      assert.throws(() => load([`--device-rate-limit=${bad}`]), {
+        code: 'IOT_ERR_CONFIG', message: `--device-rate-limit: expected writes per second (a positive number) or "off", got "${bad}"`
+      })
+    }
   })
 
   test('--rules: a bad file is IOT_ERR_CONFIG naming the file and the field; --ml-scope takes type or sensor', () => {

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util'
 import { IotError, defaultValidationOptions, parseTimestamp, type ValidationOptions } from '../domain/index.ts'
 import { defaultWindowingOptions, type WindowingOptions } from '../windowing/index.ts'
 import { defaultRuleConfig, validateRuleConfig, type RuleConfig } from '../anomaly/index.ts'
+import { burstFor, defaultDeviceRateLimit, type DeviceRateLimit } from '../ingest/index.ts'
 import { parseDuration } from './duration.ts'
 
 export interface SimulatorConfig {
@@ -101,6 +102,15 @@ export interface Config {
    * Compared as a whole, in constant time.
    */
   adminToken: string | null
+  /**
+   * The bearer token for reading the API (/api/..., the live stream, /metrics); the admin token
+   * reads too. Given, reading needs a token wherever the API listens. See readRequiresToken.
+   */
+  viewerToken: string | null
+  /** --allow-anonymous-read: beyond loopback, reading needs no token (a trusted network). */
+  allowAnonymousRead: boolean
+  /** Writes per device (HTTP requests: 429 past it; MQTT messages: delayed past it); null: no limit. */
+  deviceRateLimit: DeviceRateLimit | null
   mqtt: MqttConfig
 }
 
@@ -129,11 +139,14 @@ export const defaultConfig: Config = {
   readiness: { maxFailures: 3, stallMs: 60_000 },
   live: { maxClients: 500, maxClientsPerAddress: 50 },
   adminToken: null,
+  viewerToken: null,
+  allowAnonymousRead: false,
+  deviceRateLimit: { ...defaultDeviceRateLimit },
   mqtt: { enabled: true, host: '127.0.0.1', port: 1883, portGiven: false, tls: null, url: null, topicPrefix: 'iot' }
 }
 
-/** An admin token shorter than this is refused: it would be guessable. */
-const MIN_ADMIN_TOKEN_LENGTH = 16
+/** An admin or viewer token shorter than this is refused: it would be guessable. */
+const MIN_TOKEN_LENGTH = 16
 
 const options = {
   config: { type: 'string' },
@@ -159,6 +172,9 @@ const options = {
   'mqtt-url': { type: 'string' },
   'mqtt-topic-prefix': { type: 'string' },
   'admin-token': { type: 'string' },
+  'viewer-token': { type: 'string' },
+  'allow-anonymous-read': { type: 'boolean' },
+  'device-rate-limit': { type: 'string' },
   sensors: { type: 'string' },
   rate: { type: 'string' },
   speedup: { type: 'string' },
@@ -197,6 +213,7 @@ Commands:
   migrate   create or update the database schema and exit
   replay    run the detectors over a recorded CSV series (iot-monitor replay --help)
   devices   add, list, rotate or revoke the devices that send readings (iot-monitor devices --help)
+  simulate  the simulated fleet as MQTT devices of a running iot-monitor (iot-monitor simulate --help)
 
 Flags (env in brackets; a JSON file given by --config may set any of them by name):
   --database-url URL      PostgreSQL server [DATABASE_URL]; default: embedded PGlite
@@ -242,12 +259,25 @@ Devices (see "Connect your sensors" in the README; devices and their tokens: iot
   --mqtt-tls-key F, --mqtt-tls-cert F   serve MQTT over TLS with this key and certificate (PEM)
   --no-mqtt               no MQTT at all
   --mqtt-url URL          subscribe to an external broker (mqtt://host:port, mqtts://) instead of
-                          running one: topics <prefix>/<device id>/telemetry and .../status [MQTT_URL]
+                          running one: topics <prefix>/<device id>/telemetry and .../status [MQTT_URL];
+                          the only MQTT of \`ingest\` (on Kafka; needs --database-url for the devices)
   --mqtt-topic-prefix P   that prefix (default iot)
   --admin-token TOKEN     the admin API (/api/admin/...: devices) answers requests that send
                           "Authorization: Bearer TOKEN" [IOT_ADMIN_TOKEN: better than the flag,
                           which ps shows]; at least 16 characters (\`openssl rand -base64 32\`);
                           default: none, the admin API answers 403
+  --device-rate-limit R|off   writes per second per device (default 50, bursts of twice that):
+                          HTTP requests past it get 429 with Retry-After, MQTT messages are delayed
+
+Access (see "Running beyond localhost" in the README):
+  --viewer-token TOKEN    reading the API (/api/..., the live stream, /metrics) needs
+                          "Authorization: Bearer TOKEN" or the admin token; the dashboard asks for
+                          it [IOT_VIEWER_TOKEN]; at least 16 characters, not the admin token.
+                          Given, it is required on every address, loopback too. A --host beyond
+                          loopback (not 127.0.0.0/8, ::1, localhost) always needs a token for
+                          reading, the viewer's or the admin's: with neither, the API refuses to
+                          start. /health and /ready stay open; devices keep their device tokens
+  --allow-anonymous-read  beyond loopback, reading needs no token (a trusted network only)
 
 Kafka (distributed mode):
   --kafka-brokers LIST    host:port[,host:port...] [KAFKA_BROKERS]; default: embedded memory bus
@@ -271,6 +301,15 @@ function positive (v: string, name: string): number {
   const n = v.trim() === '' ? Number.NaN : Number(v)
   if (!Number.isFinite(n) || n <= 0) throw new IotError('IOT_ERR_CONFIG', `--${name}: expected a positive number, got "${v}"`)
   return n
+}
+
+/** A bearer token (admin, viewer): absent or empty is none; a short one, or one with spaces, is refused. */
+function token (v: string | undefined, name: string): string | null {
+  if (v === undefined || v === '') return null
+  if (v.length < MIN_TOKEN_LENGTH || /\s/.test(v)) {
+    throw new IotError('IOT_ERR_CONFIG', `--${name}: expected at least ${MIN_TOKEN_LENGTH} characters without spaces (e.g. from \`openssl rand -base64 32\`), got ${v.length} characters`)
+  }
+  return v
 }
 
 function limit (v: string, name: string): number | null {
@@ -334,12 +373,22 @@ export function loadConfig (argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const stall = get('ready-stall'); if (stall !== undefined) c.readiness.stallMs = parseDuration(stall, '--ready-stall')
   const liveMax = get('live-max-clients'); if (liveMax !== undefined) c.live.maxClients = int(liveMax, 'live-max-clients', 1)
   const livePer = get('live-max-per-address'); if (livePer !== undefined) c.live.maxClientsPerAddress = int(livePer, 'live-max-per-address', 1)
-  const admin = get('admin-token', 'IOT_ADMIN_TOKEN')
-  if (admin !== undefined && admin !== '') {
-    if (admin.length < MIN_ADMIN_TOKEN_LENGTH || /\s/.test(admin)) {
-      throw new IotError('IOT_ERR_CONFIG', `--admin-token: expected at least ${MIN_ADMIN_TOKEN_LENGTH} characters without spaces (e.g. from \`openssl rand -base64 32\`), got ${admin.length} characters`)
+  c.adminToken = token(get('admin-token', 'IOT_ADMIN_TOKEN'), 'admin-token')
+  c.viewerToken = token(get('viewer-token', 'IOT_VIEWER_TOKEN'), 'viewer-token')
+  if (c.viewerToken !== null && c.viewerToken === c.adminToken) {
+    throw new IotError('IOT_ERR_CONFIG', '--viewer-token: must differ from --admin-token (the admin token reads as well; a viewer token is one that cannot manage devices)')
+  }
+  if (flags['allow-anonymous-read'] === true || file['allow-anonymous-read'] === true) c.allowAnonymousRead = true
+  if (c.allowAnonymousRead && c.viewerToken !== null) {
+    throw new IotError('IOT_ERR_CONFIG', '--allow-anonymous-read and --viewer-token (IOT_VIEWER_TOKEN) contradict each other: give one of them')
+  }
+  const rateLimit = get('device-rate-limit')
+  if (rateLimit !== undefined) {
+    const perSecond = rateLimit === 'off' ? null : Number(rateLimit)
+    if (perSecond !== null && !(Number.isFinite(perSecond) && perSecond > 0 && rateLimit.trim() !== '')) {
+      throw new IotError('IOT_ERR_CONFIG', `--device-rate-limit: expected writes per second (a positive number) or "off", got "${rateLimit}"`)
     }
-    c.adminToken = admin
+    c.deviceRateLimit = perSecond === null ? null : { perSecond, burst: burstFor(perSecond) }
   }
   const m = c.mqtt
   if (flags['no-mqtt'] === true || file['no-mqtt'] === true) m.enabled = false

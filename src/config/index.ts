@@ -1,2 +1,3 @@
 export { loadConfig, defaultConfig, usage, type Config, type LiveConfig, type ReadinessConfig, type SimulatorConfig, type ParsedCommand } from './config.ts'
 export { formatDuration, parseDuration } from './duration.ts'
+export { isLoopback, readRequiresToken } from './access.ts'

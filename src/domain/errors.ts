@@ -17,6 +17,8 @@ export const errorCodes = [
   'IOT_ERR_DEVICE_REVOKED',
   'IOT_ERR_UNAUTHORIZED',
   'IOT_ERR_FORBIDDEN',
+  'IOT_ERR_TOO_LARGE',
+  'IOT_ERR_RATE_LIMITED',
   'IOT_ERR_MQTT'
 ] as const
 export type ErrorCode = (typeof errorCodes)[number]

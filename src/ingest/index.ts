@@ -24,6 +24,9 @@
  * bad_timestamp, timestamp_too_old, timestamp_in_future) and non_numeric_value,
  * too_many_values, invalid_measurement, duplicate_measurement, foreign_sensor, line_protocol,
  * too_many_lines (see reasons.ts).
+ *
+ * Also the per-device rate limit every way in shares: a token bucket per device (`TokenBucket`:
+ * MQTT delays past it, HTTP refuses with 429 through `RateLimiter`), the time passed in.
  */
 export { decodeTelemetry, WHOLE_PAYLOAD, type TelemetryLimits, type TelemetryRejection, type TelemetryResult } from './telemetry.ts'
 export {
@@ -34,3 +37,5 @@ export { pointsToReadings, VALUE_FIELD, type PointRejection, type PointsLimits, 
 export { knownMeasurements, measurementAliases, sensorIdOf, sensorTypeOf, type IngestDevice, type SensorTypeResult } from './sensors.ts'
 export { defaultIngestLimits, type IngestLimits } from './limits.ts'
 export { ingestRejectReasons, MAX_RAW_CHARS, type IngestRejectReason } from './reasons.ts'
+export { TokenBucket } from './token-bucket.ts'
+export { RateLimiter, burstFor, defaultDeviceRateLimit, type DeviceRateLimit } from './rate-limit.ts'

@@ -1,12 +1,14 @@
 // Devices writing over HTTP to the embedded system, with real clients: curl for the ThingsBoard
 // JSON shapes, the official InfluxDB JavaScript client (and a gzip body) for line protocol. Each
 // one's readings end up in sensor_readings with the device's sensor ids, location, type and time;
-// bad input gets its documented answer and lands in the dead letters; nothing else stops.
+// bad input gets its documented answer and lands in the dead letters; nothing else stops. Then the
+// system on 0.0.0.0: reading behind the viewer and admin tokens, the dashboard's session cookie for
+// the live stream, a device over its rate limit, and the start refused without any token.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
@@ -133,5 +135,107 @@ describe('HTTP device ingest (embedded system, real clients)', () => {
     await until('the good lines', async () => await count("SELECT count(*)::int AS n FROM sensor_readings WHERE sensor_id = 'esp32-boiler.pressure'") === 10_000)
     await until('the bad lines', async () => await count("SELECT count(*)::int AS n FROM dead_letters WHERE reason = 'line_protocol'") === 10_000)
     assert.equal(await count("SELECT count(*)::int AS n FROM dead_letters WHERE detail = 'device esp32-boiler, line 20000: ' || split_part(detail, ': ', 2)"), 1, 'the last bad line keeps its number')
+  })
+})
+
+describe('beyond loopback: the embedded system on 0.0.0.0 with viewer and admin tokens, over real HTTP', () => {
+  const VIEWER = 'viewer-token-of-the-test-0123'
+  const ADMIN = 'admin-token-of-the-test-01234'
+  let dir = ''
+  let sys: RunningSystem
+  let base = ''
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'iot-access-http-'))
+    const { config } = loadConfig([
+      'start', '--data-dir', dir, '--host', '0.0.0.0', '--port', '0', '--no-simulator', '--no-ml', '--no-mqtt', '--device-rate-limit', '1'
+    ], { IOT_VIEWER_TOKEN: VIEWER, IOT_ADMIN_TOKEN: ADMIN })
+    sys = await startEmbedded(config, log)
+    await sys.app!.listen({ host: config.host, port: 0 })
+    const address = sys.app!.server.address()
+    assert.ok(address !== null && typeof address === 'object')
+    assert.equal(address.address, '0.0.0.0')
+    base = `http://127.0.0.1:${address.port}`
+  })
+  after(async () => {
+    await sys.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  test('with neither token the CLI refuses to start: exit 2, IOT_ERR_CONFIG saying what to give, nothing created', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'iot-access-refused-'))
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'start', '--host', '0.0.0.0', '--port', '0', '--data-dir', empty, '--no-mqtt'], {
+        cwd: new URL('../../', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, IOT_VIEWER_TOKEN: '', IOT_ADMIN_TOKEN: '', DATABASE_URL: '', KAFKA_BROKERS: '' }
+      })
+      let err = ''
+      child.stderr.on('data', (d: Buffer) => { err += d.toString() })
+      const [code] = await once(child, 'exit') as [number | null]
+      assert.equal(code, 2)
+      assert.match(err, /^error IOT_ERR_CONFIG: --host 0\.0\.0\.0 serves the API beyond this machine, where reading it needs a token, and none is configured: give IOT_VIEWER_TOKEN=/)
+      assert.deepEqual(readdirSync(empty), [])
+    } finally {
+      rmSync(empty, { recursive: true, force: true })
+    }
+  })
+
+  test('the read API, /metrics and the live stream need a token; /health, /ready and the dashboard page do not', async () => {
+    for (const path of ['/api/meta', '/api/readings', '/metrics', '/api/live']) {
+      const res = await fetch(base + path)
+      assert.equal(res.status, 401, path)
+      assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="iot-monitor"')
+      assert.equal((await res.json() as { code: string }).code, 'IOT_ERR_UNAUTHORIZED')
+    }
+    for (const token of [VIEWER, ADMIN]) {
+      const meta = await fetch(`${base}/api/meta`, { headers: { authorization: `Bearer ${token}` } })
+      assert.equal(meta.status, 200)
+      await meta.arrayBuffer()
+    }
+    const metrics = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${VIEWER}` } })
+    assert.match(await metrics.text(), /^iot_api_refused_total\{scope="read",reason="missing"\} 4$/m)
+    for (const path of ['/health', '/ready', '/']) {
+      const res = await fetch(base + path)
+      assert.equal(res.status, 200, path)
+      await res.arrayBuffer()
+    }
+  })
+
+  test('the dashboard\'s way: POST /api/session with the token sets the cookie that opens the live stream', async () => {
+    const session = await fetch(`${base}/api/session`, { method: 'POST', headers: { authorization: `Bearer ${VIEWER}` } })
+    assert.equal(session.status, 200)
+    assert.equal((await session.json() as { role: string }).role, 'viewer')
+    const cookie = session.headers.get('set-cookie')!.split(';')[0]!
+    const ctl = new AbortController()
+    const live = await fetch(`${base}/api/live`, { headers: { cookie }, signal: ctl.signal })
+    assert.equal(live.status, 200)
+    assert.equal(live.headers.get('content-type'), 'text/event-stream; charset=utf-8')
+    const reader = live.body!.getReader()
+    const first = new TextDecoder().decode((await reader.read()).value)
+    assert.ok(first.startsWith('retry: 2000\n: connected\n\n'), first)
+    ctl.abort()
+    await reader.cancel().catch(() => {})
+  })
+
+  test('a device made through the admin API writes with its own token, and past its rate (1/s, bursts of 2) gets 429 with Retry-After', async () => {
+    const viewerAdd = await fetch(`${base}/api/admin/devices`, {
+      method: 'POST', headers: { authorization: `Bearer ${VIEWER}`, 'content-type': 'application/json' }, body: JSON.stringify({ id: 'lan-node', name: 'LAN node', location: 'Lab' })
+    })
+    assert.equal(viewerAdd.status, 403)
+    await viewerAdd.arrayBuffer()
+    const added = await fetch(`${base}/api/admin/devices`, {
+      method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ id: 'lan-node', name: 'LAN node', location: 'Lab' })
+    })
+    assert.equal(added.status, 201)
+    const { token: device } = await added.json() as { token: string }
+    const post = async (): Promise<Response> => await fetch(`${base}/api/v1/${device}/telemetry`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"temperature":21.5}' })
+    const answers: Array<[number, string | null]> = []
+    for (let i = 0; i < 3; i++) {
+      const res = await post()
+      answers.push([res.status, res.headers.get('retry-after')])
+      await res.arrayBuffer()
+    }
+    assert.deepEqual(answers, [[200, null], [200, null], [429, '1']])
+    const metrics = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } })).text()
+    assert.match(metrics, /^iot_ingest_refused_total\{reason="rate_limited"\} 1$/m)
   })
 })

@@ -1,7 +1,7 @@
 // Typed fetch helpers for the endpoints of src/api/contract.ts. Every helper throws ApiError on a
 // non-2xx answer or a network failure; the views turn that into an empty state, never a crash.
 import type {
-  CorrelationJson, LocationStatsJson, MetaJson, ModelJson, OverviewJson, PipelineJson, QualityJson,
+  CorrelationJson, DeviceListJson, LocationStatsJson, MetaJson, ModelJson, OverviewJson, PipelineJson, QualityJson,
   ReadingJson, ScoreHistogramJson, SeriesJson, SeriesPoint, WindowJson
 } from '../../src/api/contract.ts'
 import type { ChartAnomalies } from './url-state.ts'
@@ -45,13 +45,94 @@ export interface SharedQuery extends ViewQuery {
   scope: string
 }
 
+// A server reached beyond loopback asks for a token to read (README "Running beyond localhost").
+// The token is kept in sessionStorage (localStorage when the reader asks to be remembered) and sent
+// as `Authorization: Bearer` on every fetch; the live stream, which cannot send headers, uses the
+// HttpOnly session cookie that POST /api/session sets (openSession). A 401 asks for the token
+// (onAuthRequired: the TokenPrompt component listens).
+const TOKEN_KEY = 'iot-monitor.token'
+
+function storages (): Storage[] {
+  try {
+    return [window.sessionStorage, window.localStorage]
+  } catch {
+    return [] // storage refused (a privacy mode): the token lasts as long as the page
+  }
+}
+
+let pageToken: string | null = null
+
+/** The token to send, if one was given. */
+export function storedToken (): string | null {
+  for (const s of storages()) {
+    const t = s.getItem(TOKEN_KEY)
+    if (t !== null && t !== '') return t
+  }
+  return pageToken
+}
+
+function keepToken (token: string | null, remember: boolean): void {
+  pageToken = token
+  for (const s of storages()) s.removeItem(TOKEN_KEY)
+  if (token === null) return
+  const where = storages()[remember ? 1 : 0]
+  where?.setItem(TOKEN_KEY, token)
+}
+
+const authListeners = new Set<() => void>()
+
+/** Calls `fn` whenever the server refused a read for its token; returns the unsubscribe. */
+export function onAuthRequired (fn: () => void): () => void {
+  authListeners.add(fn)
+  return () => { authListeners.delete(fn) }
+}
+
+function authRequired (): void {
+  for (const fn of authListeners) fn()
+}
+
+/**
+ * Sends `token` to POST /api/session, which sets the live stream's session cookie. `refused`: the
+ * server does not take the token; `failed`: no answer.
+ */
+export async function openSession (token: string | null = storedToken()): Promise<'ok' | 'refused' | 'failed'> {
+  try {
+    const res = await fetch('/api/session', { method: 'POST', credentials: 'same-origin', headers: token === null ? {} : { authorization: `Bearer ${token}` } })
+    if (res.status === 401) return 'refused'
+    return res.ok ? 'ok' : 'failed'
+  } catch {
+    return 'failed'
+  }
+}
+
+/** Checks the token with the server and keeps it when taken (`remember`: across browser restarts). */
+export async function signIn (token: string, remember: boolean): Promise<'ok' | 'refused' | 'failed'> {
+  const r = await openSession(token)
+  if (r === 'ok') keepToken(token, remember)
+  return r
+}
+
+/** A kept token the server refused: forgotten, and the reader is asked again. */
+export function tokenRefused (): void {
+  keepToken(null, false)
+  authRequired()
+}
+
 export async function getJson<T> (path: string, params: Params, signal?: AbortSignal): Promise<T> {
   let res: Response
+  const token = storedToken()
   try {
-    res = await fetch(buildUrl(path, params), { signal: signal ?? null, headers: { accept: 'application/json' } })
+    res = await fetch(buildUrl(path, params), {
+      signal: signal ?? null,
+      headers: token === null ? { accept: 'application/json' } : { accept: 'application/json', authorization: `Bearer ${token}` }
+    })
   } catch (err) {
     if (signal?.aborted === true) throw err
     throw new ApiError(0, `network error: ${(err as Error).message}`)
+  }
+  if (res.status === 401) {
+    if (token !== null) keepToken(null, false)
+    authRequired()
   }
   if (!res.ok) {
     let message = `${res.status} ${res.statusText}`
@@ -121,7 +202,9 @@ export const api = {
   models: async (limit: number, signal?: AbortSignal) => (await getJson<ModelsBody>('/api/detection/models', { limit }, signal)).models,
   correlation: async (v: ViewQuery, signal?: AbortSignal) =>
     await getJson<CorrelationJson>('/api/analytics/correlation', { location: v.location, from: v.from, to: v.to }, signal),
-  stats: async (v: ViewQuery, signal?: AbortSignal) => await getJson<LocationStatsJson>('/api/analytics/stats', q(v), signal)
+  stats: async (v: ViewQuery, signal?: AbortSignal) => await getJson<LocationStatsJson>('/api/analytics/stats', q(v), signal),
+  /** The registered devices (revoked ones left out) with status, last seen and sensors; no filter applies. */
+  devices: async (signal?: AbortSignal) => await getJson<DeviceListJson>('/api/devices', {}, signal)
 }
 
 export function errorText (err: unknown): string {

@@ -1,8 +1,10 @@
 // The live stream: one EventSource on /api/live. The browser reconnects by itself after a dropped
 // connection (the server sends `retry: 2000`); when the server refuses the stream (an HTTP error,
-// e.g. an older server without /api/live) the browser gives up, so we retry with a backoff.
+// e.g. an older server without /api/live, or a session that ended) the browser gives up, so we
+// retry with a backoff. EventSource cannot send an Authorization header: with a token kept, each
+// of our (re)connects first renews the session cookie the stream is read with (POST /api/session).
 import type { LivePipelineJson, ReadingJson, WindowJson } from '../../src/api/contract.ts'
-import { buildUrl } from './api.ts'
+import { buildUrl, openSession, storedToken, tokenRefused } from './api.ts'
 
 export type LiveStatus = 'connecting' | 'live' | 'reconnecting' | 'paused' | 'unavailable'
 
@@ -40,9 +42,11 @@ export function openLive (filter: { location: string, sensorType: string }, h: L
   let backoff = 2000
   let closed = false
 
-  const connect = (): void => {
+  const connect = async (): Promise<void> => {
     if (closed) return
     h.status('connecting')
+    if (storedToken() !== null && await openSession() === 'refused') tokenRefused()
+    if (closed) return
     const source = new EventSource(url)
     es = source
     source.onopen = () => {
@@ -55,7 +59,7 @@ export function openLive (filter: { location: string, sensorType: string }, h: L
         // The server answered with an error: the browser will not retry, we do.
         h.status('unavailable')
         source.close()
-        retryTimer = setTimeout(connect, backoff)
+        retryTimer = setTimeout(() => { void connect() }, backoff)
         backoff = Math.min(backoff * 2, 30_000)
       } else {
         h.status('reconnecting')
@@ -79,7 +83,7 @@ export function openLive (filter: { location: string, sensorType: string }, h: L
     })
   }
 
-  connect()
+  void connect()
   return () => {
     closed = true
     clearTimeout(retryTimer)

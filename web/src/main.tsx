@@ -1,8 +1,9 @@
 import { StrictMode } from 'react'
 import { createRoot } from 'react-dom/client'
 import { App } from './App.tsx'
+import { TokenPrompt } from './components/TokenPrompt.tsx'
 import './styles.css'
 
 const root = document.getElementById('root')
 if (root === null) throw new Error('index.html has no #root element')
-createRoot(root).render(<StrictMode><App /></StrictMode>)
+createRoot(root).render(<StrictMode><App /><TokenPrompt /></StrictMode>)

@@ -1,7 +1,6 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { MqttFrameScanner } from './frame-limit.ts'
-import { TokenBucket } from './token-bucket.ts'
 
 /** An MQTT packet: type byte, Remaining Length (variable-length integer), body. */
 function packet (bodyBytes: number): Buffer {
@@ -36,14 +35,5 @@ describe('MqttFrameScanner', () => {
   test('a Remaining Length of more than four bytes is malformed: Infinity', () => {
     const scanner = new MqttFrameScanner(1 << 30)
     assert.equal(scanner.scan(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01])), Infinity)
-  })
-})
-
-describe('TokenBucket', () => {
-  test('a burst is free, then each token waits for the refill, queued behind the last', () => {
-    const bucket = new TokenBucket(10, 2, 0)
-    assert.deepEqual([bucket.take(0), bucket.take(0), bucket.take(0), bucket.take(0)], [0, 0, 100, 200])
-    // 400 ms later the debt of 2 is repaid and the burst of 2 is back (no more: it is capped).
-    assert.deepEqual([bucket.take(400), bucket.take(400), bucket.take(400)], [0, 0, 100])
   })
 })
