@@ -225,11 +225,29 @@ export interface LivePipelineJson {
 }
 
 /**
- * GET /api/devices: the devices that send readings themselves (revoked ones left out), by id. Never
- * a token or its digest.
+ * GET /api/devices: the devices that send readings themselves (revoked ones left out), by id, with
+ * the sensors each has stored readings of. Never a token or its digest.
  */
 export interface DeviceListJson {
-  devices: DeviceJson[]
+  /** The server's wall time the statuses were decided at (ages of `last_seen` are relative to it). */
+  as_of: string
+  /** A device not heard for longer than this is offline, unless MQTT reported it connected since. */
+  online_within_s: number
+  devices: DeviceListItemJson[]
+}
+
+export interface DeviceListItemJson extends DeviceJson {
+  /**
+   * Its sensors (`<id>.<sensor_type>`) as the stored readings know them, by type: empty until a
+   * reading of it is stored (a reading for a window already final is kept aside, not stored).
+   */
+  sensors: DeviceSensorJson[]
+}
+
+export interface DeviceSensorJson {
+  sensor_type: string
+  /** '' when the type has no known unit. */
+  unit: string
 }
 
 export interface DeviceJson {
@@ -269,4 +287,13 @@ export interface IssuedTokenJson {
 export interface RevokedDeviceJson {
   device: AdminDeviceJson
   changed: boolean
+}
+
+/**
+ * POST /api/session (with `Authorization: Bearer <viewer or admin token>`): the role of the token and
+ * when the session cookie it set expires; both null where reading needs no token (no cookie set).
+ */
+export interface SessionJson {
+  role: 'viewer' | 'admin' | null
+  expires_at: string | null
 }

@@ -1,21 +1,27 @@
 // The devices endpoints through app.inject() on every test database: GET /api/devices for the
-// dashboard, and the admin API behind its bearer token (403 while none is configured, 401 without
+// dashboard (status, last seen, the sensors of each device), and the admin API behind its bearer token (403 while none is configured, 401 without
 // or with a wrong one).
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { type FastifyInstance } from 'fastify'
 import { DeviceRegistry, hashToken } from '../devices/index.ts'
 import { PipelineMetrics } from '../pipeline/index.ts'
-import { type Db, recordDevicesSeen } from '../storage/index.ts'
+import { type ScoredReading } from '../domain/index.ts'
+import { type Db, recordDevicesSeen, upsertSensors } from '../storage/index.ts'
 import { testDatabases, type TestDatabase } from '../../test/helpers/databases.ts'
 import { buildApp } from './app.ts'
-import { type AdminDeviceJson } from './contract.ts'
+import { type AdminDeviceJson, type DeviceListJson } from './contract.ts'
 
 const T0 = Date.UTC(2026, 0, 15, 12, 0, 0)
 const iso = (ms: number): string => new Date(ms).toISOString()
 const ADMIN = 'admin-token-for-the-tests-0123456789'
 const TOKEN = /^iotd_[A-Za-z0-9_-]{43}$/
 const status = (): { watermark: number, lag: number, latency: null } => ({ watermark: T0, lag: 0, latency: null })
+/** A stored reading of a sensor at T0 (only its sensor row matters here). */
+const scored = (sensorId: string, sensorType: string, unit: string, ts = T0): ScoredReading => ({
+  reading: { sensorId, sensorType, location: 'Basement', value: 1, ts, unit, anomaly: null, anomalyKind: null, seq: null },
+  verdict: { ruleAnomaly: false, zScore: 0, zAnomaly: false, mlScore: null, mlAnomaly: null, modelVersion: null, anomaly: false, severity: null, explanation: null }
+})
 
 /** An admin view of a device added at T0 and never heard. */
 const admin = (over: Partial<AdminDeviceJson> & Pick<AdminDeviceJson, 'id' | 'name' | 'location'>): AdminDeviceJson => ({
@@ -41,7 +47,9 @@ test('without an admin token every admin route answers 403 saying how to turn it
     }
     const open = await app.inject({ method: 'GET', url: '/api/devices' })
     assert.equal(open.statusCode, 200)
-    assert.deepEqual(open.json(), { devices: [] })
+    const body = open.json<{ as_of: string, online_within_s: number, devices: unknown[] }>()
+    assert.deepEqual({ ...body, as_of: '' }, { as_of: '', online_within_s: 120, devices: [] })
+    assert.ok(Math.abs(Date.parse(body.as_of) - Date.now()) < 60_000, `as_of is the wall clock: ${body.as_of}`)
   } finally {
     await app.close()
     await ctx.drop()
@@ -180,22 +188,48 @@ for (const tdb of testDatabases) {
       assert.deepEqual(unknown.body, { error: 'not_found', code: 'IOT_ERR_DEVICE_NOT_FOUND', message: 'no device "no-such-device"' })
     })
 
-    test(`${name}: GET /api/devices lists the active devices with last seen and status, never a token or digest`, async () => {
+    test(`${name}: GET /api/devices lists the active devices with last seen, status and sensors, never a token or digest`, async () => {
       await recordDevicesSeen(db, new Map([['api-dev-1', T0 + 100_000], ['api-rot', T0 + 10_000]]))
+      // Sensors as the worker stores them: the devices' own (`<device id>.<type>`), and others that
+      // are not theirs: a simulator sensor, a sensor of a device `api-rot.x` (none such), a sensor
+      // named off the convention, and one of the revoked device.
+      await upsertSensors(db, [
+        scored('api-dev-1.temperature', 'temperature', '°C'), scored('api-dev-1.humidity', 'humidity', '%'),
+        scored('api-dev-1.power', 'power', ''), scored('api-dev-1.humidity', 'humidity', '%', T0 + 1000),
+        scored('server-room-temperature-1', 'temperature', '°C'), scored('api-rot.x.temperature', 'temperature', '°C'),
+        scored('api-rot.temp', 'temperature', '°C'), scored('api-rev.co2', 'co2', 'ppm')
+      ])
       clock.now = T0 + 200_000
       const res = await call('GET', '/api/devices', undefined, null)
       assert.equal(res.status, 200)
       assert.deepEqual(res.body, {
+        as_of: iso(T0 + 200_000),
+        online_within_s: 120,
         devices: [
-          { id: 'api-dev-1', name: 'Boiler node', location: 'Basement', last_seen: iso(T0 + 100_000), status: 'online' },
-          { id: 'api-rot', name: 'R', location: 'Roof', last_seen: iso(T0 + 10_000), status: 'offline' }
+          {
+            id: 'api-dev-1',
+            name: 'Boiler node',
+            location: 'Basement',
+            last_seen: iso(T0 + 100_000),
+            status: 'online',
+            sensors: [{ sensor_type: 'humidity', unit: '%' }, { sensor_type: 'power', unit: '' }, { sensor_type: 'temperature', unit: '°C' }]
+          },
+          { id: 'api-rot', name: 'R', location: 'Roof', last_seen: iso(T0 + 10_000), status: 'offline', sensors: [] }
         ]
       })
+      // The staleness rule: heard 120 s ago is online, a millisecond more is offline.
+      clock.now = T0 + 100_000 + 120_000
+      const statuses = async (): Promise<string[]> =>
+        ((await call('GET', '/api/devices', undefined, null)).body as DeviceListJson).devices.map(d => `${d.id}:${d.status}`)
+      assert.deepEqual(await statuses(), ['api-dev-1:online', 'api-rot:offline'])
+      clock.now += 1
+      assert.deepEqual(await statuses(), ['api-dev-1:offline', 'api-rot:offline'])
       assert.equal((await call('GET', '/api/devices?limit=5', undefined, null)).status, 400, 'unknown query parameters are errors')
       const all = (await call('GET', '/api/admin/devices')).body as { devices: AdminDeviceJson[] }
       assert.deepEqual(all.devices.map(d => [d.id, d.status, d.revoked_at]), [
-        ['api-dev-1', 'online', null], ['api-rev', 'unknown', iso(T0 + 5000)], ['api-rot', 'offline', null]
+        ['api-dev-1', 'offline', null], ['api-rev', 'unknown', iso(T0 + 5000)], ['api-rot', 'offline', null]
       ])
+      assert.equal(all.devices.some(d => 'sensors' in d), false, 'the admin list does not read sensors')
       for (const text of [JSON.stringify(res.body), JSON.stringify(all)]) assert.equal(/token\b|hash|iotd_/.test(text), false, text)
     })
   })

@@ -132,3 +132,40 @@ export async function setDeviceConnection (db: Queryable, id: string, connection
     RETURNING 1`, [id, connection, at])
   return rows.length > 0
 }
+
+/**
+ * Every device whose connection state is `online` becomes `offline` at `at`: called as the
+ * built-in broker starts, which has no connection yet. States left `online` belong to connections
+ * a crash or stop cut without their Last Will; a device that reconnects says `online` again.
+ * Returns how many changed.
+ */
+export async function markOnlineDevicesOffline (db: Queryable, at: number): Promise<number> {
+  const rows = await db.query(`
+    UPDATE devices SET connection = 'offline', connection_at = ${msToTimestamp('$1::float8')}
+    WHERE connection = 'online' AND connection_at <= ${msToTimestamp('$1::float8')} RETURNING 1`, [at])
+  return rows.length
+}
+
+/** A measurement a device reports, as the stored readings know it (the `sensors` table). */
+export interface DeviceSensor {
+  deviceId: string
+  sensorType: string
+  unit: string
+}
+
+/**
+ * The sensors of every device that has stored readings, by device id, type and unit: the rows of
+ * `sensors` whose id is `<device id>.<sensor type>`, as the ingest names a device's sensors (a type
+ * has no dot, so each sensor belongs to one device whatever dots device ids hold). One pass over
+ * `sensors`, hashed on the device part of the id.
+ */
+export async function deviceSensors (db: Queryable): Promise<DeviceSensor[]> {
+  const rows = await db.query<DeviceSensor>(`
+    SELECT DISTINCT d.device_id AS "deviceId", s.sensor_type AS "sensorType", s.unit
+    FROM sensors s
+    JOIN devices d ON d.device_id = left(s.sensor_id, length(s.sensor_id) - length(s.sensor_type) - 1)
+    WHERE s.sensor_id = d.device_id || '.' || s.sensor_type`)
+  // Sorted here, by code point: the same order on every server whatever its collation.
+  const cmp = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0
+  return rows.sort((a, b) => cmp(a.deviceId, b.deviceId) || cmp(a.sensorType, b.sensorType) || cmp(a.unit, b.unit))
+}

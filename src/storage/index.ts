@@ -22,8 +22,8 @@ export { applyRetention, vacuumRewrittenTables } from './maintenance.ts'
 export { type GroupStatus, type Latency, loadGroupStatus, removeWorkerStatus, reportWorkerStatus } from './worker-status.ts'
 // Devices that send readings themselves (MQTT, HTTP) and the digests of their tokens.
 export {
-  type DeviceConnection, type NewDevice, type StoredDevice, findDevice, findDeviceByTokenHash, insertDevice, listDevices, recordDevicesSeen,
-  replaceDeviceToken, revokeDevice, setDeviceConnection
+  type DeviceConnection, type DeviceSensor, type NewDevice, type StoredDevice, deviceSensors, findDevice, findDeviceByTokenHash, insertDevice,
+  listDevices, markOnlineDevicesOffline, recordDevicesSeen, replaceDeviceToken, revokeDevice, setDeviceConnection
 } from './devices.ts'
 // The API's and the dashboard's reads.
 export { type StoredReading, newestEventTime, recentAnomalies, recentReadings, recentScores } from './reading-lists.ts'

@@ -2,7 +2,8 @@
 // playwright-core). Every tab shows data, a filter changes the charts and lands in the URL, a live
 // reading appears without a reload, anomalies are left out of the charts unless asked for, a
 // reloaded URL restores the view, tables show every row and whole explanations, a phone reaches
-// every tab, control and chart, and the page logs no errors. Time axes label times of day and
+// every tab, control and chart, a device registered and heard over HTTP shows online in the Devices
+// tab, and the page logs no errors. Time axes label times of day and
 // dates (rendered by ECharts in Node, no browser). Screenshots of each tab, desktop and phone, go
 // to $SCREENSHOT_DIR (default: <tmp>/iot-monitor-screenshots).
 import { test } from 'node:test'
@@ -13,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import * as echarts from 'echarts'
-import type { MetaJson, OverviewJson } from '../../src/api/index.ts'
+import type { DeviceListJson, MetaJson, OverviewJson } from '../../src/api/index.ts'
 import { timeAxis } from '../../web/src/charts/common.ts'
 import { browserSkipReason, chartStates, chromiumPath, getJson, haveChromium, layoutProblems, rowKeys, startSystem, tableRows, until, type RunningServer } from './browser.ts'
 
@@ -21,15 +22,21 @@ const cli = new URL('../../src/cli.ts', import.meta.url).pathname
 const buildScript = new URL('../../scripts/build-web.mjs', import.meta.url).pathname
 const screenshotDir = process.env.SCREENSHOT_DIR ?? join(tmpdir(), 'iot-monitor-screenshots')
 
-const TABS = ['realtime', 'windows', 'ml', 'analytics'] as const
+const TABS = ['realtime', 'windows', 'ml', 'analytics', 'devices'] as const
 
 /** The charts and tables each tab must fill (by data-testid prefix / exact id). */
 const EXPECT: Record<typeof TABS[number], { charts: string[], tables: string[] }> = {
   realtime: { charts: ['chart-series-', 'chart-readings-by-location', 'chart-anomalies-by-type'], tables: ['table-recent-readings', 'table-recent-anomalies'] },
   windows: { charts: ['chart-trend-'], tables: ['table-windows'] },
   ml: { charts: ['chart-score-histogram'], tables: ['table-confusion', 'table-detector-scores', 'table-ml-anomalies', 'table-models'] },
-  analytics: { charts: ['chart-correlation'], tables: ['table-stats'] }
+  analytics: { charts: ['chart-correlation'], tables: ['table-stats'] },
+  devices: { charts: [], tables: ['table-devices'] }
 }
+
+/** The admin API's token for the run, and the devices it registers: one heard over HTTP, one never. */
+const ADMIN_TOKEN = 'admin-token-of-the-dashboard-test-0123'
+const HEARD = { id: 'e2e-node-1', name: 'E2E bench node', location: 'Test Lab' }
+const SILENT = { id: 'e2e-node-2', name: 'Spare node', location: 'Stock room' }
 
 const readingTime = (key: string): string => key.split('|')[1] ?? ''
 
@@ -54,7 +61,7 @@ test('dashboard - every tab shows data; filters, live updates and shared URLs wo
   let browser: Browser | null = null
   const problems: string[] = []
   try {
-    server = await startSystem(cli, dir, ['--speedup', '60'])
+    server = await startSystem(cli, dir, ['--speedup', '60', '--admin-token', ADMIN_TOKEN])
     const base = server.base
     phase(`system running at ${base}`)
 
@@ -73,6 +80,22 @@ test('dashboard - every tab shows data; filters, live updates and shared URLs wo
     })
 
     phase('data stored and a model trained')
+
+    // Two devices through the admin API; one sends a reading over HTTP (it is late for the
+    // simulator's windows at 60x, but the device is heard all the same).
+    const tokens: Record<string, string> = {}
+    for (const device of [HEARD, SILENT]) {
+      const res = await fetch(`${base}/api/admin/devices`, {
+        method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(device)
+      })
+      const text = await res.text()
+      assert.equal(res.status, 201, `registering ${device.id}: ${text}`)
+      tokens[device.id] = (JSON.parse(text) as { token: string }).token
+    }
+    const sent = await fetch(`${base}/api/v1/${tokens[HEARD.id]}/telemetry`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ temperature: 22.5, humidity: 41 })
+    })
+    assert.equal(sent.status, 200, `telemetry of ${HEARD.id}: ${await sent.text()}`)
 
     browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] })
     const page: Page = await browser.newPage({ viewport: { width: 1440, height: 900 } })
@@ -115,6 +138,7 @@ test('dashboard - every tab shows data; filters, live updates and shared URLs wo
       await openTab(tab)
       const explained = { realtime: 'table-recent-anomalies', ml: 'table-ml-anomalies' } as Partial<Record<typeof tab, string>>
       if (explained[tab] !== undefined) assert.ok(await page.locator(`[data-testid=${explained[tab]}] ${PROSE}`).count() > 0, `${explained[tab]} shows explanations`)
+      if (tab === 'devices') await checkDevicesTab(page, base, describe)
       assert.deepEqual(await layoutProblems(page, { prose: PROSE }), [], `the ${tab} tab at 1440 px: every table row in the page, explanations whole`)
       await page.screenshot({ path: join(screenshotDir, `${TABS.indexOf(tab) + 1}-${tab}.png`), fullPage: true })
       phase(`${tab} tab has data; screenshot in ${screenshotDir}`)
@@ -212,6 +236,30 @@ test('dashboard - every tab shows data; filters, live updates and shared URLs wo
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+/**
+ * The Devices tab: the device heard over HTTP is online (once the ingest wrote its last seen, every
+ * 5 s, and the tab re-read the list, every 5 s) with its name and location, seen seconds ago with
+ * the time on hover; the silent one is never seen; the header counts 1 of 2 online.
+ */
+async function checkDevicesTab (page: Page, base: string, describe: () => Promise<string>): Promise<void> {
+  const table = page.getByTestId('table-devices')
+  const cells = async (id: string): Promise<string[]> => await table.locator(`tbody tr[data-key="${id}"] td`).allTextContents()
+  const heard = await until(`${HEARD.id} online in the Devices tab`, 20_000, async () => {
+    const c = await cells(HEARD.id)
+    return c[5] === 'online' ? c : null
+  }, async () => `${HEARD.id}: ${JSON.stringify(await cells(HEARD.id))}; ${await describe()}`)
+  assert.deepEqual([heard[0], heard[1], heard[2], heard[5]], [HEARD.id, HEARD.name, HEARD.location, 'online'], `the row of ${HEARD.id}: ${JSON.stringify(heard)}`)
+  assert.match(heard[4] ?? '', /^(just now|\d{1,2} s ago)$/, `${HEARD.id} was seen seconds ago`)
+  // Its reading is late for the simulator's windows at 60x, so usually not stored: no sensors yet.
+  assert.ok(heard[3] === '—' || heard[3] === 'humidity %temperature °C', `the sensors of ${HEARD.id}: ${heard[3]}`)
+  const api = await getJson<DeviceListJson>(`${base}/api/devices`)
+  const seen = api.devices.find(d => d.id === HEARD.id)?.last_seen ?? ''
+  assert.equal(await table.locator(`tr[data-key="${HEARD.id}"] [data-testid=device-last-seen]`).getAttribute('title'),
+    `${seen.slice(0, 10)} ${seen.slice(11, 19)} UTC`, 'the last seen time on hover')
+  assert.deepEqual(await cells(SILENT.id), [SILENT.id, SILENT.name, SILENT.location, '—', 'never', 'never seen'])
+  assert.equal(await page.getByTestId('kpi-devices-online').textContent(), '1 of 2')
+}
 
 /** The x-axis labels ECharts draws for the dashboard's time axis over [from, to], `width` px wide. */
 function timeLabels (from: number, to: number, width: number): string[] {

@@ -1,4 +1,4 @@
-// The dashboard: header, pipeline strip, controls and four tabs. The view (tab, filters, range,
+// The dashboard: header, pipeline strip, controls and five tabs. The view (tab, filters, range,
 // records, anomalies in charts, live) is kept in the URL. Live events keep the recent lists
 // current; aggregate views re-fetch at most every 5 s, and only after live events arrived.
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState, type JSX } from 'react'
@@ -14,6 +14,7 @@ import { RealtimeTab } from './tabs/RealtimeTab.tsx'
 import { WindowsTab } from './tabs/WindowsTab.tsx'
 import { MlTab } from './tabs/MlTab.tsx'
 import { AnalyticsTab } from './tabs/AnalyticsTab.tsx'
+import { DevicesTab } from './tabs/DevicesTab.tsx'
 
 /** Aggregate views re-fetch at most this often while live. */
 const REFRESH_MS = 5000
@@ -185,6 +186,7 @@ export function App (): JSX.Element {
         {view.tab === 'windows' && <WindowsTab query={query} live={live} records={view.records} units={units} anomalies={view.anomalies} />}
         {view.tab === 'ml' && <MlTab query={query} live={live} records={view.records} />}
         {view.tab === 'analytics' && <AnalyticsTab query={query} />}
+        {view.tab === 'devices' && <DevicesTab refresh={manual} live={view.live} />}
       </main>
       <footer className='foot'>
         Times in UTC. Ranges end at the newest stored reading. Data: <code>/api</code> of this server.

@@ -5,7 +5,8 @@ export const TABS = [
   { id: 'realtime', label: 'Real-time monitoring' },
   { id: 'windows', label: 'Windowed aggregates' },
   { id: 'ml', label: 'ML anomaly detection' },
-  { id: 'analytics', label: 'Analytics' }
+  { id: 'analytics', label: 'Analytics' },
+  { id: 'devices', label: 'Devices' }
 ] as const
 export type TabId = typeof TABS[number]['id']
 
