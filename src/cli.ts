@@ -8,6 +8,7 @@ import { PipelineMetrics } from './pipeline/index.ts'
 import { detectionQuality, formatQuality } from './anomaly/index.ts'
 import { formatReplaySummary, parseReplayArgs, replayUsage, runReplay } from './replay/index.ts'
 import { loadDetectionCounts, migrate, openDb } from './storage/index.ts'
+import { runSimulation, simulateOptions, simulateUsage, takeSimulateFlags } from './simulate/index.ts'
 
 const roleSets: Record<string, ReadonlySet<Role>> = {
   start: allRoles,
@@ -137,9 +138,32 @@ async function devices (argv: string[]): Promise<number> {
   return 0
 }
 
+/**
+ * `simulate …`: the simulated fleet as MQTT devices of a running iot-monitor (or of the broker it
+ * subscribes to). Its own flags are taken out before loadConfig reads the rest.
+ */
+async function simulate (argv: string[]): Promise<number> {
+  const { flags, rest } = takeSimulateFlags(argv)
+  const { config, help } = loadConfig(['simulate', ...rest])
+  if (help) {
+    process.stdout.write(simulateUsage)
+    return 0
+  }
+  const log = pino({ level: config.logLevel, base: { app: 'iot-monitor', command: 'simulate' } }, pino.destination(2))
+  const signals = new StopSignals()
+  const result = await runSimulation(simulateOptions(config, flags), {
+    log,
+    write: (text) => { process.stdout.write(text) },
+    stopRequested: signals.requested,
+    forced: signals.forced
+  })
+  return result.clean ? 0 : 1
+}
+
 async function main (argv: string[]): Promise<number> {
   if (argv[0] === 'replay') return await replay(argv.slice(1))
   if (argv[0] === 'devices') return await devices(argv.slice(1))
+  if (argv[0] === 'simulate') return await simulate(argv.slice(1))
   const { command, config, help } = loadConfig(argv)
   if (help || command === 'help') {
     process.stdout.write(usage)

@@ -5,10 +5,10 @@ import { type FastifyInstance } from 'fastify'
 import { type Logger } from 'pino'
 import { type DeviceIngest, LiveHub, buildApp } from '../api/index.ts'
 import { type Bus, type BusConsumer, type BusProducer, KafkaBus, MemoryBus, ensureTopics, partitionFor } from '../bus/index.ts'
-import { type Config } from '../config/index.ts'
+import { type Config, readRequiresToken } from '../config/index.ts'
 import { IotError } from '../domain/index.ts'
 import { Backoff, EventSink, LatencyTracker, PipelineDetector, PipelineMetrics, ThreadTrainer, Worker, type EventTopics } from '../pipeline/index.ts'
-import { DeviceRegistry, LastSeenRecorder, findDevice, setDeviceConnection } from '../devices/index.ts'
+import { DeviceRegistry, LastSeenRecorder, markOnlineDevicesOffline } from '../devices/index.ts'
 import {
   type DeviceStatus, DeviceGateway, ExternalMqttSource, MqttBrokerSource, type MqttDevice, Simulator, SimulatorSource, type Source
 } from '../sources/index.ts'
@@ -16,6 +16,7 @@ import {
   type Db, type GroupStatus, type Latency, DbAvailability, applyRetention, isUnavailable, loadGroupStatus, loadWatermark, migrate, newestEventTime,
   openDb, removeWorkerStatus, reportWorkerStatus, startProbe, summarizeTimeIndex, vacuumRewrittenTables, watchDb
 } from '../storage/index.ts'
+import { BackgroundDb } from './background-db.ts'
 import { type Readiness, readiness } from './readiness.ts'
 
 /**
@@ -100,14 +101,25 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
   if (brokers === null && roles.has('ingest') !== roles.has('worker')) {
     throw new IotError('IOT_ERR_CONFIG', 'the ingest and worker roles on their own need Kafka: give --kafka-brokers (or KAFKA_BROKERS)')
   }
+  // Before anything starts: an API beyond loopback with no token to ask for is refused (IOT_ERR_CONFIG).
+  const readNeedsToken = roles.has('api') && readRequiresToken(config)
   const sim = config.simulator
   const runsSource = roles.has('ingest') && sim.enabled
   // The ingest role alone needs no database: it produces to Kafka whether PostgreSQL is up or not.
+  // Serving devices from an external broker (--mqtt-url), it looks them up there, connecting in the
+  // background so that PostgreSQL being away neither holds up its start nor stops it producing.
   const needsDb = roles.has('worker') || roles.has('api')
-  const opened = needsDb ? await openDbWaiting(config, log) : null
+  const devicesOnly = !needsDb && roles.has('ingest') && config.mqtt.enabled && config.mqtt.url !== null
+  if (devicesOnly && config.databaseUrl === null) {
+    throw new IotError('IOT_ERR_CONFIG', 'ingest --mqtt-url looks devices up in PostgreSQL: give --database-url (or DATABASE_URL)')
+  }
+  const background = devicesOnly ? await BackgroundDb.open({ open: async () => await openDb({ databaseUrl: config.databaseUrl }), log }) : null
+  const opened = needsDb ? await openDbWaiting(config, log) : background?.db ?? null
   // Every statement reports whether the database answered; the roles read it to wait, to answer 503, for /ready.
   const availability = opened === null ? null : new DbAvailability(wallClock)
   const db = opened === null || availability === null ? null : watchDb(opened, availability)
+  // Started without the database (said by BackgroundDb): known away, so the probe asks every second.
+  if (background !== null && !background.connected) availability?.failed(background.lastError ?? new IotError('IOT_ERR_DB_UNAVAILABLE', 'PostgreSQL has not answered yet'))
   const closers: (() => Promise<void>)[] = []
   const metrics = new PipelineMetrics()
   const closeAll = async (): Promise<void> => {
@@ -124,6 +136,8 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         if (e.reachable) {
           metrics.databaseReconnects.inc()
           log.info({ downForMs: e.downForMs }, `PostgreSQL answers again after ${(e.downForMs / 1000).toFixed(1)} s; resuming.`)
+        } else if (devicesOnly) {
+          log.warn({ reason: e.reason }, 'PostgreSQL is unreachable: devices looked up before are served from the cache; messages of others wait at the broker, unacknowledged.')
         } else {
           log.warn({ reason: e.reason }, 'PostgreSQL is unreachable; waiting for it (readings wait in the bus, nothing is lost).')
         }
@@ -224,31 +238,43 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
     }
     source?.start()
 
-    // Devices writing over HTTP (and, with the ingest issue's MQTT, publishing): where this process
-    // both ingests and serves the API. Tokens are looked up in the database (cached), last seen
-    // recorded every few seconds.
+    // Devices writing over HTTP and MQTT: where this process both ingests and serves the API, and in
+    // the ingest role alone with an external broker (--mqtt-url; HTTP needs the api role). Tokens and
+    // ids are looked up in the database (cached, and served stale while it is away); last seen and
+    // connection states are recorded every few seconds (kept through an outage).
     let gateway: DeviceGateway | null = null
     let mqtt: Source | null = null
     let mqttAddress: string | null = null
     let deviceIngest: DeviceIngest | undefined
     let lastSeen: LastSeenRecorder | null = null
-    if (roles.has('ingest') && roles.has('api') && bus !== null && db !== null) {
-      const registry = new DeviceRegistry(db, { onRefused: (reason) => { metrics.ingestRefused.inc({ reason }) } })
+    let registry: DeviceRegistry | null = null
+    if (roles.has('ingest') && (roles.has('api') || devicesOnly) && bus !== null && db !== null) {
+      const r = registry = new DeviceRegistry(db, {
+        reachable: () => availability?.reachable ?? true,
+        onRefused: (reason) => { metrics.ingestRefused.inc({ reason }) },
+        onStale: () => { metrics.deviceLookupsStale.inc() }
+      })
       const seen = lastSeen = new LastSeenRecorder(db)
       const g = gateway = new DeviceGateway({ producer: bus.producer(), clock: wallClock, seen: (id, at) => { seen.mark(id, at) } })
-      deviceIngest = { authenticate: async (token) => await registry.authenticate(token), gateway: g }
+      deviceIngest = { authenticate: async (token) => await r.authenticate(token), gateway: g, rateLimit: config.deviceRateLimit }
       if (config.mqtt.enabled) {
+        if (config.mqtt.url === null) {
+          // Before the built-in broker takes connections: those of the last run are gone.
+          await markOnlineDevicesOffline(db, wallClock()).then(
+            (cut) => { if (cut > 0) log.info({ devices: cut }, 'Devices left online by the last run are offline until they reconnect.') },
+            (err: unknown) => { log.warn({ err }, 'Marking the devices of the last run offline failed.') })
+        }
         const started = await startMqtt(config, log, {
-          authenticate: async (token) => await registry.authenticate(token),
-          resolveDevice: async (id) => {
-            const d = await findDevice(db, id)
-            return d === null || d.revokedAt !== null ? null : d
-          },
+          authenticate: async (token) => await r.authenticate(token),
+          resolveDevice: async (id) => await r.resolve(id),
           onTelemetry: async (device, payload) => (await g.telemetry(device, payload)).accepted,
           onStatus: (device: MqttDevice, status: DeviceStatus, retained: boolean) => {
             // A retained status is the broker's last known value, not a sign of life.
             if (retained) return
-            setDeviceConnection(db, device.id, status, wallClock()).catch((err: unknown) => { log.warn({ err, device: device.id }, 'Recording a device status failed.') })
+            seen.connection(device.id, status, wallClock())
+            // Written at once while the database answers; else with the next flush after it returns.
+            if (availability?.reachable === false) return
+            seen.flush().catch((err: unknown) => { if (!isUnavailable(err)) log.warn({ err, device: device.id }, 'Recording a device status failed.') })
           }
         })
         if (started !== null) {
@@ -292,15 +318,18 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         readiness: ready,
         ...(availability === null ? {} : { databaseReachable: () => availability.reachable }),
         adminToken: config.adminToken,
+        viewerToken: config.viewerToken,
+        readRequiresToken: readNeedsToken,
         logger: log,
         windowing: config.windowing,
         live: hub,
         tailDatabase: worker === null,
+        ...(registry === null ? {} : { deviceRegistry: registry }),
         ...(deviceIngest === undefined ? {} : { ingest: deviceIngest })
       })
     }
 
-    const readStatus = db === null || worker !== null
+    const readStatus = db === null || worker !== null || !roles.has('api')
       ? null
       : async (): Promise<void> => {
         storedWatermark = await loadWatermark(db, config.group, config.topic)
@@ -338,7 +367,9 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         await source?.stop()
         await mqtt?.stop()
         await gateway?.stop()
-        await lastSeen?.flush().catch((err: unknown) => { log.warn({ err }, 'Recording the devices last seen failed.') })
+        if (availability?.reachable !== false) {
+          await lastSeen?.flush().catch((err: unknown) => { if (!isUnavailable(err)) log.warn({ err }, 'Recording the devices last seen failed.') })
+        }
         // Embedded, or ingest and worker in one process: store everything the source produced.
         const drain = roles.has('ingest') && roles.has('worker')
         await worker?.stop({ drain, endOfInput: drain && source?.finished === true })
@@ -360,7 +391,8 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
       availability,
       bus,
       worker,
-      source,
+      // The ingest role alone without a simulator: its devices are its source (status line, summary).
+      source: source ?? (devicesOnly ? gateway : null),
       metrics,
       app,
       live,
@@ -396,7 +428,9 @@ async function startMqtt (config: Config, log: Logger, hooks: MqttHooks): Promis
     external.start()
     return { source: external, address: m.url }
   }
-  const broker = new MqttBrokerSource({ host: m.host, port: m.port, tls: m.tls, log, ...hooks })
+  const rate = config.deviceRateLimit
+  const rateLimit = rate === null ? null : { messagesPerSecond: rate.perSecond, burst: rate.burst }
+  const broker = new MqttBrokerSource({ host: m.host, port: m.port, tls: m.tls, rateLimit, log, ...hooks })
   broker.start()
   try {
     const a = await broker.listening()

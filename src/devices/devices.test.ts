@@ -8,7 +8,7 @@ import { type Db, type Queryable } from '../storage/index.ts'
 import { testDatabases, type TestDatabase } from '../../test/helpers/databases.ts'
 import {
   LastSeenRecorder, ONLINE_WITHIN_MS, type StoredDevice, TOKEN_PREFIX, addDevice, deviceStatus, findDevice, hashToken, isWellFormedToken,
-  listDevices, newDeviceToken, revokeDevice, rotateDeviceToken, setDeviceConnection, validateDeviceId, validateLabel
+  listDevices, markOnlineDevicesOffline, newDeviceToken, revokeDevice, rotateDeviceToken, setDeviceConnection, validateDeviceId, validateLabel
 } from './index.ts'
 import { recordDevicesSeen } from '../storage/index.ts'
 
@@ -144,6 +144,13 @@ for (const tdb of testDatabases) {
       assert.equal(await setDeviceConnection(db, 'not-a-device', 'online', T0), false)
       assert.deepEqual(plain(await findDevice(db, 'seen-1')),
         stored({ id: 'seen-1', name: 'S1', location: 'Lab', lastSeenAt: T0 + 6001, connection: 'offline', connectionAt: T0 + 11_000 }))
+
+      // A broker starting: states left online (cut by a crash) become offline; offline ones stay as they were.
+      assert.equal(await setDeviceConnection(db, 'seen-2', 'online', T0 + 12_000), true)
+      assert.equal(await markOnlineDevicesOffline(db, T0 + 20_000), 1)
+      assert.deepEqual([(await findDevice(db, 'seen-2'))!.connection, (await findDevice(db, 'seen-2'))!.connectionAt], ['offline', T0 + 20_000])
+      assert.equal((await findDevice(db, 'seen-1'))!.connectionAt, T0 + 11_000)
+      assert.equal(await markOnlineDevicesOffline(db, T0 + 21_000), 0)
     })
 
     test(`${name}: LastSeenRecorder keeps the newest mark per device and writes them in one statement; a failed flush keeps them`, async () => {
@@ -176,6 +183,37 @@ for (const tdb of testDatabases) {
       assert.equal(recorder.pending, 0)
       assert.equal((await findDevice(db, 'rec-1'))!.lastSeenAt, T0 + 998)
       assert.equal((await findDevice(db, 'rec-2'))!.lastSeenAt, T0 + 2000)
+    })
+
+    test(`${name}: LastSeenRecorder holds connection states through a failed flush and writes the newest per device after it`, async () => {
+      await addDevice(db, { id: 'conn-1', name: 'C1', location: 'Lab' }, T0)
+      await addDevice(db, { id: 'conn-2', name: 'C2', location: 'Lab' }, T0)
+      let fail = true
+      const flaky: Queryable = {
+        query: async (text, params) => {
+          if (fail) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })
+          return await db.query(text, params)
+        },
+        copyFrom: async (table, columns, data) => { await db.copyFrom(table, columns, data) }
+      }
+      const recorder = new LastSeenRecorder(flaky)
+      recorder.connection('conn-1', 'online', T0 + 1000)
+      recorder.connection('conn-2', 'online', T0 + 1000)
+      recorder.mark('conn-1', T0 + 1500)
+      assert.equal(recorder.pending, 3)
+      // Concurrent flushes during the outage: each fails, none loses what it took.
+      const results = await Promise.allSettled([recorder.flush(), recorder.flush()])
+      assert.deepEqual(results.map(r => r.status), ['rejected', 'rejected'])
+      assert.equal(recorder.pending, 3)
+      recorder.connection('conn-1', 'offline', T0 + 2000)
+      recorder.connection('conn-2', 'offline', T0 + 500) // older than the one held: ignored
+      fail = false
+      assert.equal(await recorder.flush(), 1)
+      assert.equal(recorder.pending, 0)
+      const c1 = (await findDevice(db, 'conn-1'))!
+      const c2 = (await findDevice(db, 'conn-2'))!
+      assert.deepEqual([c1.connection, c1.connectionAt, c1.lastSeenAt], ['offline', T0 + 2000, T0 + 1500])
+      assert.deepEqual([c2.connection, c2.connectionAt], ['online', T0 + 1000])
     })
 
     test(`${name}: list returns every device by id, revoked ones too`, async () => {

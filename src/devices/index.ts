@@ -8,4 +8,4 @@ export { DeviceRegistry, type DeviceRegistryOptions, type RefusalReason, default
 export { LastSeenRecorder } from './last-seen.ts'
 export { type DeviceFlags, type DevicesCommand, devicesUsage, formatDeviceTable, parseDevicesCommand, runDevicesCommand, takeDeviceFlags } from './cli.ts'
 // The stored rows and the storage calls the ingest needs besides the registry.
-export { type DeviceConnection, type StoredDevice, findDevice, listDevices, setDeviceConnection } from '../storage/index.ts'
+export { type DeviceConnection, type StoredDevice, findDevice, listDevices, markOnlineDevicesOffline, setDeviceConnection } from '../storage/index.ts'

@@ -1,7 +1,8 @@
 // A bounded map whose entries expire a fixed time after they were set (a hit does not extend it):
 // what a cache of access decisions needs, so that a change elsewhere is seen within the TTL.
 // Past its size the least recently used entry goes (a Map iterates in insertion order, and a hit
-// moves its entry to the end).
+// moves its entry to the end). `peek` also hands out an expired entry, marked stale, for a caller
+// that serves stale values when the source of truth does not answer (stale-if-error).
 export class TtlCache<K, V> {
   readonly #entries = new Map<K, { value: V, expiresAt: number }>()
   readonly maxEntries: number
@@ -27,6 +28,19 @@ export class TtlCache<K, V> {
     return e.value
   }
 
+  /**
+   * The entry, fresh or expired (`fresh: false`), or undefined when there is none. An expired
+   * entry is kept (a hit moves it to the most recently used end as `get` does), so that it can be
+   * served when a refresh fails; it goes when it is replaced, deleted or the least recently used.
+   */
+  peek (key: K, now: number): { value: V, fresh: boolean } | undefined {
+    const e = this.#entries.get(key)
+    if (e === undefined) return undefined
+    this.#entries.delete(key)
+    this.#entries.set(key, e)
+    return { value: e.value, fresh: e.expiresAt > now }
+  }
+
   set (key: K, value: V, now: number): void {
     this.#entries.delete(key)
     this.#entries.set(key, { value, expiresAt: now + this.ttlMs })
@@ -35,6 +49,10 @@ export class TtlCache<K, V> {
       const oldest = this.#entries.keys().next()
       if (oldest.done !== true) this.#entries.delete(oldest.value)
     }
+  }
+
+  delete (key: K): boolean {
+    return this.#entries.delete(key)
   }
 
   /** Drops the entries whose value matches (a scan: for rare events such as a revocation). */

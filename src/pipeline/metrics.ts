@@ -27,6 +27,7 @@ export class PipelineMetrics {
   readonly lag: Gauge
   readonly databaseReconnects: Counter
   readonly ingestRefused: Counter<'reason'>
+  readonly deviceLookupsStale: Counter
   #health: HealthSource | null = null
 
   constructor (registry = new Registry(), defaults = true) {
@@ -53,7 +54,10 @@ export class PipelineMetrics {
     this.watermark = new Gauge({ name: 'iot_watermark_ms', help: 'Combined event-time watermark (epoch ms).', registers: r })
     this.lag = new Gauge({ name: 'iot_consumer_lag', help: 'Records produced and not yet consumed.', registers: r })
     this.ingestRefused = new Counter({
-      name: 'iot_ingest_refused_total', help: 'Device writes and connections refused for their token (malformed, unknown, revoked).', labelNames: ['reason'], registers: r
+      name: 'iot_ingest_refused_total', help: 'Device writes and connections refused for their token or device id (malformed, unknown, revoked).', labelNames: ['reason'], registers: r
+    })
+    this.deviceLookupsStale = new Counter({
+      name: 'iot_device_lookups_stale_total', help: 'Device lookups answered from an expired cache entry because the database gave no answer (stale-if-error).', registers: r
     })
     this.databaseReconnects = new Counter({ name: 'iot_database_reconnects_total', help: 'Times the database answered again after an outage.', registers: r })
     // Read when scraped; a value this process does not have is left out.

@@ -35,7 +35,7 @@ export class Mosquitto {
   #process: ChildProcess | null = null
   #exited: Promise<void> = Promise.resolve()
 
-  private constructor (port: number, persistence: boolean) {
+  private constructor (port: number, persistence: boolean, maxQueuedMessages: number | null) {
     this.port = port
     this.#dir = mkdtempSync(join(tmpdir(), 'iot-mosquitto-'))
     // Started as root, mosquitto drops to the `mosquitto` user before it writes its database.
@@ -47,14 +47,19 @@ export class Mosquitto {
       // With persistence, a clean shutdown (SIGTERM) saves sessions and their queued messages.
       `persistence ${persistence ? 'true' : 'false'}`,
       `persistence_location ${this.#dir}/`,
+      // QoS 1 messages queued per offline persistent session before mosquitto drops more (its default: 1000).
+      ...(maxQueuedMessages === null ? [] : [`max_queued_messages ${maxQueuedMessages}`]),
       'log_dest none',
       ''
     ].join('\n'))
   }
 
-  /** Starts mosquitto on a free port; `persistence` keeps sessions across a clean restart. */
-  static async start (opts: { persistence?: boolean } = {}): Promise<Mosquitto> {
-    const broker = new Mosquitto(await freePort(), opts.persistence ?? false)
+  /**
+   * Starts mosquitto on a free port; `persistence` keeps sessions across a clean restart;
+   * `maxQueuedMessages` raises what it queues for a session that is away (default 1000).
+   */
+  static async start (opts: { persistence?: boolean, maxQueuedMessages?: number } = {}): Promise<Mosquitto> {
+    const broker = new Mosquitto(await freePort(), opts.persistence ?? false, opts.maxQueuedMessages ?? null)
     await broker.#launch()
     return broker
   }

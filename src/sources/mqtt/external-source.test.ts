@@ -106,6 +106,30 @@ describe('ExternalMqttSource (against a mosquitto of its own)', { skip: mosquitt
     assert.equal(source.stats().connections, 2)
   })
 
+  test('failures in a row (the registry or the bus away): the message comes again after reconnects that wait longer each time, up to messageRetryMaxMs', async () => {
+    const broker = await startMosquitto()
+    let lookups = 0
+    const failFor = 3
+    const { source, telemetry } = await startSource(broker, {
+      reconnectMinMs: 100,
+      messageRetryMaxMs: 200,
+      resolveDevice: async (id) => {
+        if (++lookups <= failFor) throw new IotError('IOT_ERR_DB_UNAVAILABLE', 'the database is unreachable')
+        return devices[id] ?? null
+      }
+    })
+    const t = performance.now()
+    await broker.publish('iot/dev-1/telemetry', '{"temperature":20}', { qos: 1 })
+    await until(() => source.stats().failingInARow === failFor, 'three failures in a row', 10_000)
+    await until(() => source.stats().acceptedMessages === 1, 'the message taken on the fourth delivery', 10_000)
+    const elapsed = performance.now() - t
+    // Waits of 100, 200 and 200 ms (jittered down by at most a quarter) before the redeliveries.
+    assert.ok(elapsed >= 375, `reconnects backed off (${elapsed.toFixed(0)} ms)`)
+    assert.deepEqual(telemetry.payloads(), ['{"temperature":20}'])
+    const stats = source.stats()
+    assert.deepEqual([stats.failedMessages, stats.failingInARow, stats.connections], [3, 0, 4])
+  })
+
   test('stop waits for the message in flight; a restarted source (same client id) gets what was published while it was stopped', async () => {
     const broker = await startMosquitto()
     const first = await startSource(broker)

@@ -26,6 +26,13 @@ export interface ExternalMqttSettings {
   /** Reconnect backoff: first delay, doubled after each failed attempt up to the maximum (with jitter). */
   reconnectMinMs: number
   reconnectMaxMs: number
+  /**
+   * After a message that could not be taken (the bus or the device registry failing), the source
+   * reconnects so that the broker sends it again: first after `reconnectMinMs`, doubled for each
+   * further failure in a row up to this (with jitter), so an outage costs a reconnect every few
+   * seconds, and its end is noticed within them.
+   */
+  messageRetryMaxMs: number
 }
 
 export const externalMqttDefaults: Omit<ExternalMqttSettings, 'url'> = {
@@ -37,11 +44,16 @@ export const externalMqttDefaults: Omit<ExternalMqttSettings, 'url'> = {
   keepaliveSeconds: 30,
   connectTimeoutMs: 10_000,
   reconnectMinMs: 500,
-  reconnectMaxMs: 30_000
+  reconnectMaxMs: 30_000,
+  messageRetryMaxMs: 5_000
 }
 
 export interface ExternalMqttHooks {
-  /** The registered device with this id (the topic's device level), or null when there is none. */
+  /**
+   * The registered device with this id (the topic's device level), or null when there is none
+   * (the message is acknowledged and dropped). Reject when it cannot be told now (the database
+   * away): the message is then not acknowledged and comes again.
+   */
   resolveDevice: (deviceId: string) => Promise<MqttDevice | null>
   onTelemetry: TelemetryHandler
   onStatus: StatusHandler
@@ -78,6 +90,8 @@ export interface ExternalMqttStats {
   retainedTelemetryDropped: number
   /** Messages not acknowledged because `resolveDevice` or `onTelemetry` failed (they come again after a reconnect). */
   failedMessages: number
+  /** Failures in a row now (0 once a message is taken again). */
+  failingInARow: number
 }
 
 /**
@@ -111,7 +125,8 @@ export class ExternalMqttSource implements Source {
     unknownDevices: 0,
     rejectedMessages: 0,
     retainedTelemetryDropped: 0,
-    failedMessages: 0
+    failedMessages: 0,
+    failingInARow: 0
   }
 
   /** Messages being handled: stop waits for them so their PUBACKs go out. */
@@ -228,6 +243,7 @@ export class ExternalMqttSource implements Source {
       const connection = this.#connection
       const handled: Promise<void> = this.#handle(packet)
         .then(() => {
+          this.#taken()
           // MQTT.js queues a PUBACK written while disconnected and sends it on the next
           // connection, where the broker may have given that packet id to another message by
           // then. A message whose connection is gone is not acknowledged: the broker sends it
@@ -282,12 +298,20 @@ export class ExternalMqttSource implements Source {
 
   #onClose (client: MqttClient): void {
     this.#connection++
-    if (this.#stats.connected) this.#log.warn('MQTT source disconnected; reconnecting.')
+    if (this.#stats.connected && !this.#stopping) {
+      // Closed by us after a message that could not be taken: said once per run of failures (above).
+      if (this.#stats.failingInARow > 0) this.#log.debug('MQTT source disconnected to have the message sent again; reconnecting.')
+      else this.#log.warn('MQTT source disconnected; reconnecting.')
+    }
     this.#stats.connected = false
     this.#stats.subscribed = false
     if (this.#stopping || this.#reconnectTimer !== null) return
     const s = this.#settings
-    const backoff = Math.min(s.reconnectMaxMs, s.reconnectMinMs * 2 ** Math.min(this.#failedAttempts, 20))
+    const connecting = Math.min(s.reconnectMaxMs, s.reconnectMinMs * 2 ** Math.min(this.#failedAttempts, 20))
+    // Closed after a message that could not be taken: wait longer with each such failure in a row.
+    const failing = this.#stats.failingInARow
+    const retrying = failing === 0 ? 0 : Math.min(s.messageRetryMaxMs, s.reconnectMinMs * 2 ** Math.min(failing - 1, 20))
+    const backoff = Math.max(connecting, retrying)
     this.#failedAttempts++
     // Jitter: many sources behind one restarted broker should not come back in step.
     const delay = Math.round(backoff * (0.75 + Math.random() * 0.25))
@@ -339,11 +363,23 @@ export class ExternalMqttSource implements Source {
       this.#stats.acceptedMessages++
     } catch (cause) {
       this.#stats.failedMessages++
-      this.#log.warn({ err: cause, topic: packet.topic }, 'MQTT message not taken; reconnecting so the broker sends it again.')
+      // Logged once per run of failures (an outage), not per message.
+      if (this.#stats.failingInARow++ === 0) {
+        this.#log.warn({ err: cause, topic: packet.topic }, 'MQTT message not taken: it stays unacknowledged at the broker, which sends it again after a reconnect; retrying with backoff.')
+      } else {
+        this.#log.debug({ err: cause, topic: packet.topic, failingInARow: this.#stats.failingInARow }, 'MQTT message not taken again.')
+      }
       // Not acknowledged: a broker resends unacknowledged messages only on a new connection.
       this.#client?.stream.destroy()
       throw new IotError('IOT_ERR_MQTT', 'MQTT message not taken', { cause })
     }
+  }
+
+  /** A message was handled (taken or dropped): a run of failures ends. */
+  #taken (): void {
+    if (this.#stats.failingInARow === 0) return
+    this.#log.info({ failedAttempts: this.#stats.failingInARow }, 'MQTT messages are taken again.')
+    this.#stats.failingInARow = 0
   }
 
   #route (topic: string): { kind: 'telemetry' | 'status', deviceId: string } | null {
