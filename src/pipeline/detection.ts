@@ -1,8 +1,8 @@
 import {
-  Detector, ForestScorer, IsolationForest, decodeModel, encodeModel, type ForestOptions, type ForestTrainer, type RuleConfig, type TrainedModel
+  CadenceTracker, Detector, ForestScorer, IsolationForest, decodeModel, encodeModel, type ForestOptions, type ForestTrainer, type RuleConfig, type TrainedModel
 } from '../anomaly/index.ts'
 import { type Reading, type Verdict } from '../domain/index.ts'
-import { type StoredModel } from '../storage/index.ts'
+import type { StoredModel } from '../storage/index.ts'
 
 /** The detection seam of the worker: one verdict per reading, in arrival order, per-sensor state inside. */
 export interface ReadingDetector {
@@ -22,6 +22,12 @@ export interface DetectionOptions {
   ml?: Partial<ForestOptions> | false | undefined
   /** Fits models in the background (the live worker); without one, training is inline and deterministic. */
   trainer?: ForestTrainer | undefined
+  /**
+   * Keep each trained model for `drainModels` (the worker stores them). False for replays and
+   * evaluations that never store models: only each key's current model is held (memory flat in
+   * the length of the series) and `drainModels` returns nothing. Default true.
+   */
+  storeModels?: boolean | undefined
 }
 
 function toStored (m: TrainedModel): StoredModel {
@@ -49,18 +55,33 @@ function fromStored (m: StoredModel): TrainedModel {
 export class PipelineDetector implements ReadingDetector {
   readonly detector: Detector
   readonly forest: ForestScorer | null
+  /** The learnt cadence of every sensor seen (`cadence.median(sensorId)`, ms). */
+  readonly cadence = new CadenceTracker()
 
   constructor (options: DetectionOptions = {}) {
-    this.forest = options.ml === false ? null : new ForestScorer(options.ml ?? {}, options.trainer ?? null)
+    this.forest = options.ml === false
+      ? null
+      : new ForestScorer(options.ml ?? {}, options.trainer ?? null, { retainTrained: options.storeModels ?? true })
     this.detector = new Detector({ rules: options.rules, ml: this.forest })
   }
 
   detectMany (readings: readonly Reading[]): Verdict[] {
+    const cadence = this.cadence
+    for (let i = 0; i < readings.length; i++) {
+      const r = readings[i] as Reading
+      cadence.observe(r.sensorId, r.ts)
+    }
     return this.detector.detectMany(readings)
+  }
+
+  /** Isolation Forest models trained so far (0 without the forest). */
+  get modelsTrained (): number {
+    return this.forest?.modelsTrained ?? 0
   }
 
   clear (): void {
     this.detector.clear()
+    this.cadence.clear()
   }
 
   drainModels (): StoredModel[] {
