@@ -1,12 +1,14 @@
-import { type Reading, type Severity, type Verdict } from '../domain/index.ts'
-import { AnomalyStateError } from './errors.ts'
+import { type Reading, type Verdict } from '../domain/index.ts'
+import { DriftDetector, type DriftOptions } from './drift.ts'
 import { FEATURES, FeatureExtractor, featureNames, standardize } from './features.ts'
 import { mlScoreOf, type MlScore, type MlScorer, type TrainedModel } from './ml.ts'
+import { ResolutionEstimator } from './resolution.ts'
 import { RuleEngine, type PreviousValue, type RuleConfig, type RuleResult } from './rules.ts'
-import { ZScoreDetector, type ZScoreOptions, type ZScoreSnapshot } from './zscore.ts'
+import { MAJOR_Z, scoreOf, severityOf } from './score.ts'
+import { DailyProfile, type DailyProfileOptions } from './seasonal.ts'
+import { StuckDetector, type StuckOptions } from './stuck.ts'
+import { ZScoreDetector, type ZScoreOptions } from './zscore.ts'
 
-/** |z| from which the z-score alone makes a reading a `major` anomaly. */
-export const MAJOR_Z = 6
 /** Rows of one model in a batch from which batch scoring pays for loading the model into the scoring arena. */
 const BATCH_MIN = 32
 
@@ -15,40 +17,46 @@ export interface DetectorOptions {
   rules?: RuleConfig | RuleEngine | undefined
   /** z-score options, or a ready detector. Defaults of `ZScoreDetector`. */
   zscore?: ZScoreOptions | ZScoreDetector | undefined
+  /** Flat-line options, or a ready detector; `false` turns it off. Defaults of `StuckDetector`. */
+  stuck?: StuckOptions | StuckDetector | false | undefined
+  /** Drift options, or a ready detector; `false` turns it off. Defaults of `DriftDetector`. */
+  drift?: DriftOptions | DriftDetector | false | undefined
+  /** Daily profile options; `false` turns the seasonal baseline off. Defaults of `DailyProfile`. */
+  seasonal?: DailyProfileOptions | false | undefined
+  /** Declared resolution per sensor type (the smallest step its sensors show), beside the learnt one. */
+  resolution?: Readonly<Record<string, number>> | undefined
   ml?: MlScorer | null | undefined
-}
-
-export interface PreviousReadingState {
-  sensorId: string
-  value: number
-  ts: number
-}
-
-/** Plain-JSON state of a `Detector`, for persisting and rebuilding a worker's state. */
-export interface DetectorSnapshot {
-  version: 1
-  previous: PreviousReadingState[]
-  zscore: ZScoreSnapshot
 }
 
 /**
  * Runs every per-reading detector and returns one `Verdict`. Feed it each sensor's readings in
  * arrival order, once each (de-duplicate redelivered readings before `detect`: the baselines are
- * stateful). Pure: no I/O, no clock; all time comes from `reading.ts`.
+ * stateful). Pure: no I/O, no clock; all time comes from `reading.ts`. Memory per sensor is
+ * bounded (about 4 KB: the z-score window, the flat-run histogram, the daily profile, the drift rings).
  *
- * The previous reading for the rate rule is the latest by event time that broke no rule: a
- * reading older than it is still scored (range and z-score; the rate rule is skipped) but does
- * not become the previous reading, and neither does a reading a rule flagged.
- *
- * The ML scorer sees the seven features of `features.ts`, standardized by the sensor's z-score
- * baseline (so it scores nothing while that baseline warms up). The combined verdict:
- * - `critical`: a rule fired;
- * - `major`: |z| >= MAJOR_Z, or the z-score and the Isolation Forest both flag the reading;
- * - `minor`: the z-score or the Isolation Forest alone (the reading is not called anomalous).
+ * Per reading, in order:
+ * - rules (range, and the rate against the sensor's last reading that no rule and no z-score
+ *   flagged: a spike is one jump, not two);
+ * - the sensor's resolution (`resolution.ts`) and its daily profile (`seasonal.ts`: 0 unless the
+ *   sensor has a daily cycle), which the baselines work on the value minus;
+ * - the robust z-score (`zscore.ts`), the flat-line test (`stuck.ts`) on the raw value, the drift
+ *   test (`drift.ts`);
+ * - what the baselines learn: stuck or drifting values stay out of the z-score window (a stuck
+ *   run must not become a flat baseline, a drift not the normal it is judged against); rule and
+ *   stuck values and spikes (|z| >= 6) stay out of the drift test; the daily profile learns only
+ *   from readings no detector flagged, and when it switches on or off the z-score window and the
+ *   drift state of the sensor start over (values with and without the profile do not mix);
+ * - the Isolation Forest on the seven features of `features.ts`, put on the sensor's own scale by
+ *   the z-score baseline (so it scores nothing while that baseline warms up).
+ * The combined verdict is the calibrated score of `score.ts`: anomaly iff it is >= 0.5.
  */
 export class Detector {
   readonly rules: RuleEngine
   readonly zscore: ZScoreDetector
+  readonly stuck: StuckDetector | null
+  readonly drift: DriftDetector | null
+  readonly seasonal: DailyProfile | null
+  readonly resolution: ResolutionEstimator
   readonly ml: MlScorer | null
   readonly #previous = new Map<string, PreviousValue>()
   readonly features = new FeatureExtractor()
@@ -57,27 +65,38 @@ export class Detector {
   // What the first pass of a batch noted per reading, for scoring and the verdicts.
   #capacity = 0
   #rows = new Float32Array(0)
-  #means = new Float64Array(0)
-  #stds = new Float64Array(0)
+  #centers = new Float64Array(0)
+  #scales = new Float64Array(0)
+  #profile = new Float64Array(0)
   #rates = new Float64Array(0)
   #scores = new Float64Array(0)
+  #stuckRun = new Float64Array(0)
+  #stuckMs = new Float64Array(0)
+  #stuckNeed = new Float64Array(0)
+  #stuckValue = new Float64Array(0)
+  #driftStat = new Float64Array(0)
+  #driftResidual = new Float64Array(0)
+  #driftReference = new Float64Array(0)
+  #flags = new Uint8Array(0)
   #zs: Array<number | null> = []
   #ruleResults: RuleResult[] = []
   #models: Array<TrainedModel | null> = []
   #scratch = new Float32Array(0)
 
   constructor (options: DetectorOptions = {}) {
-    const { rules, zscore, ml } = options
+    const { rules, zscore, stuck, drift, seasonal, ml } = options
     this.rules = rules instanceof RuleEngine ? rules : new RuleEngine(rules)
     this.zscore = zscore instanceof ZScoreDetector ? zscore : new ZScoreDetector(zscore)
+    this.stuck = stuck === false ? null : stuck instanceof StuckDetector ? stuck : new StuckDetector(stuck)
+    this.drift = drift === false ? null : drift instanceof DriftDetector ? drift : new DriftDetector(drift)
+    this.seasonal = seasonal === false ? null : new DailyProfile(seasonal)
+    this.resolution = new ResolutionEstimator(options.resolution)
     this.ml = ml ?? null
   }
 
-  /** Number of sensors with state (previous value or baseline). */
+  /** Number of sensors with state. */
   get size (): number {
-    let n = this.zscore.size
-    for (const id of this.#previous.keys()) if (!this.zscore.has(id)) n++
-    return n
+    return this.resolution.size
   }
 
   detect (reading: Reading): Verdict {
@@ -104,36 +123,84 @@ export class Detector {
     const c = Math.max(n, 2 * this.#capacity, 16)
     this.#capacity = c
     this.#rows = new Float32Array(c * FEATURES)
-    this.#means = new Float64Array(c)
-    this.#stds = new Float64Array(c)
+    this.#centers = new Float64Array(c)
+    this.#scales = new Float64Array(c)
+    this.#profile = new Float64Array(c)
     this.#rates = new Float64Array(c)
     this.#scores = new Float64Array(c)
+    this.#stuckRun = new Float64Array(c)
+    this.#stuckMs = new Float64Array(c)
+    this.#stuckNeed = new Float64Array(c)
+    this.#stuckValue = new Float64Array(c)
+    this.#driftStat = new Float64Array(c)
+    this.#driftResidual = new Float64Array(c)
+    this.#driftReference = new Float64Array(c)
+    this.#flags = new Uint8Array(c)
   }
 
-  /** Rules, z-score and features of reading i, in order (the state moves on); notes the model that will score it. */
+  /** Every detector's state step for reading i, in order (the state moves on); notes the model that will score it. */
   #observe (reading: Reading, i: number): void {
     const id = reading.sensorId
+    const value = reading.value
+    const ts = reading.ts
     const prev = this.#previous.get(id)
     const rule = this.rules.evaluate(reading, prev ?? null)
     this.#ruleResults[i] = rule
-    this.#rates[i] = rule.reason === 'rate' && prev !== undefined ? (reading.value - prev.value) * 1000 / (reading.ts - prev.ts) : NaN
-    // The rate rule compares with the sensor's last reading that broke no rule: a spike is one
-    // jump, not two (its fall back to normal is not another anomaly).
-    if (!Number.isFinite(reading.value) || !Number.isFinite(reading.ts) || rule.anomaly) {
-      // Not a valid reading (validation upstream rejects these), or one that broke a rule: no new previous value.
-    } else if (prev === undefined) this.#previous.set(id, { value: reading.value, ts: reading.ts })
-    else if (reading.ts >= prev.ts) {
-      prev.value = reading.value
-      prev.ts = reading.ts
+    this.#rates[i] = rule.reason === 'rate' && prev !== undefined ? (value - prev.value) * 1000 / (ts - prev.ts) : NaN
+    const resolution = this.resolution.observe(id, reading.sensorType, value)
+    const seasonal = this.seasonal
+    const profile = seasonal === null ? 0 : seasonal.offset(id, ts)
+    this.#profile[i] = profile
+    const y = value - profile
+    const zscore = this.zscore
+    const uncertainty = seasonal === null ? 0 : seasonal.uncertainty(id, ts)
+    const z = zscore.measure(id, y, resolution, uncertainty)
+    this.#zs[i] = z
+    const center = this.#centers[i] = zscore.lastCenter + profile
+    const scale = this.#scales[i] = zscore.lastScale
+    const zAnomaly = zscore.isAnomaly(z)
+    let stuck = false
+    if (this.stuck !== null) {
+      const s = this.stuck
+      stuck = s.update(id, reading.sensorType, value, ts, resolution)
+      this.#stuckRun[i] = s.lastReadings
+      this.#stuckMs[i] = s.lastMs
+      this.#stuckNeed[i] = s.lastNeed
+      this.#stuckValue[i] = s.lastValue
     }
-    this.#zs[i] = this.zscore.update(id, reading.value)
-    const mean = this.#means[i] = this.zscore.lastMean
-    this.#stds[i] = this.zscore.lastStd
-    this.features.extract(id, reading.value, reading.ts, this.#raw)
+    let drift = false
+    if (this.drift !== null) {
+      const d = this.drift
+      // A rule or a stuck value says nothing about a drift, nor does a spike (beyond the z-score's
+      // own decision); a value moderately off the z baseline may be the drift itself.
+      drift = d.update(id, y, ts, rule.anomaly || stuck, z !== null && Math.abs(z) >= MAJOR_Z,
+        seasonal === null || seasonal.pattern(id) !== 'learning', resolution, uncertainty)
+      this.#driftStat[i] = d.lastStatistic
+      this.#driftResidual[i] = d.lastResidual
+      this.#driftReference[i] = d.lastReference + profile
+    }
+    this.#flags[i] = (stuck ? 1 : 0) | (drift ? 2 : 0)
+    // Stuck or drifting values must not become the baseline they are judged against.
+    zscore.commit(id, y, z, stuck || drift)
+    const normal = !rule.anomaly && !zAnomaly
+    if (normal && !stuck && !drift && seasonal?.learn(id, value, ts) === true) {
+      // The daily profile was switched on or off: the baselines of the value without it start over.
+      zscore.forget(id)
+      this.drift?.forget(id)
+    }
+    // The rate rule compares with the sensor's last reading that no rule and no z-score flagged.
+    if (normal && Number.isFinite(value) && Number.isFinite(ts)) {
+      if (prev === undefined) this.#previous.set(id, { value, ts })
+      else if (ts >= prev.ts) {
+        prev.value = value
+        prev.ts = ts
+      }
+    }
+    this.features.extract(id, value, ts, this.#raw)
     let model: TrainedModel | null = null
-    if (this.ml !== null && Number.isFinite(mean) && Number.isFinite(reading.value)) {
+    if (this.ml !== null && Number.isFinite(center) && Number.isFinite(value)) {
       const row = this.#rows.subarray(i * FEATURES, (i + 1) * FEATURES)
-      standardize(this.#raw, mean, this.#stds[i] as number, row)
+      standardize(this.#raw, center, scale, row)
       model = this.ml.assign(reading, row)
     }
     this.#models[i] = model
@@ -169,7 +236,23 @@ export class Detector {
     const model = this.#models[i] ?? null
     const ml = model === null ? null : mlScoreOf(model, this.#scores[i] as number)
     const zAnomaly = this.zscore.isAnomaly(z)
-    const severity = severityOf(rule.anomaly, z, zAnomaly, ml?.anomaly ?? false)
+    const flags = this.#flags[i] as number
+    const stuck = (flags & 1) !== 0
+    const drift = (flags & 2) !== 0
+    const need = this.#stuckNeed[i] as number
+    const score = scoreOf({
+      rule: rule.anomaly,
+      z,
+      mlAnomaly: ml?.anomaly ?? null,
+      // The forest's score over its threshold (score_samples below offset_ is an anomaly; both negative).
+      mlRatio: ml === null ? 0 : ml.score / -ml.model.forest.offset,
+      stuck,
+      // Repeats of the run's first value over the repeats it needs: 1 at the reading it is stuck.
+      stuckRatio: need > 1 ? ((this.#stuckRun[i] as number) - 1) / (need - 1) : 0,
+      drift,
+      driftRatio: this.drift === null ? 0 : Math.abs(this.#driftStat[i] as number) / this.drift.h
+    })
+    const severity = severityOf(rule.anomaly, score, zAnomaly || ml?.anomaly === true)
     return {
       ruleAnomaly: rule.anomaly,
       zScore: z,
@@ -177,14 +260,21 @@ export class Detector {
       mlScore: ml === null ? null : ml.score,
       mlAnomaly: ml === null ? null : ml.anomaly,
       modelVersion: ml === null ? null : ml.modelVersion,
-      anomaly: severity === 'critical' || severity === 'major',
+      stuck,
+      drift,
+      anomalyScore: score,
+      anomaly: score >= 0.5,
       severity,
-      explanation: severity === null ? null : this.#explain(reading, i, rule, z, zAnomaly, ml)
+      explanation: severity === null ? null : this.#explain(reading, i, rule, z, zAnomaly, stuck, drift, ml)
     }
   }
 
-  /** One clause per detector that fired, e.g. `rule: above max 35 °C; z +8.1 (baseline 22 ± 0.5 °C); ml 0.71 (temperature#3): value +7.9σ 64%, rolling_range +3.1σ 18%`. */
-  #explain (r: Reading, i: number, rule: RuleResult, z: number | null, zAnomaly: boolean, ml: MlScore | null): string {
+  /**
+   * One clause per detector that fired, e.g. `rule: above max 35 °C; z +8.1 (baseline 22 ± 0.5 °C);
+   * stuck: 22.3 °C for 12 readings (11 s; needs 5); drift: +3.2σ from 21.9 °C (CUSUM 9.1 ≥ 8);
+   * ml 0.71 (temperature#3): value +7.9σ 64%, rolling_range +3.1σ 18%`.
+   */
+  #explain (r: Reading, i: number, rule: RuleResult, z: number | null, zAnomaly: boolean, stuck: boolean, drift: boolean, ml: MlScore | null): string {
     const unit = r.unit === '' ? '' : ` ${r.unit}`
     const parts: string[] = []
     if (rule.anomaly) {
@@ -193,7 +283,18 @@ export class Detector {
       else if (rule.reason === 'below_min') parts.push(`rule: below min ${fmt(t?.min)}${unit}`)
       else parts.push(`rule: rate ${fmt(this.#rates[i])}${unit}/s beyond ±${fmt(t?.maxRatePerSec)}${unit}/s`)
     }
-    if (zAnomaly && z !== null) parts.push(`z ${signed(z)} (baseline ${fmt(this.#means[i])} ± ${fmt(this.#stds[i])}${unit})`)
+    if (zAnomaly && z !== null) {
+      const profile = this.#profile[i] as number
+      const daily = profile === 0 ? '' : `, daily profile ${signed(profile)}`
+      parts.push(`z ${signed(z)} (baseline ${fmt(this.#centers[i])} ± ${fmt(this.#scales[i])}${unit}${daily})`)
+    }
+    if (stuck) {
+      parts.push(`stuck: ${fmt(this.#stuckValue[i])}${unit} for ${this.#stuckRun[i] as number} readings (${duration(this.#stuckMs[i] as number)}; needs ${this.#stuckNeed[i] as number})`)
+    }
+    if (drift && this.drift !== null) {
+      const stat = this.#driftStat[i] as number
+      parts.push(`drift: ${signed(this.#driftResidual[i] as number)}σ from ${fmt(this.#driftReference[i])}${unit} (CUSUM ${fmt(Math.abs(stat))} ≥ ${fmt(this.drift.h)})`)
+    }
     if (ml?.anomaly === true) {
       const base = i * FEATURES
       const shares = ml.model.forest.explain(this.#rows, this.#shares, base)
@@ -207,65 +308,26 @@ export class Detector {
 
   /** Drops all state of a sensor. */
   forget (sensorId: string): boolean {
-    const a = this.#previous.delete(sensorId)
-    const b = this.zscore.forget(sensorId)
+    const known = this.resolution.forget(sensorId)
+    this.#previous.delete(sensorId)
+    this.zscore.forget(sensorId)
+    this.stuck?.forget(sensorId)
+    this.drift?.forget(sensorId)
+    this.seasonal?.forget(sensorId)
     this.features.forget(sensorId)
-    return a || b
+    return known
   }
 
   clear (): void {
     this.#previous.clear()
+    this.resolution.clear()
     this.zscore.clear()
+    this.stuck?.clear()
+    this.drift?.clear()
+    this.seasonal?.clear()
     this.features.clear()
     this.ml?.clear?.()
   }
-
-  snapshot (): DetectorSnapshot {
-    const previous: PreviousReadingState[] = []
-    for (const [sensorId, p] of this.#previous) previous.push({ sensorId, value: p.value, ts: p.ts })
-    return { version: 1, previous, zscore: this.zscore.snapshot() }
-  }
-
-  /** Loads the sensors listed in a snapshot (others are kept). Throws `AnomalyStateError` if malformed. */
-  restore (snapshot: DetectorSnapshot): void {
-    if (typeof snapshot !== 'object' || snapshot === null) throw new AnomalyStateError('', 'snapshot must be an object')
-    if (snapshot.version !== 1) throw new AnomalyStateError('version', `unsupported snapshot version ${String(snapshot.version)}`)
-    if (!Array.isArray(snapshot.previous)) throw new AnomalyStateError('previous', 'must be an array')
-    snapshot.previous.forEach((p, i) => {
-      if (typeof p !== 'object' || p === null || typeof p.sensorId !== 'string' ||
-        !Number.isFinite(p.value) || !Number.isFinite(p.ts)) {
-        throw new AnomalyStateError(`previous[${i}]`, 'must be { sensorId: string, value: finite, ts: finite }')
-      }
-    })
-    this.zscore.restore(snapshot.zscore)
-    for (const p of snapshot.previous) this.#previous.set(p.sensorId, { value: p.value, ts: p.ts })
-  }
-}
-
-/**
- * The combined verdict: `critical` when a rule fired; `major` when the z-score fired with |z| >=
- * MAJOR_Z or together with the Isolation Forest; `minor` when the z-score or the forest fired alone;
- * null when nothing fired.
- */
-export function severityOf (ruleAnomaly: boolean, z: number | null, zAnomaly: boolean, mlAnomaly: boolean): Severity | null {
-  if (ruleAnomaly) return 'critical'
-  if (zAnomaly && (mlAnomaly || (z !== null && Math.abs(z) >= MAJOR_Z))) return 'major'
-  return zAnomaly || mlAnomaly ? 'minor' : null
-}
-
-/**
- * One number in [0, 1] for ranking readings (higher = more anomalous): the strongest detector on a
- * common scale. A fired rule is 1; a z-score maps to |z| / (|z| + 3), 0.5 at the 3σ threshold;
- * the Isolation Forest gives its own score (about 0.5 and below for ordinary readings).
- */
-export function anomalyScore (v: Verdict): number {
-  if (v.ruleAnomaly) return 1
-  let s = 0
-  if (v.zScore !== null) {
-    const a = Math.abs(v.zScore)
-    s = a === Infinity ? 1 : a / (a + 3)
-  }
-  return v.mlScore !== null && v.mlScore > s ? v.mlScore : s
 }
 
 /** Compact: no trailing zeros (35, 21.3, 0.9), at most one decimal from 1, two significant digits below. */
@@ -277,4 +339,13 @@ function fmt (x: number | undefined): string {
 
 function signed (x: number): string {
   return x >= 0 ? `+${fmt(x)}` : fmt(x)
+}
+
+/** 45 s, 12 min, 3.5 h, 2 d. */
+function duration (ms: number): string {
+  const s = ms / 1000
+  if (s < 120) return `${fmt(s)} s`
+  if (s < 7200) return `${fmt(s / 60)} min`
+  if (s < 172_800) return `${fmt(s / 3600)} h`
+  return `${fmt(s / 86_400)} d`
 }

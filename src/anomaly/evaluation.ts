@@ -1,6 +1,6 @@
 import { type DetectionCount } from '../domain/index.ts'
 
-export const detectorNames = ['rule', 'zscore', 'ml', 'combined'] as const
+export const detectorNames = ['rule', 'zscore', 'ml', 'stuck', 'drift', 'combined'] as const
 export type DetectorName = (typeof detectorNames)[number]
 
 /** Confusion counts and the usual measures (null where the denominator is 0). */
@@ -49,6 +49,8 @@ function flagged (c: DetectionCount, d: DetectorName): boolean {
     case 'rule': return c.ruleAnomaly
     case 'zscore': return c.zAnomaly
     case 'ml': return c.mlState === 1 // no model yet: not flagged
+    case 'stuck': return c.stuckAnomaly
+    case 'drift': return c.driftAnomaly
     case 'combined': return c.combinedAnomaly
   }
 }
@@ -66,7 +68,7 @@ export function scores (tp: number, fp: number, fn: number): Scores {
  */
 export function detectionQuality (counts: Iterable<DetectionCount>): DetectionQuality {
   const labels: Record<string, number> = {}
-  const hits: Record<DetectorName, Record<string, number>> = { rule: {}, zscore: {}, ml: {}, combined: {} }
+  const hits: Record<DetectorName, Record<string, number>> = { rule: {}, zscore: {}, ml: {}, stuck: {}, drift: {}, combined: {} }
   const rvm = { scored: 0, both: 0, ruleOnly: 0, mlOnly: 0, neither: 0 }
   for (const c of counts) {
     if (c.mlState !== -1) {

@@ -1,14 +1,21 @@
-import { AnomalyConfigError, AnomalyStateError } from './errors.ts'
+import { AnomalyConfigError } from './errors.ts'
 
 export interface ZScoreOptions {
   /** Accepted values kept per sensor (the rolling baseline). Default 100. */
   windowSize?: number | undefined
   /** Baseline size below which no z is computed (warm-up). Default 30. */
   minSamples?: number | undefined
-  /** |z| above this is an anomaly. Default 3. */
+  /** |z| above this is an anomaly (the detector's own flag). Default 3. */
   threshold?: number | undefined
   /**
-   * Anomalous values are kept out of the baseline, unless more than this many arrive in a row:
+   * Values beyond this |z| are kept out of the baseline (outliers that would bias it); values
+   * between `threshold` and this join it: the median and MAD hardly move for a few of them, and a
+   * sensor whose normal readings are lumpy (mostly 77.0, now and then 76.0) keeps its lower level
+   * in the baseline rather than seeing it grow ever more surprising. Default 6.
+   */
+  rejectThreshold?: number | undefined
+  /**
+   * Rejected values are kept out of the baseline, unless more than this many arrive in a row:
    * then the level has shifted, and the held-back run plus the current value are accepted.
    * 0 accepts every value. Default 10.
    */
@@ -16,132 +23,156 @@ export interface ZScoreOptions {
 }
 
 export interface ZScoreResult {
-  /** z of the value against the baseline before it; null during warm-up or for a flat baseline hit exactly. */
+  /** z of the value against the baseline before it; null during warm-up. */
   z: number | null
   anomaly: boolean
 }
 
-/** Statistics of a sensor's current baseline (population std). */
+/** Statistics of a sensor's current baseline. */
 export interface BaselineStats {
   count: number
-  mean: number
-  std: number
+  /** Median of the baseline. */
+  center: number
+  /** 1.4826 × MAD (the standard deviation for normal data), before the floor. */
+  mad: number
+  /** The scale z uses (see `robustScale`), with an unknown resolution. */
+  scale: number
   /** Consecutive anomalous values currently held back. */
   pending: number
 }
 
+/** MAD × this estimates the standard deviation of normal data. */
+export const MAD_TO_SIGMA = 1.482602218505602
+/** The mean absolute deviation × this does too (sqrt(π/2)). */
+export const MEAN_ABS_TO_SIGMA = 1.2533141373155003
 /**
- * Plain-JSON state of one sensor. `values` and `rejected` are oldest first. `shift`, `sum`,
- * `sumSq` and `sinceRecompute` are the running sums (of `value - shift`) and their schedule; they
- * are restored as they are, so a restored detector scores bit-for-bit like the original.
+ * Floor of the scale when the sensor's resolution is unknown (it never changed): this fraction of
+ * the median's magnitude, at least `ABSOLUTE_FLOOR`.
  */
-export interface ZScoreSensorState {
-  sensorId: string
-  values: number[]
-  rejected: number[]
-  shift: number
-  sum: number
-  sumSq: number
-  sinceRecompute: number
-}
+export const RELATIVE_FLOOR = 1e-3
+export const ABSOLUTE_FLOOR = 1e-6
 
-export interface ZScoreSnapshot {
-  version: 1
-  windowSize: number
-  sensors: ZScoreSensorState[]
+/** The scale floor for a sensor of this resolution (Infinity = unknown) around `center`: one resolution step. */
+export function scaleFloor (resolution: number, center: number): number {
+  if (resolution !== Infinity && resolution > 0) return resolution
+  const r = RELATIVE_FLOOR * Math.abs(center)
+  return r > ABSOLUTE_FLOOR ? r : ABSOLUTE_FLOOR
 }
 
 /**
- * One sensor's baseline: a ring of the last `windowSize` accepted values with running sums of
- * `value - shift` and `(value - shift)^2`. `shift` is one of the values (the newest at the last
- * recomputation), so the sums stay small next to the data (no catastrophic cancellation around
- * 1013 hPa) and a constant run gives exact zeros. Every `windowSize` accepted values the sums are
- * recomputed from the ring (amortized O(1)), which re-centres `shift` after a level change and
- * bounds rounding drift. The run of identical newest values is tracked so a stuck sensor has a
- * standard deviation of exactly 0.
+ * The scale of a window around its median m: 1.4826 × MAD, or 1.2533 × the mean absolute
+ * deviation from m when that is larger (MAD is 0 as soon as more than half of the window holds one
+ * value: a quantised or lumpy sensor that mostly reads 122.0 and sometimes 122.3), never below
+ * `scaleFloor`. Both estimate the standard deviation of normal data; outliers never enter the window.
  */
-class Baseline {
+function robustScale (b: Window, m: number, resolution: number): number {
+  const mad = MAD_TO_SIGMA * b.mad(m)
+  const mean = MEAN_ABS_TO_SIGMA * b.meanAbs(m)
+  const floor = scaleFloor(resolution, m)
+  return mad > mean ? (mad > floor ? mad : floor) : (mean > floor ? mean : floor)
+}
+
+/**
+ * One sensor's baseline: a ring of the last `windowSize` accepted values (arrival order) and the
+ * same values sorted, kept sorted by binary search and one shift per insertion and eviction.
+ */
+class Window {
   readonly ring: Float64Array
-  /** Next write position. The `count` values are at head-count .. head-1 (mod capacity). */
+  readonly sorted: Float64Array
+  /** Next write position of the ring; the `count` values are at head-count .. head-1 (mod capacity). */
   head = 0
   count = 0
-  shift = 0
-  sum = 0
-  sumSq = 0
-  sinceRecompute = 0
-  runValue = 0
-  runLength = 0
+  /** Sum of the values (kept as they come and go, recomputed every `capacity` additions). */
+  total = 0
+  sinceSum = 0
   pending: Float64Array | null = null
   pendingCount = 0
 
   constructor (capacity: number) {
     this.ring = new Float64Array(capacity)
+    this.sorted = new Float64Array(capacity)
   }
 
   add (v: number): void {
-    const ring = this.ring
-    const cap = ring.length
-    if (this.count === 0) {
-      this.shift = v
-      this.sum = 0
-      this.sumSq = 0
+    const cap = this.ring.length
+    const sorted = this.sorted
+    let n = this.count
+    if (n === cap) {
+      const old = this.ring[this.head] as number
+      const at = lowerBound(sorted, n, old)
+      sorted.copyWithin(at, at + 1, n)
+      n--
+      this.total -= old
     }
-    const d = v - this.shift
-    if (this.count === cap) {
-      const old = ring[this.head]! - this.shift
-      this.sum += d - old
-      this.sumSq += d * d - old * old
-    } else {
-      this.count++
-      this.sum += d
-      this.sumSq += d * d
+    const at = lowerBound(sorted, n, v)
+    sorted.copyWithin(at + 1, at, n)
+    sorted[at] = v
+    this.count = n + 1
+    this.total += v
+    if (++this.sinceSum >= cap) {
+      this.sinceSum = 0
+      let t = 0
+      for (let i = 0; i <= n; i++) t += sorted[i] as number
+      this.total = t
     }
-    ring[this.head] = v
+    this.ring[this.head] = v
     if (++this.head === cap) this.head = 0
-    if (this.runLength > 0 && v === this.runValue) {
-      if (this.runLength < cap) this.runLength++
-    } else {
-      this.runValue = v
-      this.runLength = 1
-    }
-    if (++this.sinceRecompute >= cap) this.recompute()
   }
 
-  /** Exact (two-pass style) sums around the newest value. */
-  recompute (): void {
-    const ring = this.ring
-    const cap = ring.length
-    this.sinceRecompute = 0
-    if (this.count === 0) {
-      this.sum = 0
-      this.sumSq = 0
-      return
-    }
-    const shift = ring[(this.head - 1 + cap) % cap]!
-    let sum = 0
-    let sumSq = 0
-    let i = (this.head - this.count + cap) % cap
-    for (let k = 0; k < this.count; k++) {
-      const d = ring[i]! - shift
-      sum += d
-      sumSq += d * d
-      if (++i === cap) i = 0
-    }
-    this.shift = shift
-    this.sum = sum
-    this.sumSq = sumSq
-  }
-
-  mean (): number {
-    if (this.runLength >= this.count) return this.runValue
-    return this.shift + this.sum / this.count
-  }
-
-  variance (): number {
-    if (this.runLength >= this.count) return 0
+  median (): number {
     const n = this.count
-    const v = (this.sumSq - this.sum * (this.sum / n)) / n
-    return v > 0 ? v : 0
+    const s = this.sorted
+    const h = n >> 1
+    return (n & 1) === 1 ? s[h] as number : ((s[h - 1] as number) + (s[h] as number)) / 2
+  }
+
+  /**
+   * Median absolute deviation from `m`: the distances below m (m − s[r−1−i], growing with i) and
+   * above it (s[r+j] − m, growing with j) are two sorted sequences; the middle one(s) of both
+   * together are found by binary search, in O(log n).
+   */
+  mad (m: number): number {
+    const n = this.count
+    const r = lowerBound(this.sorted, n, m)
+    const k = (n - 1) >> 1
+    const a = this.#kthDistance(n, r, m, k)
+    return (n & 1) === 1 ? a : (a + this.#kthDistance(n, r, m, k + 1)) / 2
+  }
+
+  /** The k-th smallest (from 0) of the distances to m of the values below index r and from it on. */
+  #kthDistance (n: number, r: number, m: number, k: number): number {
+    const s = this.sorted
+    const below = r
+    const above = n - r
+    // i distances from below and k + 1 − i from above: the largest i with below[i−1] <= above[k−i] ...
+    let lo = Math.max(0, k + 1 - above)
+    let hi = Math.min(k + 1, below)
+    while (lo < hi) {
+      const i = (lo + hi + 1) >> 1
+      // Taking i from below is too many when its i-th (m − s[r−i]) exceeds the (k+1−i+1)-th from above.
+      const j = k + 1 - i
+      if (j < above && m - (s[r - i] as number) > (s[r + j] as number) - m) hi = i - 1
+      else lo = i
+    }
+    const i = lo
+    const j = k + 1 - i
+    const fromBelow = i > 0 ? m - (s[r - i] as number) : -Infinity
+    const fromAbove = j > 0 ? (s[r + j - 1] as number) - m : -Infinity
+    return fromBelow > fromAbove ? fromBelow : fromAbove
+  }
+
+  /**
+   * Mean absolute deviation from the median `m`: with h = floor(n/2) values below it in the sorted
+   * window, Σ|x − m| = total − 2·(sum of the lowest h) + m·(2h − n), one pass over half the window.
+   */
+  meanAbs (m: number): number {
+    const n = this.count
+    const s = this.sorted
+    const h = n >> 1
+    let low = 0
+    for (let i = 0; i < h; i++) low += s[i] as number
+    const sum = this.total - 2 * low + m * (2 * h - n)
+    return sum > 0 ? sum / n : 0
   }
 
   values (): number[] {
@@ -149,11 +180,23 @@ class Baseline {
     const out = new Array<number>(this.count)
     let i = (this.head - this.count + cap) % cap
     for (let k = 0; k < this.count; k++) {
-      out[k] = this.ring[i]!
+      out[k] = this.ring[i] as number
       if (++i === cap) i = 0
     }
     return out
   }
+}
+
+/** First index in s[0..n) whose value is >= v. */
+function lowerBound (s: Float64Array, n: number, v: number): number {
+  let lo = 0
+  let hi = n
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if ((s[mid] as number) < v) lo = mid + 1
+    else hi = mid
+  }
+  return lo
 }
 
 function intOption (name: string, v: number | undefined, dflt: number, min: number): number {
@@ -163,29 +206,33 @@ function intOption (name: string, v: number | undefined, dflt: number, min: numb
 }
 
 /**
- * Per-sensor rolling z-score. Pure and deterministic: state changes only through `score`/`update`,
- * `restore`, `forget` and `clear`.
+ * Per-sensor robust rolling z-score: z = (value − median) / scale over the last `windowSize`
+ * accepted values, where scale = 1.4826 × MAD (the standard deviation for normal data, but a few
+ * outliers in the window do not inflate it; see `robustScale` for lumpy data), never below one
+ * resolution step of the sensor (`scaleFloor`): a constant series has z = 0, a change after it a
+ * finite z, never a division by zero. Pure and deterministic; memory per sensor is two arrays of `windowSize` doubles.
  *
- * Semantics of one `update(sensorId, value)`:
+ * Semantics of one reading (`measure`, then `commit`; `update` does both, `score` too with the verdict):
  * - the baseline holds fewer than `minSamples` values: z is null, the value is accepted;
- * - otherwise z = (value - mean) / std of the baseline before the value (population std);
- * - flat baseline (std exactly 0, e.g. a stuck sensor): z is null when the value equals the
- *   constant, else +Infinity / -Infinity (an anomaly: any change from a perfectly flat signal is
- *   infinitely many deviations away). Never NaN. Note for serializers: JSON turns ±Infinity into null;
- * - |z| > threshold: anomaly, and the value is held back from the baseline. When a run of more
- *   than `maxConsecutiveRejections` anomalies arrives, the run and the current value are accepted
- *   (level shift), so the baseline recovers. The verdict of the value itself is unchanged;
+ * - otherwise z against the baseline before the value;
+ * - |z| > threshold: anomaly; |z| > rejectThreshold: the value is also held back from the
+ *   baseline. When a run of more than `maxConsecutiveRejections` held-back values arrives, the run
+ *   and the current value are accepted (level shift), so the baseline recovers. The verdict of the
+ *   value itself is unchanged;
+ * - a value another detector flagged (stuck, drift) can be kept out of the baseline altogether
+ *   (`commit` with `exclude`): it neither enters it nor counts towards a level shift;
  * - a non-finite value is ignored (z null, no state change).
  */
 export class ZScoreDetector {
   readonly windowSize: number
   readonly minSamples: number
   readonly threshold: number
+  readonly rejectThreshold: number
   readonly maxConsecutiveRejections: number
-  readonly #sensors = new Map<string, Baseline>()
-  /** Mean and population std of the baseline the last `update` scored against (NaN while warming up). */
-  lastMean = NaN
-  lastStd = NaN
+  readonly #sensors = new Map<string, Window>()
+  /** Median and scale (floored) of the baseline the last `measure` used (NaN while warming up). */
+  lastCenter = NaN
+  lastScale = NaN
 
   constructor (options: ZScoreOptions = {}) {
     this.windowSize = intOption('windowSize', options.windowSize, 100, 2)
@@ -198,6 +245,11 @@ export class ZScoreDetector {
       throw new AnomalyConfigError('threshold', `must be a finite number > 0, got ${String(threshold)}`)
     }
     this.threshold = threshold
+    const reject = options.rejectThreshold ?? Math.max(6, threshold)
+    if (!Number.isFinite(reject) || !(reject >= threshold)) {
+      throw new AnomalyConfigError('rejectThreshold', `must be a finite number >= threshold (${threshold}), got ${String(reject)}`)
+    }
+    this.rejectThreshold = reject
     this.maxConsecutiveRejections = intOption('maxConsecutiveRejections', options.maxConsecutiveRejections, 10, 0)
   }
 
@@ -206,60 +258,71 @@ export class ZScoreDetector {
     return this.#sensors.size
   }
 
-  /** Scores `value` against the sensor's baseline and updates the baseline. */
-  score (sensorId: string, value: number): ZScoreResult {
-    const z = this.update(sensorId, value)
-    return { z, anomaly: this.isAnomaly(z) }
+  /**
+   * z of `value` against the sensor's baseline (null while it warms up); changes no state.
+   * `resolution`: see `scaleFloor`; `minScale`: a further floor on the scale (the uncertainty of
+   * what was subtracted from the value, e.g. a daily profile).
+   */
+  measure (sensorId: string, value: number, resolution = Infinity, minScale = 0): number | null {
+    const b = this.#sensors.get(sensorId)
+    if (b === undefined || b.count < this.minSamples || !Number.isFinite(value)) {
+      this.lastCenter = this.lastScale = NaN
+      return null
+    }
+    const m = b.median()
+    const robust = robustScale(b, m, resolution)
+    const scale = robust > minScale ? robust : minScale
+    this.lastCenter = m
+    this.lastScale = scale
+    return (value - m) / scale
   }
 
-  /** Like `score` without allocating a result: returns z (null while warming up). */
-  update (sensorId: string, value: number): number | null {
-    if (!Number.isFinite(value)) {
-      this.lastMean = this.lastStd = NaN
-      return null
-    }
+  /** Applies a scored value to the baseline (see the class comment); `exclude` keeps it out without counting it. */
+  commit (sensorId: string, value: number, z: number | null, exclude = false): void {
+    if (!Number.isFinite(value)) return
     let b = this.#sensors.get(sensorId)
     if (b === undefined) {
-      b = new Baseline(this.windowSize)
+      b = new Window(this.windowSize)
       this.#sensors.set(sensorId, b)
     }
-    if (b.count < this.minSamples) {
-      b.pendingCount = 0
-      b.add(value)
-      this.lastMean = this.lastStd = NaN
-      return null
-    }
-    const mean = b.mean()
-    const variance = b.variance()
-    this.lastMean = mean
-    this.lastStd = Math.sqrt(variance)
-    let z: number | null
-    if (variance > 0) z = (value - mean) / Math.sqrt(variance)
-    else if (value === mean) z = null
-    else z = value > mean ? Infinity : -Infinity
-    if (z !== null && (z > this.threshold || z < -this.threshold)) this.#reject(b, value)
+    if (exclude) return
+    if (z !== null && (z > this.rejectThreshold || z < -this.rejectThreshold)) this.#reject(b, value)
     else {
       b.pendingCount = 0
       b.add(value)
     }
+  }
+
+  /** `measure` then `commit`: returns z (null while warming up). */
+  update (sensorId: string, value: number, resolution = Infinity): number | null {
+    const z = this.measure(sensorId, value, resolution)
+    this.commit(sensorId, value, z)
     return z
   }
 
-  /** Whether a z returned by `update` is an anomaly. */
+  /** Whether a z is an anomaly for this detector (|z| > threshold). */
   isAnomaly (z: number | null): boolean {
     return z !== null && (z > this.threshold || z < -this.threshold)
+  }
+
+  /** `update` with the verdict. */
+  score (sensorId: string, value: number, resolution = Infinity): ZScoreResult {
+    const z = this.update(sensorId, value, resolution)
+    return { z, anomaly: this.isAnomaly(z) }
   }
 
   /** Baseline statistics of a sensor, or null if it is not tracked. */
   stats (sensorId: string): BaselineStats | null {
     const b = this.#sensors.get(sensorId)
     if (b === undefined) return null
-    return {
-      count: b.count,
-      mean: b.count === 0 ? NaN : b.mean(),
-      std: b.count === 0 ? NaN : Math.sqrt(b.variance()),
-      pending: b.pendingCount
-    }
+    const center = b.count === 0 ? NaN : b.median()
+    const empty = b.count === 0
+    return { count: b.count, center, mad: empty ? NaN : MAD_TO_SIGMA * b.mad(center), scale: empty ? NaN : robustScale(b, center, Infinity), pending: b.pendingCount }
+  }
+
+  /** The accepted values of a sensor's baseline, oldest first (empty if not tracked). */
+  values (sensorId: string): number[] {
+    return this.#sensors.get(sensorId)?.values() ?? []
   }
 
   has (sensorId: string): boolean {
@@ -280,50 +343,7 @@ export class ZScoreDetector {
     return this.#sensors.keys()
   }
 
-  /** One sensor's plain-JSON state, or null if it is not tracked. */
-  snapshotSensor (sensorId: string): ZScoreSensorState | null {
-    const b = this.#sensors.get(sensorId)
-    if (b === undefined) return null
-    return {
-      sensorId,
-      values: b.values(),
-      rejected: b.pending === null ? [] : Array.from(b.pending.subarray(0, b.pendingCount)),
-      shift: b.shift,
-      sum: b.sum,
-      sumSq: b.sumSq,
-      sinceRecompute: b.sinceRecompute
-    }
-  }
-
-  /** Plain-JSON state of every sensor (`JSON.stringify`-safe: all numbers are finite). */
-  snapshot (): ZScoreSnapshot {
-    const sensors: ZScoreSensorState[] = []
-    for (const id of this.#sensors.keys()) sensors.push(this.snapshotSensor(id)!)
-    return { version: 1, windowSize: this.windowSize, sensors }
-  }
-
-  /**
-   * Loads sensors from a snapshot, replacing the state of the sensors it lists and keeping the
-   * others (so a worker can restore the sensors of newly assigned partitions). The whole
-   * snapshot is validated before anything changes; a malformed one throws `AnomalyStateError`.
-   * A snapshot taken with another window size keeps the newest values that fit and recomputes
-   * the sums; likewise if the stored sums disagree with the values.
-   */
-  restore (snapshot: ZScoreSnapshot): void {
-    if (typeof snapshot !== 'object' || snapshot === null) throw new AnomalyStateError('', 'snapshot must be an object')
-    if (snapshot.version !== 1) throw new AnomalyStateError('version', `unsupported snapshot version ${String(snapshot.version)}`)
-    if (!Array.isArray(snapshot.sensors)) throw new AnomalyStateError('sensors', 'must be an array')
-    const built: Array<[string, Baseline]> = []
-    snapshot.sensors.forEach((s, i) => built.push([s.sensorId, this.#build(s, `sensors[${i}]`)]))
-    for (const [id, b] of built) this.#sensors.set(id, b)
-  }
-
-  /** Restores one sensor (see `restore`). */
-  restoreSensor (state: ZScoreSensorState): void {
-    this.#sensors.set(state.sensorId, this.#build(state, ''))
-  }
-
-  #reject (b: Baseline, value: number): void {
+  #reject (b: Window, value: number): void {
     const max = this.maxConsecutiveRejections
     if (b.pendingCount < max) {
       b.pending ??= new Float64Array(max)
@@ -336,77 +356,4 @@ export class ZScoreDetector {
     b.pendingCount = 0
     b.add(value)
   }
-
-  #build (s: ZScoreSensorState, path: string): Baseline {
-    const at = (field: string): string => (path === '' ? field : `${path}.${field}`)
-    if (typeof s !== 'object' || s === null) throw new AnomalyStateError(path, 'must be an object')
-    if (typeof s.sensorId !== 'string') throw new AnomalyStateError(at('sensorId'), 'must be a string')
-    const values = finiteArray(s.values, at('values'))
-    const rejected = finiteArray(s.rejected, at('rejected'))
-    for (const f of ['shift', 'sum', 'sumSq', 'sinceRecompute'] as const) {
-      if (typeof s[f] !== 'number' || !Number.isFinite(s[f])) throw new AnomalyStateError(at(f), 'must be a finite number')
-    }
-    const cap = this.windowSize
-    const b = new Baseline(cap)
-    const kept = values.length > cap ? values.slice(values.length - cap) : values
-    for (const v of kept) {
-      b.ring[b.head] = v
-      if (++b.head === cap) b.head = 0
-      if (b.runLength > 0 && v === b.runValue) b.runLength++
-      else {
-        b.runValue = v
-        b.runLength = 1
-      }
-    }
-    b.count = kept.length
-    b.recompute()
-    const exactSum = b.sum
-    const exactSumSq = b.sumSq
-    const exactShift = b.shift
-    // Use the stored running sums when they describe these values (bit-identical continuation).
-    if (kept === values && Number.isInteger(s.sinceRecompute) && s.sinceRecompute >= 0 && s.sinceRecompute < cap &&
-      consistent(kept, s.shift, s.sum, s.sumSq)) {
-      b.shift = s.shift
-      b.sum = s.sum
-      b.sumSq = s.sumSq
-      b.sinceRecompute = s.sinceRecompute
-    } else {
-      b.shift = exactShift
-      b.sum = exactSum
-      b.sumSq = exactSumSq
-    }
-    const max = this.maxConsecutiveRejections
-    const held = rejected.length > max ? rejected.slice(rejected.length - max) : rejected
-    if (held.length > 0) {
-      b.pending = new Float64Array(max)
-      b.pending.set(held)
-      b.pendingCount = held.length
-    }
-    return b
-  }
-}
-
-function finiteArray (x: unknown, path: string): number[] {
-  if (!Array.isArray(x)) throw new AnomalyStateError(path, 'must be an array of finite numbers')
-  for (let i = 0; i < x.length; i++) {
-    const v: unknown = x[i]
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw new AnomalyStateError(`${path}[${i}]`, 'must be a finite number')
-  }
-  return x as number[]
-}
-
-/** Whether running sums around `shift` match the values, within rounding drift. */
-function consistent (values: number[], shift: number, sum: number, sumSq: number): boolean {
-  if (values.length === 0) return true
-  let s = 0
-  let q = 0
-  let a = 0
-  for (const v of values) {
-    const d = v - shift
-    s += d
-    q += d * d
-    a += Math.abs(d)
-  }
-  const tol = 1e-9
-  return Math.abs(s - sum) <= tol * (a + Number.MIN_VALUE) && Math.abs(q - sumSq) <= tol * (q + Number.MIN_VALUE)
 }

@@ -29,7 +29,7 @@ function reading (over: Partial<Reading>): Reading {
   return { sensorId: 's', sensorType: 'temperature', location: 'lab', value: 21.5, ts: T0, unit: '°C', anomaly: false, anomalyKind: null, seq: 1, ...over }
 }
 function verdict (over: Partial<Verdict> = {}): Verdict {
-  return { ruleAnomaly: false, zScore: 0.5, zAnomaly: false, mlScore: 0.25, mlAnomaly: false, modelVersion: 'if-1', anomaly: false, severity: null, explanation: null, ...over }
+  return { ruleAnomaly: false, zScore: 0.5, zAnomaly: false, mlScore: 0.25, mlAnomaly: false, modelVersion: 'if-1', stuck: false, drift: false, anomalyScore: 0, anomaly: false, severity: null, explanation: null, ...over }
 }
 const scored = (r: Partial<Reading>, v: Partial<Verdict> = {}): ScoredReading => ({ reading: reading(r), verdict: verdict(v) })
 
@@ -74,6 +74,8 @@ const json = ({ reading: r, verdict: v }: ScoredReading): Record<string, unknown
   ml_score: v.mlScore,
   ml_anomaly: v.mlAnomaly,
   model_version: v.modelVersion,
+  stuck_anomaly: v.stuck,
+  drift_anomaly: v.drift,
   combined_anomaly: v.anomaly,
   severity: v.severity,
   explanation: v.explanation

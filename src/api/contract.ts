@@ -22,13 +22,17 @@ export interface ReadingJson {
   anomaly: boolean | null
   anomaly_type: string | null
   rule_anomaly: boolean
-  /** A string ("Infinity") where the z-score is infinite. */
+  /** A string ("Infinity") where the z-score is infinite (readings stored before the robust z-score). */
   z_score: number | string | null
   z_anomaly: boolean
   ml_score: number | null
   /** Null before the sensor type's first model. */
   ml_anomaly: boolean | null
   model_version: string | null
+  /** The sensor was stuck (flat far longer than it usually is). */
+  stuck_anomaly: boolean
+  /** The sensor was drifting (a CUSUM against a slow reference passed its threshold). */
+  drift_anomaly: boolean
   combined_anomaly: boolean
   severity: 'minor' | 'major' | 'critical' | null
   explanation: string | null
@@ -134,7 +138,7 @@ export interface QualityJson {
   labelled: number
   anomalies: number
   labels: Record<string, number>
-  detectors: Record<'rule' | 'zscore' | 'ml' | 'combined', { overall: ScoresJson, byKind: Record<string, ScoresJson> }>
+  detectors: Record<'rule' | 'zscore' | 'ml' | 'stuck' | 'drift' | 'combined', { overall: ScoresJson, byKind: Record<string, ScoresJson> }>
   ruleVsMl: { scored: number, both: number, ruleOnly: number, mlOnly: number, neither: number, agreement: number | null }
 }
 

@@ -20,7 +20,7 @@ const status = (): { watermark: number, lag: number, latency: null } => ({ water
 /** A stored reading of a sensor at T0 (only its sensor row matters here). */
 const scored = (sensorId: string, sensorType: string, unit: string, ts = T0): ScoredReading => ({
   reading: { sensorId, sensorType, location: 'Basement', value: 1, ts, unit, anomaly: null, anomalyKind: null, seq: null },
-  verdict: { ruleAnomaly: false, zScore: 0, zAnomaly: false, mlScore: null, mlAnomaly: null, modelVersion: null, anomaly: false, severity: null, explanation: null }
+  verdict: { ruleAnomaly: false, zScore: 0, zAnomaly: false, mlScore: null, mlAnomaly: null, modelVersion: null, stuck: false, drift: false, anomalyScore: 0, anomaly: false, severity: null, explanation: null }
 })
 
 /** An admin view of a device added at T0 and never heard. */

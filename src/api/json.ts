@@ -1,4 +1,5 @@
 // Stored rows and live outcomes as the JSON of src/api/contract.ts.
+import { storedScore } from '../anomaly/index.ts'
 import { type ScoredReading, type WindowAggregate, formatTimestamp } from '../domain/index.ts'
 import { type ModelInfo, type StoredReading } from '../storage/index.ts'
 import { type ModelJson, type ReadingJson, type WindowJson } from './contract.ts'
@@ -25,6 +26,8 @@ export function readingJson (r: StoredReading): ReadingJson {
     ml_score: r.mlScore,
     ml_anomaly: r.mlAnomaly,
     model_version: r.modelVersion,
+    stuck_anomaly: r.stuckAnomaly,
+    drift_anomaly: r.driftAnomaly,
     combined_anomaly: r.combinedAnomaly,
     severity: r.severity as ReadingJson['severity'],
     explanation: r.explanation
@@ -48,6 +51,8 @@ export function storedOf ({ reading: r, verdict: v }: ScoredReading): StoredRead
     mlScore: v.mlScore,
     mlAnomaly: v.mlAnomaly,
     modelVersion: v.modelVersion,
+    stuckAnomaly: v.stuck,
+    driftAnomaly: v.drift,
     combinedAnomaly: v.anomaly,
     severity: v.severity,
     explanation: v.explanation
@@ -75,6 +80,10 @@ export function scoredOf (r: StoredReading): ScoredReading {
       mlScore: r.mlScore,
       mlAnomaly: r.mlAnomaly,
       modelVersion: r.modelVersion,
+      stuck: r.stuckAnomaly,
+      drift: r.driftAnomaly,
+      // The detectors' evidence is not stored: the score from what is (src/anomaly/score.ts storedScore).
+      anomalyScore: storedScore({ ruleAnomaly: r.ruleAnomaly, zScore: r.zScore, mlAnomaly: r.mlAnomaly, stuck: r.stuckAnomaly, drift: r.driftAnomaly }),
       anomaly: r.combinedAnomaly,
       severity: r.severity as ScoredReading['verdict']['severity'],
       explanation: r.explanation

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { type ScoredReading, type Verdict, type WindowAggregate } from '../domain/index.ts'
 import { LiveHub, defaultLiveHubOptions, sseMessage } from './live.ts'
 
-const normal: Verdict = { ruleAnomaly: false, zScore: 0.1, zAnomaly: false, mlScore: 0.3, mlAnomaly: false, modelVersion: 'm#1', anomaly: false, severity: null, explanation: null }
+const normal: Verdict = { ruleAnomaly: false, zScore: 0.1, zAnomaly: false, mlScore: 0.3, mlAnomaly: false, modelVersion: 'm#1', stuck: false, drift: false, anomalyScore: 0, anomaly: false, severity: null, explanation: null }
 const scored = (sensorId: string, location: string, sensorType: string, ts: number, verdict: Partial<Verdict> = {}): ScoredReading => ({
   reading: { sensorId, sensorType, location, value: ts / 1000, ts, unit: 'u', anomaly: null, anomalyKind: null, seq: null },
   verdict: { ...normal, ...verdict }

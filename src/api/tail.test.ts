@@ -10,7 +10,7 @@ const T0 = Date.UTC(2026, 2, 1, 8)
 const MIN = 60_000
 const row = (sensorId: string, ts: number, value: number): ScoredReading => ({
   reading: { sensorId, sensorType: 'co2', location: 'Lab', value, ts, unit: 'ppm', anomaly: null, anomalyKind: null, seq: null },
-  verdict: { ruleAnomaly: value > 1000, zScore: 0, zAnomaly: false, mlScore: null, mlAnomaly: null, modelVersion: null, anomaly: value > 1000, severity: value > 1000 ? 'critical' : null, explanation: null }
+  verdict: { ruleAnomaly: value > 1000, zScore: 0, zAnomaly: false, mlScore: null, mlAnomaly: null, modelVersion: null, stuck: false, drift: false, anomalyScore: 0, anomaly: value > 1000, severity: value > 1000 ? 'critical' : null, explanation: null }
 })
 
 /** Stores readings and their window delta, as another process's worker would. */

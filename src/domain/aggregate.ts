@@ -28,6 +28,8 @@ export interface DetectionCount {
   zAnomaly: boolean
   /** -1 no model yet, 0 normal, 1 anomaly. */
   mlState: -1 | 0 | 1
+  stuckAnomaly: boolean
+  driftAnomaly: boolean
   combinedAnomaly: boolean
   readings: number
 }
@@ -41,14 +43,21 @@ export function labelOf (r: { anomaly: boolean | null, anomalyKind: string | nul
 export class DetectionCounter {
   readonly #cells = new Map<string, DetectionCount>()
 
+  /** `stuck` and `drift` absent: not flagged (a detector set without them, e.g. the original design's). */
   add (r: { sensorType: string, anomaly: boolean | null, anomalyKind: string | null },
-    v: { ruleAnomaly: boolean, zAnomaly: boolean, mlAnomaly: boolean | null, anomaly: boolean }): void {
+    v: { ruleAnomaly: boolean, zAnomaly: boolean, mlAnomaly: boolean | null, stuck?: boolean, drift?: boolean, anomaly: boolean }): void {
     const label = labelOf(r)
     const mlState = v.mlAnomaly === null ? -1 : v.mlAnomaly ? 1 : 0
-    const key = `${r.sensorType}\u0000${label}\u0000${+v.ruleAnomaly}${+v.zAnomaly}${mlState}${+v.anomaly}`
+    const stuck = v.stuck === true
+    const drift = v.drift === true
+    const key = `${r.sensorType}\u0000${label}\u0000${+v.ruleAnomaly}${+v.zAnomaly}${mlState}${+stuck}${+drift}${+v.anomaly}`
     const c = this.#cells.get(key)
     if (c !== undefined) c.readings++
-    else this.#cells.set(key, { sensorType: r.sensorType, label, ruleAnomaly: v.ruleAnomaly, zAnomaly: v.zAnomaly, mlState, combinedAnomaly: v.anomaly, readings: 1 })
+    else {
+      this.#cells.set(key, {
+        sensorType: r.sensorType, label, ruleAnomaly: v.ruleAnomaly, zAnomaly: v.zAnomaly, mlState, stuckAnomaly: stuck, driftAnomaly: drift, combinedAnomaly: v.anomaly, readings: 1
+      })
+    }
   }
 
   cells (): DetectionCount[] {

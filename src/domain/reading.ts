@@ -23,8 +23,9 @@ export interface Reading {
 
 /**
  * How strongly the detectors agree that a reading is anomalous: `critical` when a configured rule
- * fired, `major` when the statistics are beyond doubt (a very large z, or the z-score and the
- * Isolation Forest together), `minor` when one statistical detector alone is mildly surprised.
+ * fired, `major` when the calibrated score passed 0.5 otherwise (a very large z, the z-score and
+ * the Isolation Forest together, a stuck sensor, a drift), `minor` when a statistical detector is
+ * surprised by its own standard but the score stays below 0.5.
  */
 export const severities = ['minor', 'major', 'critical'] as const
 export type Severity = (typeof severities)[number]
@@ -40,7 +41,16 @@ export interface Verdict {
   mlScore: number | null
   mlAnomaly: boolean | null
   modelVersion: string | null
-  /** The combined verdict: severity `major` or `critical`. */
+  /** The sensor is stuck: flat (no change of half a resolution step) far longer than it usually is. */
+  stuck: boolean
+  /** The sensor drifts: a CUSUM on its residuals against a slow reference passed its threshold. */
+  drift: boolean
+  /**
+   * The calibrated score in [0, 1] across detectors (src/anomaly/score.ts): 0.5 is the decision
+   * threshold, `anomaly` is `anomalyScore >= 0.5`.
+   */
+  anomalyScore: number
+  /** The combined verdict: severity `major` or `critical` (anomalyScore >= 0.5). */
   anomaly: boolean
   /** null when no detector fired. */
   severity: Severity | null

@@ -35,6 +35,9 @@ function dataset (): ScoredReading[] {
           mlScore: (i % 20) / 20 + 0.01,
           mlAnomaly: i % 25 === 0,
           modelVersion: 'm',
+          stuck: false,
+          drift: false,
+          anomalyScore: flagged ? 1 : 0.1,
           anomaly: flagged,
           severity: flagged ? 'critical' : null,
           explanation: null

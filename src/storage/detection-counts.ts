@@ -16,19 +16,19 @@ export async function mergeDetectionCounts (tx: Queryable, counts: readonly Dete
   if (counts.length === 0) return
   const c = [...counts].sort((a, b) => a.sensorType < b.sensorType ? -1 : a.sensorType > b.sensorType ? 1 : a.label < b.label ? -1 : a.label > b.label ? 1 : 0)
   await tx.query(`
-    INSERT INTO detection_counts AS d (sensor_type, label, rule_anomaly, z_anomaly, ml_state, combined_anomaly, readings)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::bool[], $4::bool[], $5::int2[], $6::bool[], $7::int8[])
-    ON CONFLICT (sensor_type, label, rule_anomaly, z_anomaly, ml_state, combined_anomaly)
+    INSERT INTO detection_counts AS d (sensor_type, label, rule_anomaly, z_anomaly, ml_state, stuck_anomaly, drift_anomaly, combined_anomaly, readings)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bool[], $4::bool[], $5::int2[], $6::bool[], $7::bool[], $8::bool[], $9::int8[])
+    ON CONFLICT (sensor_type, label, rule_anomaly, z_anomaly, ml_state, stuck_anomaly, drift_anomaly, combined_anomaly)
     DO UPDATE SET readings = d.readings + excluded.readings`,
   [textArray(c.map(x => x.sensorType)), textArray(c.map(x => x.label)), boolArray(c.map(x => x.ruleAnomaly)),
-    boolArray(c.map(x => x.zAnomaly)), numberArray(c.map(x => x.mlState)), boolArray(c.map(x => x.combinedAnomaly)),
-    numberArray(c.map(x => x.readings))])
+    boolArray(c.map(x => x.zAnomaly)), numberArray(c.map(x => x.mlState)), boolArray(c.map(x => x.stuckAnomaly)),
+    boolArray(c.map(x => x.driftAnomaly)), boolArray(c.map(x => x.combinedAnomaly)), numberArray(c.map(x => x.readings))])
 }
 
 /** The detection counts (small: sensor types × labels × verdict combinations), optionally of one sensor type. */
 export async function loadDetectionCounts (db: Queryable, sensorType?: string): Promise<DetectionCount[]> {
   const cols = `sensor_type AS "sensorType", label, rule_anomaly AS "ruleAnomaly", z_anomaly AS "zAnomaly", ml_state AS "mlState",
-    combined_anomaly AS "combinedAnomaly", readings`
+    stuck_anomaly AS "stuckAnomaly", drift_anomaly AS "driftAnomaly", combined_anomaly AS "combinedAnomaly", readings`
   return sensorType === undefined
     ? await db.query<DetectionCount>(`SELECT ${cols} FROM detection_counts`)
     : await db.query<DetectionCount>(`SELECT ${cols} FROM detection_counts WHERE sensor_type = $1`, [sensorType])

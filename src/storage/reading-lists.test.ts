@@ -6,7 +6,7 @@ import { claimPartitions, ensureDayPartitions, insertReadings, recentReadings, s
 import { saveProgress } from './progress.ts'
 
 const T0 = Date.UTC(2026, 4, 1)
-const verdict = { ruleAnomaly: false, zScore: null, zAnomaly: false, mlScore: null, mlAnomaly: null, modelVersion: null, anomaly: false, severity: null, explanation: null }
+const verdict = { ruleAnomaly: false, zScore: null, zAnomaly: false, mlScore: null, mlAnomaly: null, modelVersion: null, stuck: false, drift: false, anomalyScore: 0, anomaly: false, severity: null, explanation: null }
 const row = (sensorId: string, ts: number): ScoredReading => ({
   reading: { sensorId, sensorType: 'co2', location: 'Lab', value: ts % 1000, ts, unit: 'ppm', anomaly: null, anomalyKind: null, seq: null },
   verdict

@@ -20,6 +20,8 @@ export interface StoredReading {
   mlScore: number | null
   mlAnomaly: boolean | null
   modelVersion: string | null
+  stuckAnomaly: boolean
+  driftAnomaly: boolean
   combinedAnomaly: boolean
   severity: string | null
   explanation: string | null
@@ -30,7 +32,8 @@ const readingColumns = `s.sensor_id AS "sensorId", s.sensor_type AS "sensorType"
   ${timestampToMs('r.ts')} AS timestamp, s.unit, ${labelSql} AS anomaly,
   k.name AS "anomalyType", r.flags & ${FLAG.rule} <> 0 AS "ruleAnomaly", r.z_score AS "zScore", r.flags & ${FLAG.z} <> 0 AS "zAnomaly",
   r.ml_score AS "mlScore", CASE WHEN r.flags & ${FLAG.mlScored} <> 0 THEN r.flags & ${FLAG.ml} <> 0 END AS "mlAnomaly",
-  m.version AS "modelVersion", r.flags & ${FLAG.combined} <> 0 AS "combinedAnomaly",
+  m.version AS "modelVersion", r.flags & ${FLAG.stuck} <> 0 AS "stuckAnomaly", r.flags & ${FLAG.drift} <> 0 AS "driftAnomaly",
+  r.flags & ${FLAG.combined} <> 0 AS "combinedAnomaly",
   (ARRAY['minor', 'major', 'critical'])[(r.flags >> ${FLAG.severityShift}) & 3] AS severity, r.explanation`
 const readingJoins = `${kindJoin} LEFT JOIN model_versions m ON m.model_key = r.model_key`
 
@@ -98,7 +101,7 @@ export async function recentReadings (db: Queryable, f: QueryFilter): Promise<St
 }
 
 /** Which verdict makes a reading an anomaly in recentAnomalies: any detector, or one of them. */
-export type AnomalyDetector = 'any' | 'rule' | 'zscore' | 'ml' | 'combined'
+export type AnomalyDetector = 'any' | 'rule' | 'zscore' | 'ml' | 'stuck' | 'drift' | 'combined'
 // Each starts with the predicate of the partial indexes on flagged readings (0006), word for word,
 // so the planner can use them (it does not reason about bits). Every detector's flag implies it.
 const anomalyCondition: Record<AnomalyDetector, string[]> = {
@@ -106,10 +109,12 @@ const anomalyCondition: Record<AnomalyDetector, string[]> = {
   rule: [FLAGGED, `r.flags & ${FLAG.rule} <> 0`],
   zscore: [FLAGGED, `r.flags & ${FLAG.z} <> 0`],
   ml: [FLAGGED, `r.flags & ${FLAG.ml} <> 0`],
+  stuck: [FLAGGED, `r.flags & ${FLAG.stuck} <> 0`],
+  drift: [FLAGGED, `r.flags & ${FLAG.drift} <> 0`],
   combined: [FLAGGED, `r.flags & ${FLAG.combined} <> 0`]
 }
 
-/** Readings flagged by any detector (rule, z-score, ML) or by the one given, newest first. */
+/** Readings flagged by any detector (rule, z-score, ML, stuck, drift) or by the one given, newest first. */
 export async function recentAnomalies (db: Queryable, f: QueryFilter, detector: AnomalyDetector = 'any'): Promise<StoredReading[]> {
   return await newestFirst<StoredReading>(db, f, readingColumns, anomalyCondition[detector], readingJoins)
 }

@@ -7,7 +7,7 @@ import { BinaryCopy } from './copy-binary.ts'
 import { type Queryable } from './db.ts'
 import { nameKeys, seriesOf, upsertSensors } from './sensors.ts'
 
-/** Bits of readings.flags (migration 0006; its SQL function reading_flags makes the same from verdict columns). */
+/** Bits of readings.flags (migrations 0006 and 0010; the SQL function reading_flags makes the same from verdict columns). */
 export const FLAG = {
   rule: 1,
   z: 2,
@@ -18,17 +18,20 @@ export const FLAG = {
   severityShift: 5,
   labelled: 128,
   labelAnomaly: 256,
+  stuck: 512,
+  drift: 1024,
   /** The anomaly_kinds key of the label from here. */
   kindShift: 16
 } as const
-/** Any detector fired: the predicate of the partial indexes on flagged readings. */
-export const FLAGGED = 'flags & 7 <> 0'
+/** Any detector fired (rule, z-score, forest, stuck, drift: 1 | 2 | 4 | 512 | 1024): the predicate of the partial indexes on flagged readings (0010). */
+export const FLAGGED = 'flags & 1543 <> 0'
 const severityCode: Record<Severity, number> = { minor: 1, major: 2, critical: 3 }
 
 /** A reading's flags: its verdicts, its label and the key of the label's kind. */
 export function readingFlags (r: Reading, v: Verdict, kindKey: number): number {
   return (v.ruleAnomaly ? FLAG.rule : 0) | (v.zAnomaly ? FLAG.z : 0) | (v.mlAnomaly === true ? FLAG.ml : 0) |
     (v.mlAnomaly === null ? 0 : FLAG.mlScored) | (v.anomaly ? FLAG.combined : 0) |
+    (v.stuck ? FLAG.stuck : 0) | (v.drift ? FLAG.drift : 0) |
     (v.severity === null ? 0 : severityCode[v.severity] << FLAG.severityShift) |
     (r.anomaly === null ? 0 : FLAG.labelled) | (r.anomaly === true ? FLAG.labelAnomaly : 0) | (kindKey << FLAG.kindShift)
 }
@@ -47,7 +50,7 @@ export interface ReadingKeys {
  * The model version and explanation are kept where they say something: on readings a detector
  * flagged (the rest carry their scores and flags only).
  */
-const flagged = (v: Verdict): boolean => v.ruleAnomaly || v.zAnomaly || v.mlAnomaly === true || v.severity !== null
+const flagged = (v: Verdict): boolean => v.ruleAnomaly || v.zAnomaly || v.mlAnomaly === true || v.stuck || v.drift || v.severity !== null
 
 /** Upserts the batch's sensors (with their event-time span) and the names its rows refer to; returns their keys. */
 export async function resolveKeys (tx: Queryable, rows: readonly ScoredReading[]): Promise<ReadingKeys> {

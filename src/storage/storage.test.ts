@@ -46,7 +46,7 @@ function reading (over: Partial<Reading> = {}): Reading {
 }
 
 function verdict (over: Partial<Verdict> = {}): Verdict {
-  return { ruleAnomaly: false, zScore: 0.5, zAnomaly: false, mlScore: 0.4, mlAnomaly: false, modelVersion: 'if-1', anomaly: false, severity: null, explanation: null, ...over }
+  return { ruleAnomaly: false, zScore: 0.5, zAnomaly: false, mlScore: 0.4, mlAnomaly: false, modelVersion: 'if-1', stuck: false, drift: false, anomalyScore: 0, anomaly: false, severity: null, explanation: null, ...over }
 }
 
 const scored = (r: Partial<Reading> = {}, v: Partial<Verdict> = {}): ScoredReading => ({ reading: reading(r), verdict: verdict(v) })
@@ -303,7 +303,9 @@ for (const tdb of testDatabases) {
               for (const severity of [null, 'minor', 'major', 'critical'] as const) {
                 for (const label of [null, false, true]) {
                   for (const kind of [0, 3, 700]) {
-                    cases.push({ v: verdict({ ruleAnomaly: rule, zAnomaly: z, mlAnomaly: ml, anomaly: combined, severity }), r: reading({ anomaly: label }), kind })
+                    for (const [stuck, drift] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+                      cases.push({ v: verdict({ ruleAnomaly: rule, zAnomaly: z, mlAnomaly: ml, stuck, drift, anomaly: combined, severity }), r: reading({ anomaly: label }), kind })
+                    }
                   }
                 }
               }
@@ -312,12 +314,17 @@ for (const tdb of testDatabases) {
         }
       }
       const b = (x: boolean | null): string => x === null ? 'NULL' : String(x)
-      const rows = await db.query<{ f: number }>(`SELECT reading_flags(rule, z, ml, combined, severity, label, kind::int2) AS f
-        FROM unnest($1::bool[], $2::bool[], $3::bool[], $4::bool[], $5::text[], $6::bool[], $7::int4[]) WITH ORDINALITY AS x(rule, z, ml, combined, severity, label, kind, i)
+      const rows = await db.query<{ f: number, seven: number }>(`SELECT reading_flags(rule, z, ml, combined, severity, label, kind::int2, stuck, drift) AS f,
+          reading_flags(rule, z, ml, combined, severity, label, kind::int2) AS seven
+        FROM unnest($1::bool[], $2::bool[], $3::bool[], $4::bool[], $5::text[], $6::bool[], $7::int4[], $8::bool[], $9::bool[])
+          WITH ORDINALITY AS x(rule, z, ml, combined, severity, label, kind, stuck, drift, i)
         ORDER BY i`, [`{${cases.map(c => b(c.v.ruleAnomaly)).join(',')}}`, `{${cases.map(c => b(c.v.zAnomaly)).join(',')}}`,
         `{${cases.map(c => b(c.v.mlAnomaly)).join(',')}}`, `{${cases.map(c => b(c.v.anomaly)).join(',')}}`,
-        `{${cases.map(c => c.v.severity ?? 'NULL').join(',')}}`, `{${cases.map(c => b(c.r.anomaly)).join(',')}}`, `{${cases.map(c => c.kind).join(',')}}`])
+        `{${cases.map(c => c.v.severity ?? 'NULL').join(',')}}`, `{${cases.map(c => b(c.r.anomaly)).join(',')}}`, `{${cases.map(c => c.kind).join(',')}}`,
+        `{${cases.map(c => b(c.v.stuck)).join(',')}}`, `{${cases.map(c => b(c.v.drift)).join(',')}}`])
       deepEqual(rows.map(r => r.f), cases.map(c => readingFlags(c.r, c.v, c.kind)))
+      // The seven-argument form of the older migrations still works: stuck and drift default to false.
+      deepEqual(rows.map(r => r.seven), cases.map(c => readingFlags(c.r, { ...c.v, stuck: false, drift: false }, c.kind)))
     })
 
     const admin = serverUrl
@@ -814,6 +821,8 @@ for (const tdb of testDatabases) {
           mlScore: 0.4,
           mlAnomaly: false,
           modelVersion: 'if-1',
+          stuckAnomaly: false,
+          driftAnomaly: false,
           combinedAnomaly: false,
           severity: null,
           explanation: null
@@ -824,6 +833,17 @@ for (const tdb of testDatabases) {
         deepEqual(ids(await recentAnomalies(tx, { sensorType: 'temperature', limit: 100 })), ['r-3@2500', 'r-1@1000'])
         deepEqual(ids(await recentAnomalies(tx, { from: T0 + 500, to: T0 + 2500, limit: 100 })), ['r-1@1000', 'r-2@500'])
         deepEqual(ids(await recentAnomalies(tx, { limit: 1 })), ['r-3@2500'])
+        // Stuck and drift are detectors too: a reading only they flagged is listed, under any and under its own.
+        await insertReadings(tx, [
+          scored({ sensorId: 'r-4', location: 'yard', sensorType: 'co2', ts: T0 + 3000, unit: 'ppm' }, { stuck: true, anomaly: true, anomalyScore: 0.5, severity: 'major' }),
+          scored({ sensorId: 'r-5', location: 'yard', sensorType: 'co2', ts: T0 + 3500, unit: 'ppm' }, { drift: true, anomaly: true, anomalyScore: 0.6, severity: 'major' })
+        ])
+        deepEqual(ids(await recentAnomalies(tx, { limit: 2 })), ['r-5@3500', 'r-4@3000'])
+        deepEqual(ids(await recentAnomalies(tx, { limit: 100 }, 'stuck')), ['r-4@3000'])
+        deepEqual(ids(await recentAnomalies(tx, { limit: 100 }, 'drift')), ['r-5@3500'])
+        deepEqual(ids(await recentAnomalies(tx, { limit: 100 }, 'combined')), ['r-5@3500', 'r-4@3000'])
+        const [stuck] = await recentReadings(tx, { limit: 2 })
+        deepEqual([stuck!.stuckAnomaly, stuck!.driftAnomaly], [false, true])
       })
     })
 
@@ -911,18 +931,25 @@ for (const tdb of testDatabases) {
           scored({ sensorType: type, anomaly: false }, { mlAnomaly: null }),
           scored({ sensorType: type, anomaly: false }, { mlAnomaly: null }),
           scored({ sensorType: type, anomaly: true, anomalyKind: 'spike' }, { ruleAnomaly: true, zAnomaly: true, mlAnomaly: true, anomaly: true }),
-          scored({ sensorType: type, anomaly: null }, {})
+          scored({ sensorType: type, anomaly: null }, {}),
+          scored({ sensorType: type, anomaly: true, anomalyKind: 'stuck' }, { stuck: true, anomaly: true }),
+          scored({ sensorType: type, anomaly: true, anomalyKind: 'stuck' }, { anomaly: false }),
+          scored({ sensorType: type, anomaly: true, anomalyKind: 'drift' }, { drift: true, anomaly: true })
         ]
         await mergeDetectionCounts(tx, countDetections(rows))
         await mergeDetectionCounts(tx, countDetections(rows.slice(0, 1)))
         await mergeDetectionCounts(tx, [])
-        const got = (await loadDetectionCounts(tx, type)).sort((a, b) => a.label < b.label ? -1 : 1)
+        const got = (await loadDetectionCounts(tx, type)).sort((a, b) => a.label < b.label ? -1 : a.label > b.label ? 1 : a.readings - b.readings || +a.stuckAnomaly - +b.stuckAnomaly)
+        const no = { stuckAnomaly: false, driftAnomaly: false }
         deepEqual(got.map(c => ({ ...c })), [
-          { sensorType: type, label: 'normal', ruleAnomaly: false, zAnomaly: false, mlState: -1, combinedAnomaly: false, readings: 3 },
-          { sensorType: type, label: 'spike', ruleAnomaly: true, zAnomaly: true, mlState: 1, combinedAnomaly: true, readings: 1 },
-          { sensorType: type, label: 'unlabelled', ruleAnomaly: false, zAnomaly: false, mlState: 0, combinedAnomaly: false, readings: 1 }
+          { sensorType: type, label: 'drift', ruleAnomaly: false, zAnomaly: false, mlState: 0, stuckAnomaly: false, driftAnomaly: true, combinedAnomaly: true, readings: 1 },
+          { sensorType: type, label: 'normal', ruleAnomaly: false, zAnomaly: false, mlState: -1, ...no, combinedAnomaly: false, readings: 3 },
+          { sensorType: type, label: 'spike', ruleAnomaly: true, zAnomaly: true, mlState: 1, ...no, combinedAnomaly: true, readings: 1 },
+          { sensorType: type, label: 'stuck', ruleAnomaly: false, zAnomaly: false, mlState: 0, ...no, combinedAnomaly: false, readings: 1 },
+          { sensorType: type, label: 'stuck', ruleAnomaly: false, zAnomaly: false, mlState: 0, stuckAnomaly: true, driftAnomaly: false, combinedAnomaly: true, readings: 1 },
+          { sensorType: type, label: 'unlabelled', ruleAnomaly: false, zAnomaly: false, mlState: 0, ...no, combinedAnomaly: false, readings: 1 }
         ])
-        assert.ok((await loadDetectionCounts(tx)).length >= 3)
+        assert.ok((await loadDetectionCounts(tx)).length >= 6)
       })
     })
 

@@ -93,10 +93,11 @@ export async function checkConsistency (db: Queryable, windowMs = 60_000): Promi
       SELECT sensor_type,
              CASE WHEN anomaly THEN coalesce(anomaly_type, 'anomaly') WHEN NOT anomaly THEN 'normal' ELSE 'unlabelled' END AS label,
              rule_anomaly, z_anomaly, (CASE WHEN ml_anomaly IS NULL THEN -1 WHEN ml_anomaly THEN 1 ELSE 0 END)::int2 AS ml_state,
-             combined_anomaly, count(*)::int AS n
-      FROM sensor_readings GROUP BY 1, 2, 3, 4, 5, 6)
-    SELECT concat_ws('/', sensor_type, label, rule_anomaly, z_anomaly, ml_state, combined_anomaly) AS cell, g.n AS stored, d.readings::int AS counted
-    FROM g FULL OUTER JOIN detection_counts d USING (sensor_type, label, rule_anomaly, z_anomaly, ml_state, combined_anomaly)
+             stuck_anomaly, drift_anomaly, combined_anomaly, count(*)::int AS n
+      FROM sensor_readings GROUP BY 1, 2, 3, 4, 5, 6, 7, 8)
+    SELECT concat_ws('/', sensor_type, label, rule_anomaly, z_anomaly, ml_state, stuck_anomaly, drift_anomaly, combined_anomaly) AS cell,
+           g.n AS stored, d.readings::int AS counted
+    FROM g FULL OUTER JOIN detection_counts d USING (sensor_type, label, rule_anomaly, z_anomaly, ml_state, stuck_anomaly, drift_anomaly, combined_anomaly)
     WHERE g.n IS DISTINCT FROM d.readings::int LIMIT 20`)
   const [c] = await db.query<{ windows: number, finals: number, readings: number, late: number, both: number, counted: number }>(`
     SELECT (SELECT count(*)::int FROM sensor_aggregates) AS windows,

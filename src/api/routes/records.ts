@@ -10,7 +10,7 @@ export interface RecordRoutesOptions {
   db: Queryable
 }
 
-const detectors = ['any', 'rule', 'zscore', 'ml', 'combined'] as const
+const detectors = ['any', 'rule', 'zscore', 'ml', 'stuck', 'drift', 'combined'] as const
 const AnomalyQuery = querySchema({
   ...rangeFields,
   limit: listLimit,

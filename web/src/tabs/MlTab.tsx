@@ -16,6 +16,8 @@ const DETECTORS: { id: keyof QualityJson['detectors'], label: string, what: stri
   { id: 'rule', label: 'rules', what: 'fixed normal range per sensor type' },
   { id: 'zscore', label: 'z-score', what: 'distance from the sensor\'s rolling baseline' },
   { id: 'ml', label: 'Isolation Forest (ML)', what: 'model trained per sensor type' },
+  { id: 'stuck', label: 'stuck', what: 'flat far longer than the sensor usually is' },
+  { id: 'drift', label: 'drift', what: 'CUSUM against a slow reference' },
   { id: 'combined', label: 'combined verdict', what: 'what the dashboard calls an anomaly' }
 ]
 
