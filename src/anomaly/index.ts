@@ -12,34 +12,45 @@ export {
 } from './rules.ts'
 export {
   ZScoreDetector,
+  MAD_TO_SIGMA,
+  scaleFloor,
   type BaselineStats,
   type ZScoreOptions,
-  type ZScoreResult,
-  type ZScoreSensorState,
-  type ZScoreSnapshot
+  type ZScoreResult
 } from './zscore.ts'
+export { ResolutionEstimator } from './resolution.ts'
+export { DailyProfile, type DailyPattern, type DailyProfileOptions } from './seasonal.ts'
+export { StuckDetector, defaultStuckDurations, type StuckOptions } from './stuck.ts'
+export { DriftDetector, type DriftOptions } from './drift.ts'
 export {
-  Detector,
+  CORROBORATED_Z,
   MAJOR_Z,
+  THRESHOLD,
   anomalyScore,
+  ratioScore,
+  scoreOf,
   severityOf,
-  type DetectorOptions,
-  type DetectorSnapshot,
-  type PreviousReadingState
-} from './detector.ts'
+  storedScore,
+  type ScoreInputs
+} from './score.ts'
+export { Detector, type DetectorOptions } from './detector.ts'
 export { FEATURES, FeatureExtractor, featureNames, standardize, type FeatureName } from './features.ts'
 export {
   ForestScorer,
+  RetrainPolicy,
   mlScoreOf,
   defaultForestOptions,
   type ForestOptions,
+  type ForestScorerOptions,
   type FittedForest,
   type ForestTrainer,
   type MlScore,
   type MlScorer,
+  type RetrainState,
   type TrainedModel,
   type TrainingJob
 } from './ml.ts'
+export { CadenceTracker, defaultCadenceOptions, formatCadence, type CadenceOptions } from './cadence.ts'
 export {
   IsolationForest,
   averagePathLength,
@@ -60,3 +71,24 @@ export {
   type RuleVsMl,
   type Scores
 } from './evaluation.ts'
+export {
+  addCounts,
+  binaryCounts,
+  emptyCounts,
+  parseSkabCsv,
+  skabScores,
+  SKAB_TIME_COLUMN,
+  type BinaryCounts,
+  type SkabFile,
+  type SkabScores
+} from './skab-metrics.ts'
+export { RowAligner, defaultRowAlignerOptions, deviceOf, type AlignedRow, type DeviceMeasurement, type RowAlignerOptions } from './device-align.ts'
+export {
+  DeviceForest,
+  defaultDeviceForestOptions,
+  type DeviceContribution,
+  type DeviceForestOptions,
+  type DeviceModel,
+  type DeviceScore
+} from './device-forest.ts'
+export { DeviceDetector, formatContributions, type DeviceDetectorOptions, type DeviceSummary, type DeviceVerdict } from './device-detector.ts'

@@ -1,1 +1,3 @@
-export { formatReplaySummary, parseReplayArgs, replayUsage, runReplay, type ReplayOptions, type ReplaySummary } from './replay.ts'
+export {
+  formatReplaySummary, parseReplayArgs, replayColumns, replayUsage, runReplay, type DeviceReplaySummary, type ReplayOptions, type ReplaySummary
+} from './replay.ts'
