@@ -69,7 +69,7 @@ export async function measureEmbedded (readings: number, ml = true): Promise<voi
 /** The rows the pipeline stores: simulated readings with a verdict (a normal one, with a model's score). */
 function scoredRows (readings: number): ScoredReading[] {
   const sim = new Simulator({ sensors: SENSORS, ratePerSensor: 1, seed: 42, startTs: START })
-  const verdict = { ruleAnomaly: false, zScore: 0.5, zAnomaly: false, mlScore: 0.42, mlAnomaly: false, modelVersion: 'temperature#3', anomaly: false, severity: null, explanation: null }
+  const verdict = { ruleAnomaly: false, zScore: 0.5, zAnomaly: false, mlScore: 0.42, mlAnomaly: false, modelVersion: 'temperature#3', stuck: false, drift: false, anomalyScore: 0.04, anomaly: false, severity: null, explanation: null }
   return Array.from({ length: readings }, () => ({ reading: sim.next(), verdict }))
 }
 

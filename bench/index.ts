@@ -1,5 +1,6 @@
 // Benchmarks: `npm run bench -- <name> [--readings N]`. Ratios within one run are what to compare:
 // this machine is shared and noisy, absolute figures move between runs.
+import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { runApi } from './api.ts'
 import { BenchSetupError, DEFAULT_READINGS, loadDataset } from './api-load.ts'
@@ -8,7 +9,10 @@ import { measureEmbedded, runEmbedded } from './embedded.ts'
 import { runIngest, serveIngest } from './ingest.ts'
 import { runKafka } from './kafka.ts'
 import { runLive, serveLive } from './live.ts'
+import { runCalibration } from './calibration.ts'
 import { runQuality } from './quality.ts'
+import { defaultSkabDir, runSkab } from './skab.ts'
+import { runReplayBench } from './replay.ts'
 import { measureStorageRun, runStorage } from './storage.ts'
 
 const { positionals, values } = parseArgs({
@@ -32,10 +36,17 @@ const { positionals, values } = parseArgs({
     messages: { type: 'string' },
     rate: { type: 'string' },
     seconds: { type: 'string' },
-    'database-url': { type: 'string' }
+    'database-url': { type: 'string' },
+    skab: { type: 'string' },
+    calibration: { type: 'boolean' },
+    'per-file': { type: 'boolean' },
+    days: { type: 'string' }
   }
 })
 const name = positionals[0] ?? 'embedded'
+const calibration = async (): Promise<void> => {
+  await runCalibration({ days: Number(values.days ?? 7), cadenceS: 60, seed: Number(values.seed ?? 42), skabDir: resolve(values.skab ?? defaultSkabDir) })
+}
 const benches: Record<string, () => Promise<void>> = {
   embedded: async () => { await runEmbedded({ readings: Number(values.readings ?? 500_000) }) },
   kafka: async () => { await runKafka({ readings: Number(values.readings ?? 500_000) }) },
@@ -50,7 +61,18 @@ const benches: Record<string, () => Promise<void>> = {
   'api-load': async () => {
     await loadDataset({ readings: Number(values.readings ?? DEFAULT_READINGS), seed: Number(values.seed ?? 42), reload: values.reload === true })
   },
-  quality: async () => { await runQuality({ sensors: Number(values.sensors ?? 25), hours: Number(values.hours ?? 24), seed: Number(values.seed ?? 42) }) },
+  // detection quality: the simulator's table (--sensors, --hours, --seed); --skab DIR: SKAB's labelled files instead
+  // (--per-file: a line per file); --calibration: anomaly_score on anomaly-free series (--days D at 1 min, default 7)
+  quality: async () => {
+    if (values.skab === undefined && values.calibration !== true) {
+      await runQuality({ sensors: Number(values.sensors ?? 25), hours: Number(values.hours ?? 24), seed: Number(values.seed ?? 42) })
+    }
+    if (values.skab !== undefined) await runSkab({ dir: resolve(values.skab), perFile: values['per-file'] === true })
+    if (values.calibration === true) await calibration()
+  },
+  // the same, with SKAB from its default place (../shared/datasets/skab beside the project) unless --skab DIR
+  skab: async () => { await runSkab({ dir: resolve(values.skab ?? defaultSkabDir), perFile: values['per-file'] === true }) },
+  calibration: async () => { await calibration() },
   // bytes per stored reading on PGlite and PostgreSQL (--sensors N, default 25; --hours H, default 24), with the ingest rate
   storage: async () => { await runStorage({ sensors: Number(values.sensors ?? 25), hours: Number(values.hours ?? 24) }) },
   'storage-run': async () => {
@@ -84,7 +106,13 @@ const benches: Record<string, () => Promise<void>> = {
   // internal: the system under test of the ingest bench (its CPU time is its own)
   'ingest-server': serveIngest,
   // internal: one measurement in a child process (so its peak RSS is its own)
-  'embedded-run': async () => { await measureEmbedded(Number(values.readings ?? 500_000), values['no-ml'] !== true) }
+  'embedded-run': async () => { await measureEmbedded(Number(values.readings ?? 500_000), values['no-ml'] !== true) },
+  // iot-monitor replay's code path (forest on) over a seeded synthetic series of --readings N rows (default 100,000)
+  // and 4N, at 1 s, 1 min and 5 min cadence, one child process each: rows/s, models trained, peak RSS (--seconds S: limit per run, default 300)
+  replay: async () => {
+    const n = Number(values.readings ?? 100_000)
+    await runReplayBench({ readings: [n, 4 * n], seconds: Number(values.seconds ?? 300) })
+  }
 }
 const bench = benches[name]
 if (bench === undefined) {

@@ -1,6 +1,6 @@
 // Detection quality on the simulator's labelled stream: our detectors (rules, z-score, Isolation
 // Forest, combined) against a reimplementation of the original design's ML detector.
-import { detectionQuality, formatQuality } from '../src/anomaly/index.ts'
+import { detectionQuality, detectorNames, type DetectionQuality, type DetectorQuality, type Scores } from '../src/anomaly/index.ts'
 import { DetectionCounter } from '../src/domain/index.ts'
 import { PipelineDetector } from '../src/pipeline/index.ts'
 import { Simulator } from '../src/sources/index.ts'
@@ -40,18 +40,37 @@ export async function runQuality (o: QualityOptions): Promise<void> {
     })
   }
   const q = detectionQuality(oursCount.cells())
-  process.stdout.write('\n' + formatQuality(q, 'iot-monitor detectors') + '\n')
   const b = detectionQuality(originalCount.cells())
-  const line = (name: string, s: typeof b.detectors.ml): string => {
-    const f = (x: number | null): string => x === null ? '-' : (100 * x).toFixed(1)
-    const kinds = Object.entries(s.byKind).map(([k, v]) => `${k} ${f(v.precision)}/${f(v.recall)}/${f(v.f1)}`).join(' | ')
-    return `${name.padEnd(34)} all ${f(s.overall.precision)}/${f(s.overall.recall)}/${f(s.overall.f1)} | ${kinds}`
-  }
-  process.stdout.write('\nBaseline: the original design\'s Isolation Forest (per type, mixed-sensor training features), P/R/F1 in %:\n' +
-    line('original ML (baseline)', b.detectors.ml) + '\n' +
-    line('iot-monitor ML', q.detectors.ml) + '\n' +
-    line('iot-monitor combined', q.detectors.combined) + '\n')
-  process.stdout.write(`\nDetection time: iot-monitor ${(oursMs * 1000 / n).toFixed(2)} µs/reading, original ${(originalMs * 1000 / n).toFixed(2)} µs/reading.\n`)
+  process.stdout.write('\n' + qualityTable(q, b) + '\n')
+  const r = q.ruleVsMl
+  process.stdout.write(`\nRule vs ML over ${r.scored} scored readings: both ${r.both}, rule only ${r.ruleOnly}, ML only ${r.mlOnly}, neither ${r.neither}; agreement ${pct(r.agreement)} %.\n`)
+  process.stdout.write(`Detection time: iot-monitor ${(oursMs * 1000 / n).toFixed(2)} µs/reading, original ${(originalMs * 1000 / n).toFixed(2)} µs/reading.\n`)
   const spike = q.detectors.combined.byKind.spike?.f1 ?? 0
   process.stdout.write(`Combined F1 on spikes: ${(100 * spike).toFixed(1)}% (target >= 90%): ${spike >= 0.9 ? 'met' : 'NOT met'}.\n`)
+}
+
+const pct = (x: number | null): string => x === null ? '-' : (100 * x).toFixed(1)
+const labels: Record<string, string> = { rule: 'rules', zscore: 'z-score', ml: 'Isolation Forest', combined: '**combined**' }
+
+/**
+ * The README's table: one row per detector, precision / recall / F1 in % over all labelled
+ * readings and per anomaly kind (false positives = flagged normal readings), then the original
+ * design's forest as the baseline.
+ */
+export function qualityTable (q: DetectionQuality, baseline: DetectionQuality): string {
+  // The simulator's kinds in the README's order, any others after them.
+  const order = ['spike', 'drift', 'stuck', 'dropout']
+  const rank = (k: string): number => order.includes(k) ? order.indexOf(k) : order.length
+  const kinds = Object.keys(q.labels).filter(k => k !== 'normal').sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
+  const cell = (s: Scores | undefined): string => s === undefined ? '-' : `${pct(s.precision)} / ${pct(s.recall)} / ${pct(s.f1)}`
+  const row = (name: string, d: DetectorQuality): string => `| ${name} | ${[cell(d.overall), ...kinds.map(k => cell(d.byKind[k]))].join(' | ')} |`
+  const share = q.labelled === 0 ? '-' : (100 * q.anomalies / q.labelled).toFixed(1)
+  return [
+    `${q.labelled} labelled readings, ${share} % anomalous (${kinds.map(k => `${k} ${q.labels[k] ?? 0}`).join(', ')}); precision / recall / F1 in %, false positives = flagged normal readings:`,
+    '',
+    `| detector | all | ${kinds.join(' | ')} |`,
+    `|---|---|${kinds.map(() => '---|').join('')}`,
+    ...detectorNames.map(d => row(labels[d] ?? d, q.detectors[d])),
+    row('original design\'s forest (baseline)', baseline.detectors.ml)
+  ].join('\n')
 }
