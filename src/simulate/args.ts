@@ -1,6 +1,6 @@
 // `iot-monitor simulate …`: its own flags are taken out here; the rest (the simulator's, the
 // database's, the MQTT address, --admin-token, --config) is read by loadConfig like every command's.
-import { type Config } from '../config/index.ts'
+import { type Config, type SimulatorConfig } from '../config/index.ts'
 import { IotError } from '../domain/index.ts'
 import { DEFAULT_DEVICE_PREFIX } from './fleet-devices.ts'
 import { type FleetBroker } from './mqtt-fleet.ts'
@@ -65,20 +65,14 @@ export interface SimulateFlags {
   topicPrefixGiven: boolean
 }
 
-export interface SimulateOptions {
+/** The simulator's settings (its `startMs` null: see `startOf`), and where its devices publish. */
+export interface SimulateOptions extends Omit<SimulatorConfig, 'enabled'> {
   /** The broker the devices connect to. */
   url: string
   broker: FleetBroker
   devicePrefix: string
   maxInFlight: number
   tokens: TokenSource
-  sensors: number
-  rate: number
-  speedup: number
-  seed: number
-  durationMs: number | null
-  /** First event time (epoch ms); null: see `startOf`. */
-  startMs: number | null
   statusIntervalMs: number
   shutdownTimeoutMs: number
 }
