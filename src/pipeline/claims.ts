@@ -6,7 +6,7 @@ import {
   type Db, type PartitionState, claimPartitions, loadLatestModels, loadReadingKeysSince, loadRecentReadings, loadWatermark
 } from '../storage/index.ts'
 import { WindowOperator, type WindowingOptions } from '../windowing/index.ts'
-import { type ReadingDetector } from './detection.ts'
+import { type ReadingDetector } from '../detection/index.ts'
 import { RecentKeys } from './recent-keys.ts'
 
 export interface ClaimOptions {

@@ -2,7 +2,7 @@ export { Worker, defaultWorkerOptions, type WorkerDeps, type WorkerHealth, type 
 export { type BatchOutcome, type OutcomeSink } from './outcome.ts'
 export { type HealthSource, PipelineMetrics } from './metrics.ts'
 export { EventSink, type EventPublisher, type EventTopics } from './events.ts'
-export { PipelineDetector, type DetectionOptions, type ReadingDetector } from './detection.ts'
+export { PipelineDetector, type DetectionOptions, type ReadingDetector } from '../detection/index.ts'
 export { ThreadTrainer } from './trainer.ts'
 export { LatencyTracker } from './latency.ts'
 export { Backoff, type BackoffOptions, defaultBackoffOptions } from './backoff.ts'

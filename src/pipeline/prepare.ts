@@ -6,7 +6,7 @@ import { type DeadLetter, type Reading, type ScoredReading, type ValidationOptio
 import { type LateReading, type PartitionProgress, type StoredModel } from '../storage/index.ts'
 import { ON_TIME, WindowDeltas } from '../windowing/index.ts'
 import { type PartitionClaims } from './claims.ts'
-import { type ReadingDetector } from './detection.ts'
+import { type ReadingDetector } from '../detection/index.ts'
 
 /** A batch prepared in memory, waiting for its transaction. */
 export interface PreparedBatch {

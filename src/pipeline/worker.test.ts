@@ -5,7 +5,7 @@ import { Detector } from '../anomaly/index.ts'
 import { MemoryBus, partitionFor, type BusConsumer, type BusRecord } from '../bus/index.ts'
 import { createRandom, type Reading } from '../domain/index.ts'
 import { type Db, migrate, openPglite } from '../storage/index.ts'
-import { PipelineDetector } from './detection.ts'
+import { PipelineDetector } from '../detection/index.ts'
 import { PipelineMetrics } from './metrics.ts'
 import { Worker, type WorkerDeps } from './worker.ts'
 

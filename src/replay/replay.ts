@@ -12,7 +12,7 @@ import {
 } from '../anomaly/index.ts'
 import { DetectionCounter, IotError, formatTimestamp, parseTimestamp, toMicrosecondPrecision, type Reading, type Severity, type Verdict } from '../domain/index.ts'
 // The detection module alone, not the worker, bus and storage adapters: ~80 MB less RSS (the replay bench).
-import { PipelineDetector } from '../pipeline/detection.ts'
+import { PipelineDetector } from '../detection/index.ts'
 
 export interface ReplayOptions {
   input: string
