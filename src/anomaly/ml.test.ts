@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRandom, type Reading } from '../domain/index.ts'
 import {
-  AnomalyConfigError, FEATURES, ForestScorer, IsolationForest, RetrainPolicy, defaultForestOptions, type FittedForest, type ForestTrainer, type TrainingJob
+  AnomalyConfigError, FEATURES, ForestScorer, IsolationForest, RetrainPolicy, defaultForestOptions, type ForestTrainer, type TrainingJob
 } from './index.ts'
 
 const T0 = Date.UTC(2026, 0, 1)
@@ -19,7 +19,7 @@ function features (rnd: ReturnType<typeof createRandom>, spike = 0): Float32Arra
 }
 
 test('forest scorer - first model after minSamples, retrained on event time, versions per key', () => {
-  const s = new ForestScorer({ nEstimators: 20 })
+  const s = new ForestScorer({ nEstimators: 20, installAfterRows: 0 })
   const rnd = createRandom(7)
   const out: Array<ReturnType<ForestScorer['score']>> = []
   for (let i = 0; i < 60; i++) out.push(s.score(reading(i), features(rnd)))
@@ -42,7 +42,7 @@ test('forest scorer - first model after minSamples, retrained on event time, ver
 
 test('forest scorer - scores in (0, 1); far outliers score higher and are mostly flagged; deterministic per seed', () => {
   const run = (): Array<[number, boolean]> => {
-    const s = new ForestScorer()
+    const s = new ForestScorer({ installAfterRows: 0 })
     const rnd = createRandom(11)
     // Models at rows 50, 350, 700 and 1400: the last on a full window of 1000.
     for (let i = 0; i < 1500; i++) s.score(reading(i), features(rnd))
@@ -68,19 +68,19 @@ test('forest scorer - scores in (0, 1); far outliers score higher and are mostly
 })
 
 test('forest scorer - per-sensor scope, restore keeps the newest per key, clear drops everything', () => {
-  const s = new ForestScorer({ scope: 'sensor', minSamples: 10, nEstimators: 5 })
+  const s = new ForestScorer({ scope: 'sensor', minSamples: 10, nEstimators: 5, installAfterRows: 0 })
   const rnd = createRandom(3)
   for (let i = 0; i < 11; i++) s.score(reading(i, { sensorId: 'a' }), features(rnd))
   const [a1] = s.drainTrained()
   assert.equal(a1!.version, 'a#1')
-  const t = new ForestScorer({ scope: 'sensor', minSamples: 10, nEstimators: 5 })
+  const t = new ForestScorer({ scope: 'sensor', minSamples: 10, nEstimators: 5, installAfterRows: 0 })
   t.restore([a1!, { ...a1!, sequence: 0, version: 'a#0' }])
   assert.deepEqual(t.models().map(m => m.version), ['a#1'])
   assert.equal(t.score(reading(20, { sensorId: 'a' }), features(rnd))!.modelVersion, 'a#1')
   t.clear()
   assert.deepEqual(t.models(), [])
   // A named instance (one of several workers) suffixes its versions.
-  const w = new ForestScorer({ scope: 'sensor', minSamples: 10, nEstimators: 5, instance: 'host-42' })
+  const w = new ForestScorer({ scope: 'sensor', minSamples: 10, nEstimators: 5, instance: 'host-42', installAfterRows: 0 })
   for (let i = 0; i < 11; i++) w.score(reading(i, { sensorId: 'a' }), features(rnd))
   assert.deepEqual(w.drainTrained().map(m => m.version), ['a#1@host-42'])
 })
@@ -92,52 +92,59 @@ test('forest scorer - bad options throw AnomalyConfigError', () => {
   }
 })
 
-test('forest scorer - background trainer: the old model scores until the new one arrives; clear drops late results', async () => {
-  const jobs: Array<{ job: TrainingJob, resolve: (f: FittedForest) => void, reject: (e: Error) => void }> = []
+test('forest scorer - a model scores from the installAfterRows-th row of its key after the one that asked for it; a failed fit keeps the old model', () => {
+  const started: TrainingJob[] = []
+  const taken: number[] = []
+  let failNext = false
   const trainer: ForestTrainer = {
-    async train (job) { return await new Promise((resolve, reject) => { jobs.push({ job, resolve, reject }) }) }
+    start (job) {
+      started.push({ ...job, rows: job.rows.slice() })
+      const forest = IsolationForest.fit(job.rows, FEATURES, { nEstimators: 10, contamination: 0.05, random: createRandom(job.seed) })
+      const fail = failNext
+      return {
+        take: () => {
+          taken.push(job.sequence)
+          if (fail) throw new Error('boom')
+          return { forest }
+        },
+        cancel: () => {}
+      }
+    }
   }
-  const s = new ForestScorer({ nEstimators: 10 }, trainer)
+  const s = new ForestScorer({ nEstimators: 10, installAfterRows: 3 }, trainer)
   const rnd = createRandom(9)
-  for (let i = 0; i < 50; i++) s.score(reading(i), features(rnd))
-  // Due at reading 50: asked for, not there yet.
-  assert.equal(s.score(reading(50), features(rnd)), null)
-  assert.equal(jobs.length, 1)
-  const { job } = jobs[0]!
-  assert.deepEqual([job.key, job.sequence, job.trainedAt, job.samples, job.rows.length, job.nEstimators, job.maxSamples, job.contamination],
-    ['temperature', 1, T0 + 50_000, 50, 50 * FEATURES, 10, 256, 0.05])
-  // No second job while one runs.
-  assert.equal(s.score(reading(51), features(rnd)), null)
-  assert.equal(jobs.length, 1)
-  // The same fit inline, from the job: what a thread would return.
-  const forest = IsolationForest.fit(job.rows, FEATURES, { nEstimators: 10, contamination: 0.05, random: createRandom(job.seed) })
-  jobs[0]!.resolve({ forest })
-  await s.settled()
-  assert.equal(s.score(reading(52), features(rnd))!.modelVersion, 'temperature#1')
+  const versions: Array<string | null> = []
+  for (let i = 0; i < 60; i++) versions.push(s.score(reading(i), features(rnd))?.modelVersion ?? null)
+  // Asked for at row 50 (on rows 0-49), first scoring row 53.
+  assert.equal(started.length, 1)
+  assert.deepEqual([started[0]!.key, started[0]!.sequence, started[0]!.trainedAt, started[0]!.samples, started[0]!.rows.length],
+    ['temperature', 1, T0 + 50_000, 50, 50 * FEATURES])
+  assert.deepEqual(versions.slice(49, 56), [null, null, null, null, 'temperature#1', 'temperature#1', 'temperature#1'])
+  assert.deepEqual(taken, [1])
   assert.deepEqual(s.drainTrained().map(m => [m.version, m.trainedAt]), [['temperature#1', T0 + 50_000]])
-  for (let i = 53; i < 350; i++) s.score(reading(i), features(rnd))
-  assert.equal(jobs.length, 1)
-  // The next is due 5 minutes of event time after the first was ASKED for (and 50 new rows); a failure
-  // is counted, the current model keeps scoring, and the next attempt comes at the next due time:
-  // 5 minutes and as many new rows as the failed training had (350) later.
-  s.score(reading(350), features(rnd))
-  assert.equal(jobs.length, 2)
-  jobs[1]!.reject(new Error('boom'))
-  await s.settled()
+  // The next is due 5 minutes of event time after the first was asked for (and 50 new rows): row 350.
+  for (let i = 60; i < 350; i++) s.score(reading(i), features(rnd))
+  assert.equal(started.length, 1)
+  failNext = true
+  for (let i = 350; i < 354; i++) assert.equal(s.score(reading(i), features(rnd))!.modelVersion, 'temperature#1')
+  assert.equal(started.length, 2)
+  assert.deepEqual(taken, [1, 2])
   assert.equal(s.trainingFailures, 1)
-  assert.equal(s.score(reading(351), features(rnd))!.modelVersion, 'temperature#1')
-  assert.equal(jobs.length, 2)
-  for (let i = 352; i < 700; i++) s.score(reading(i), features(rnd))
-  assert.equal(jobs.length, 2)
-  s.score(reading(700), features(rnd))
-  assert.equal(jobs.length, 3)
-  assert.equal(jobs[2]!.job.sequence, 2)
-  // clear() while a job runs: its result is dropped.
+  // After a failure the next attempt comes at the next due time: 5 minutes and 350 new rows later (row 700).
+  failNext = false
+  for (let i = 354; i < 700; i++) s.score(reading(i), features(rnd))
+  assert.equal(started.length, 2)
+  for (let i = 700; i < 704; i++) s.score(reading(i), features(rnd))
+  assert.equal(started.length, 3)
+  assert.equal(s.score(reading(704), features(rnd))!.modelVersion, 'temperature#2')
+  // clear() drops a fit under way: it is never taken.
+  for (let i = 705; i < 2000; i++) s.score(reading(i), features(rnd))
+  assert.equal(started.length, 4)
+  const before = taken.length
   s.clear()
-  jobs[2]!.resolve({ forest })
-  await s.settled()
   assert.deepEqual(s.models(), [])
   assert.deepEqual(s.drainTrained(), [])
+  assert.equal(taken.length, before)
 })
 
 test('retrain policy - models for 100,000 rows of one key: about one per 1000 rows at 1 s, 1 min and 5 min cadence', () => {
@@ -162,7 +169,7 @@ test('retrain policy - models for 100,000 rows of one key: about one per 1000 ro
 test('retrain policy - drives the scorer: the models trained are the policy count, inline and per key', () => {
   const rnd = createRandom(21)
   for (const [cadence, expected] of [[1000, 22], [60_000, 24], [300_000, 24]] as const) {
-    const s = new ForestScorer({ scope: 'sensor', nEstimators: 2, maxSamples: 16 }, null, { retainTrained: false })
+    const s = new ForestScorer({ scope: 'sensor', nEstimators: 2, maxSamples: 16, installAfterRows: 0 }, null, { retainTrained: false })
     for (let i = 0; i < 20_000; i++) {
       s.score(reading(0, { sensorId: 'a', ts: T0 + i * cadence }), features(rnd))
       s.score(reading(0, { sensorId: 'b', ts: T0 + i * cadence }), features(rnd))
@@ -191,12 +198,12 @@ test('forest scorer - models kept for storage until drained, then only the curre
 })
 
 test('forest scorer - a restored model: the schedule goes on from its training time and rows', () => {
-  const a = new ForestScorer({ nEstimators: 2, maxSamples: 16 })
+  const a = new ForestScorer({ nEstimators: 2, maxSamples: 16, installAfterRows: 0 })
   const rnd = createRandom(23)
   for (let i = 0; i < 800; i++) a.score(reading(i), features(rnd))
   const [, , m3] = a.drainTrained()
   assert.deepEqual([m3!.version, m3!.samples, m3!.trainedAt - T0], ['temperature#3', 700, 700_000])
-  const b = new ForestScorer({ nEstimators: 2, maxSamples: 16 })
+  const b = new ForestScorer({ nEstimators: 2, maxSamples: 16, installAfterRows: 0 })
   b.restore([m3!])
   // Restored (trained at 700 s on 700 rows): the next needs 700 new rows (and 5 minutes): rows 800 to 1499.
   for (let i = 800; i < 1500; i++) assert.equal(b.score(reading(i), features(rnd))!.modelVersion, 'temperature#3')
@@ -217,10 +224,11 @@ test('forest scorer - inline training is deterministic: same stream, same seeds,
     return out
   }
   const first = run()
-  assert.equal(first.length, 2 * (2500 - 50))
+  // Each key's first model scores from row 50 + installAfterRows (256).
+  assert.equal(first.length, 2 * (2500 - 50 - 256))
   assert.deepEqual(run(), first)
-  // Rows 50, 350, 700, 1400 and 2400 of each key.
-  assert.equal(new Set(first.map(([v]) => v)).size, 2 * 5)
+  // Asked for at rows 50, 350, 700, 1400 and 2400 of each key; the fifth would score from row 2656.
+  assert.equal(new Set(first.map(([v]) => v)).size, 2 * 4)
   // A model's seed comes from the base seed, its key and its number: another base seed, the same
   // schedule, other scores.
   const other = run(43)

@@ -1,4 +1,4 @@
-import { createRandom, type Random, type Reading } from '../domain/index.ts'
+import { createRandom, type Reading } from '../domain/index.ts'
 import { AnomalyConfigError } from './errors.ts'
 import { FEATURES } from './features.ts'
 import { IsolationForest } from './isolation-forest/index.ts'
@@ -20,6 +20,13 @@ export interface ForestOptions {
   retrainFraction: number
   /** The newest samples a model is trained on. */
   trainingSize: number
+  /**
+   * Rows of its key between the reading that asks for a model and the first one that model scores:
+   * the trigger and the next `installAfterRows - 1` are scored by the model before. A background
+   * trainer fits meanwhile (the stream waits only if the fit takes longer); inline training gives
+   * the same model at the same row, so a replay's verdicts equal the live worker's, row for row.
+   */
+  installAfterRows: number
   nEstimators: number
   maxSamples: number
   contamination: number
@@ -38,6 +45,7 @@ export const defaultForestOptions: Readonly<ForestOptions> = Object.freeze({
   retrainMs: 300_000,
   retrainFraction: 1,
   trainingSize: 1000,
+  installAfterRows: 256,
   nEstimators: 100,
   maxSamples: 256,
   contamination: 0.05,
@@ -71,12 +79,12 @@ export interface MlScore {
   model: TrainedModel
 }
 
-/** What a background trainer fits: a copy of the training rows and everything the fit depends on. */
+/** What a trainer fits: the training rows and everything the fit depends on. */
 export interface TrainingJob {
   key: string
   sequence: number
   trainedAt: number
-  /** Row-major, `samples` × `FEATURES` (a copy the trainer may keep or transfer). */
+  /** Row-major, `samples` × `FEATURES`; valid only during `ForestTrainer.start` (a trainer that keeps them copies them). */
   rows: Float32Array
   samples: number
   nEstimators: number
@@ -91,9 +99,33 @@ export interface FittedForest {
   encoded?: Uint8Array
 }
 
-/** Fits forests away from the hot path (a worker thread); the scorer installs each model when it arrives. */
+/** A fit under way. */
+export interface PendingFit {
+  /** The fitted forest, waiting for it if need be; throws when the fit failed. */
+  take(): FittedForest
+  /** Its result is not wanted any more (the scorer was cleared). */
+  cancel(): void
+}
+
+/**
+ * Fits forests. The scorer starts a fit when a key is due and takes the result `installAfterRows`
+ * rows of that key later, so where a model starts scoring never depends on how long the fit took.
+ */
 export interface ForestTrainer {
-  train(job: TrainingJob): Promise<FittedForest>
+  start(job: TrainingJob): PendingFit
+}
+
+/** Fits at once, on the caller's thread. */
+export const inlineTrainer: ForestTrainer = {
+  start (job: TrainingJob): PendingFit {
+    const forest = fitJob(job)
+    return { take: () => ({ forest }), cancel: () => {} }
+  }
+}
+
+/** The fit a job asks for (the same on any thread: the seed is in the job). */
+export function fitJob (job: TrainingJob): IsolationForest {
+  return IsolationForest.fit(job.rows, FEATURES, { nEstimators: job.nEstimators, maxSamples: job.maxSamples, contamination: job.contamination, random: createRandom(job.seed) })
 }
 
 /** Scores standardized feature vectors; the detector's seam for ML. */
@@ -197,8 +229,8 @@ class Slot implements RetrainState {
   sequence = 0
   lastTrainedAt = -Infinity
   lastSamples = 0
-  /** A background training of this slot is running. */
-  training = false
+  /** The fit asked for and not installed yet: the model it makes, and the rows of the key still to go before it scores. */
+  pending: { fit: PendingFit, model: Omit<TrainedModel, 'forest' | 'encoded'>, rowsLeft: number } | null = null
 
   constructor (rows: number) {
     this.buffer = new Float32Array(rows * FEATURES)
@@ -213,7 +245,7 @@ function hash32 (text: string): number {
 
 function checkOptions (o: ForestOptions): ForestOptions {
   if (o.scope !== 'type' && o.scope !== 'sensor') throw new AnomalyConfigError('ml.scope', `must be "type" or "sensor", got ${String(o.scope)}`)
-  const ints: Array<[keyof ForestOptions, number]> = [['minSamples', 2], ['trainingSize', 2], ['nEstimators', 1], ['maxSamples', 2]]
+  const ints: Array<[keyof ForestOptions, number]> = [['minSamples', 2], ['trainingSize', 2], ['installAfterRows', 0], ['nEstimators', 1], ['maxSamples', 2]]
   for (const [name, min] of ints) {
     const v = o[name]
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new AnomalyConfigError(`ml.${name}`, `must be an integer >= ${min}, got ${String(v)}`)
@@ -241,35 +273,30 @@ export interface ForestScorerOptions {
  * Isolation Forest per sensor type (or per sensor), trained online on event time and samples (the
  * rule of `RetrainPolicy`): the first model once a key has `minSamples` feature vectors, then a new
  * one at most every `retrainMs` of event time and only once enough new rows arrived, on the newest
- * `trainingSize`. A reading is scored by the model current before it arrived, then joins the
- * training rows. One live model per key: a new one replaces the old, which nothing here keeps
- * (memory is flat in the length of the stream; `drainTrained` hands the stored ones on).
- *
- * Without a trainer, training runs inside `assign` (a few milliseconds, see `npm run bench --
- * detect`): results depend only on the readings and the seed, as replays and evaluations need.
- * With a `ForestTrainer` (the live worker), the rows are copied and fitted in the background; the
- * current model keeps scoring until the new one is installed, so training never stalls the stream,
- * and every verdict names the model that gave it.
+ * `trainingSize`. A reading is scored by the key's current model, then joins the training rows. A
+ * model asked for at one reading scores from the `installAfterRows`-th row of its key after it
+ * (the old one scores until then): a background trainer (the live worker's thread) fits meanwhile,
+ * and the stream waits for it only when the fit takes longer; inline (replay, evaluation) the same
+ * model starts at the same row, so verdicts depend only on the readings and the seed. One live
+ * model per key: a new one replaces the old, which nothing here keeps (memory is flat in the length
+ * of the stream; `drainTrained` hands the stored ones on).
  */
 export class ForestScorer implements MlScorer {
   readonly options: Readonly<ForestOptions>
   readonly #slots = new Map<string, Slot>()
   readonly policy: RetrainPolicy
-  readonly #trainer: ForestTrainer | null
+  readonly #trainer: ForestTrainer
   readonly #retain: boolean
   #trained: TrainedModel[] = []
   /** Models trained and installed since construction (also those `drainTrained` took, and with `retainTrained` off). */
   modelsTrained = 0
-  /** Bumped by `clear`: a background result for an older generation is dropped. */
-  #generation = 0
-  readonly #pending = new Set<Promise<void>>()
-  /** Background trainings that failed (the key trains again at its next due time). */
+  /** Fits that failed (the key keeps its model and trains again at its next due time). */
   trainingFailures = 0
 
   constructor (options: Partial<ForestOptions> = {}, trainer: ForestTrainer | null = null, scorer: ForestScorerOptions = {}) {
     this.options = Object.freeze(checkOptions({ ...defaultForestOptions, ...options }))
     this.policy = new RetrainPolicy(this.options)
-    this.#trainer = trainer
+    this.#trainer = trainer ?? inlineTrainer
     this.#retain = scorer.retainTrained ?? true
   }
 
@@ -290,7 +317,8 @@ export class ForestScorer implements MlScorer {
       slot = new Slot(this.options.trainingSize)
       this.#slots.set(key, slot)
     }
-    if (!slot.training && this.policy.due(slot, reading.ts)) this.#train(key, slot, reading.ts)
+    if (slot.pending === null && this.policy.due(slot, reading.ts)) this.#start(key, slot, reading.ts)
+    if (slot.pending !== null && slot.pending.rowsLeft-- === 0) this.#install(slot)
     const size = this.options.trainingSize
     slot.buffer.set(features, slot.head * FEATURES)
     slot.head = slot.head + 1 === size ? 0 : slot.head + 1
@@ -299,57 +327,44 @@ export class ForestScorer implements MlScorer {
     return slot.model
   }
 
-  #train (key: string, slot: Slot, ts: number): void {
+  #start (key: string, slot: Slot, ts: number): void {
     const o = this.options
     const sequence = slot.sequence + 1
     const seed = (o.seed ^ hash32(key) ^ Math.imul(sequence, 0x9e3779b9)) >>> 0
     const samples = slot.count
-    const rows = slot.buffer.subarray(0, samples * FEATURES)
     const version = o.instance === '' ? `${key}#${sequence}` : `${key}#${sequence}@${o.instance}`
-    const made = (f: FittedForest): TrainedModel => ({ key, sequence, version, trainedAt: ts, samples, ...f })
-    // The schedule moves on now, for a background training too (the next is due after this one was
-    // asked for, also after a failure: a broken trainer is not asked again on every reading).
+    // The schedule moves on now (also after a failure: a broken trainer is not asked again on every reading).
     slot.lastTrainedAt = ts
     slot.lastSamples = samples
     slot.fresh = 0
-    if (this.#trainer === null) {
-      const random: Random = createRandom(seed)
-      const forest = IsolationForest.fit(rows, FEATURES, { nEstimators: o.nEstimators, maxSamples: o.maxSamples, contamination: o.contamination, random })
-      this.#add(slot, made({ forest }))
-      return
+    const job: TrainingJob = {
+      key, sequence, trainedAt: ts, rows: slot.buffer.subarray(0, samples * FEATURES), samples, nEstimators: o.nEstimators, maxSamples: o.maxSamples, contamination: o.contamination, seed
     }
-    slot.training = true
-    const generation = this.#generation
-    const job: TrainingJob = { key, sequence, trainedAt: ts, rows: rows.slice(), samples, nEstimators: o.nEstimators, maxSamples: o.maxSamples, contamination: o.contamination, seed }
-    const done = this.#trainer.train(job).then(fitted => {
-      if (generation !== this.#generation) return
-      slot.training = false
-      if (sequence > slot.sequence) this.#add(slot, made(fitted))
-    }, () => {
-      if (generation !== this.#generation) return
-      slot.training = false
-      this.trainingFailures++
-    })
-    this.#pending.add(done)
-    done.finally(() => this.#pending.delete(done)).catch(() => {}) // done never rejects
+    slot.pending = { fit: this.#trainer.start(job), model: { key, sequence, version, trainedAt: ts, samples }, rowsLeft: o.installAfterRows }
   }
 
-  #add (slot: Slot, model: TrainedModel): void {
+  #install (slot: Slot): void {
+    const { fit, model } = slot.pending!
+    slot.pending = null
+    let fitted: FittedForest
+    try {
+      fitted = fit.take()
+    } catch {
+      this.trainingFailures++
+      return
+    }
     // The stored form goes to storage once (drainTrained); the model that scores does not keep it.
-    const { encoded: _stored, ...scoring } = model
+    const scoring: TrainedModel = { ...model, forest: fitted.forest }
     slot.model = scoring
     slot.sequence = model.sequence
     this.modelsTrained++
-    if (this.#retain) this.#trained.push(model)
-  }
-
-  /** Resolves when every background training asked for so far has finished (for tests and shutdown). */
-  async settled (): Promise<void> {
-    while (this.#pending.size > 0) await Promise.all(this.#pending)
+    if (this.#retain) this.#trained.push(fitted.encoded === undefined ? scoring : { ...scoring, encoded: fitted.encoded })
   }
 
   /** A stored model becomes the key's current one, and the schedule goes on from its training. */
   #restore (slot: Slot, model: TrainedModel): void {
+    slot.pending?.fit.cancel()
+    slot.pending = null
     slot.model = model
     slot.sequence = model.sequence
     slot.lastTrainedAt = model.trainedAt
@@ -395,8 +410,8 @@ export class ForestScorer implements MlScorer {
 
   /** Drops every model and training row (the worker restores them from the database). */
   clear (): void {
+    for (const slot of this.#slots.values()) slot.pending?.fit.cancel()
     this.#slots.clear()
     this.#trained = []
-    this.#generation++
   }
 }

@@ -204,7 +204,7 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
       }
       consumer = bus.consumer(config.group)
       const trainer = config.detection.ml
-        ? new ThreadTrainer(err => { log.error({ err }, 'The model training thread died: the Isolation Forest keeps its current models.') })
+        ? new ThreadTrainer({ onFailure: err => { log.error({ err }, 'The model training thread died: the Isolation Forest keeps its current models.') } })
         : null
       if (trainer !== null) {
         closers.push(async () => { await trainer.close() })

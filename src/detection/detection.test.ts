@@ -7,7 +7,7 @@ import { PipelineDetector } from './detection.ts'
 test('PipelineDetector - models round-trip through their stored form; a damaged one is skipped, not fatal', () => {
   const sim = new Simulator({ sensors: 5, seed: 1, startTs: Date.UTC(2026, 0, 1) })
   const a = new PipelineDetector({ ml: { nEstimators: 5 } })
-  const readings = Array.from({ length: 5 * 120 }, () => sim.next())
+  const readings = Array.from({ length: 5 * 400 }, () => sim.next())
   a.detectMany(readings)
   const stored = a.drainModels()
   assert.deepEqual(stored.map(m => m.version).sort(), ['air_quality#1', 'co2#1', 'humidity#1', 'pressure#1', 'temperature#1'])

@@ -1,50 +1,55 @@
-import { Worker } from 'node:worker_threads'
-import { IsolationForest, type FittedForest, type ForestTrainer, type ParsedModel, type TrainingJob } from '../anomaly/index.ts'
+import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads'
+import { IsolationForest, type FittedForest, type ForestTrainer, type ParsedModel, type PendingFit, type TrainingJob } from '../anomaly/index.ts'
 import { IotError } from '../domain/index.ts'
 
-interface Reply { id: number, ready?: true, parts?: ParsedModel, encoded?: Uint8Array, error?: string }
+interface Reply { id: number, parts?: ParsedModel, encoded?: Uint8Array, error?: string }
+
+export interface ThreadTrainerOptions {
+  /** Longest wait for one fit before the trainer is taken for dead (its fits fail from then on). */
+  takeTimeoutMs: number
+  /** Hears once that the thread died or stopped answering (the current models keep scoring). */
+  onFailure: (err: Error) => void
+}
 
 /**
- * Fits forests on a worker thread, so a training (milliseconds) never holds up the stream; the
- * thread also encodes the model for storage, and hands the trees back as typed arrays (no JSON to
- * parse here). Jobs run one at a time in the order asked; the thread does not keep the process alive.
+ * Fits forests on a worker thread, so a training (about 10 ms) runs beside the stream; the thread
+ * also encodes the model for storage and hands the trees back as typed arrays. Jobs run one at a
+ * time in the order started. The scorer takes a fit some rows after starting it (`installAfterRows`):
+ * `take` returns at once when the fit is done and otherwise waits for it on this thread (replies
+ * come over a port read synchronously, woken through a shared counter), so where a model starts
+ * scoring never depends on timing. The thread does not keep the process alive.
  */
 export class ThreadTrainer implements ForestTrainer {
   readonly #thread: Worker
-  readonly #waiting = new Map<number, { resolve: (f: FittedForest) => void, reject: (e: Error) => void }>()
+  /** Replies arrive here; never listened to, only read with receiveMessageOnPort. */
+  readonly #replies: MessagePort
+  /** Bumped by the thread after each reply (Atomics.wait wakes on it). */
+  readonly #signal: Int32Array
+  readonly #arrived = new Map<number, Reply>()
+  readonly #cancelled = new Set<number>()
+  readonly #options: ThreadTrainerOptions
   #next = 0
-  #closed = false
+  #closed: Error | null = null
   readonly #ready: Promise<void>
+  /** Times `take` had to wait for a fit (the stream outran the thread). */
+  waits = 0
 
-  /** `onFailure` hears once that the thread died (trainings fail from then on; the current models keep scoring). */
-  constructor (onFailure: (err: Error) => void = () => {}) {
+  constructor (options: Partial<ThreadTrainerOptions> = {}) {
+    this.#options = { takeTimeoutMs: 60_000, onFailure: () => {}, ...options }
+    this.#signal = new Int32Array(new SharedArrayBuffer(4))
+    const { port1, port2 } = new MessageChannel()
+    this.#replies = port1
     // Compiled (dist/), the thread runs trainer-thread.js; from the sources (tests, development), a
     // shim that registers tsx first (Node 20 gives worker threads no loaders through execArgv).
     const entry = import.meta.url.endsWith('.js') ? './trainer-thread.js' : './trainer-thread.mjs'
-    this.#thread = new Worker(new URL(entry, import.meta.url))
+    this.#thread = new Worker(new URL(entry, import.meta.url), { workerData: { replies: port2, signal: this.#signal }, transferList: [port2] })
     this.#thread.unref()
     let started = (): void => {}
     this.#ready = new Promise(resolve => { started = resolve })
-    this.#thread.on('message', (m: Reply) => {
-      if (m.ready === true) {
-        started()
-        return
-      }
-      const w = this.#waiting.get(m.id)
-      if (w === undefined) return
-      this.#waiting.delete(m.id)
-      if (m.error !== undefined || m.parts === undefined) w.reject(new IotError('IOT_ERR_TRAINING', m.error ?? 'the training thread sent no model'))
-      else w.resolve({ forest: IsolationForest.fromParts(m.parts), ...(m.encoded === undefined ? {} : { encoded: m.encoded }) })
-    })
-    const failAll = (err: Error): void => {
-      for (const w of this.#waiting.values()) w.reject(err)
-      this.#waiting.clear()
-    }
+    this.#thread.on('message', () => { started() })
     const died = (err: Error): void => {
       started()
-      failAll(err)
-      if (!this.#closed) onFailure(err)
-      this.#closed = true
+      this.#fail(err)
     }
     this.#thread.on('error', died)
     this.#thread.on('exit', (code) => { died(new IotError('IOT_ERR_TRAINING', `training thread exited (${code})`)) })
@@ -55,18 +60,67 @@ export class ThreadTrainer implements ForestTrainer {
     await this.#ready
   }
 
-  async train (job: TrainingJob): Promise<FittedForest> {
-    if (this.#closed) throw new IotError('IOT_ERR_TRAINING', 'trainer closed')
+  start (job: TrainingJob): PendingFit {
     const id = this.#next++
-    return await new Promise<FittedForest>((resolve, reject) => {
-      this.#waiting.set(id, { resolve, reject })
-      // The rows are the job's own copy (never a SharedArrayBuffer): hand them over without copying again.
-      this.#thread.postMessage({ id, job }, [job.rows.buffer as ArrayBuffer])
-    })
+    if (this.#closed === null) {
+      // A copy of the rows of its own, handed over without copying again.
+      const rows = job.rows.slice()
+      this.#thread.postMessage({ id, job: { ...job, rows } }, [rows.buffer as ArrayBuffer])
+    }
+    return {
+      take: () => this.#take(id),
+      cancel: () => {
+        if (this.#arrived.delete(id)) return
+        this.#cancelled.add(id)
+      }
+    }
+  }
+
+  #take (id: number): FittedForest {
+    const deadline = performance.now() + this.#options.takeTimeoutMs
+    let waited = false
+    for (;;) {
+      const seen = Atomics.load(this.#signal, 0)
+      this.#drain()
+      const reply = this.#arrived.get(id)
+      if (reply !== undefined) {
+        this.#arrived.delete(id)
+        if (reply.error !== undefined || reply.parts === undefined) throw new IotError('IOT_ERR_TRAINING', reply.error ?? 'the training thread sent no model')
+        return { forest: IsolationForest.fromParts(reply.parts), ...(reply.encoded === undefined ? {} : { encoded: reply.encoded }) }
+      }
+      if (this.#closed !== null) throw this.#closed
+      const left = deadline - performance.now()
+      if (left <= 0) {
+        const err = new IotError('IOT_ERR_TRAINING', `the training thread gave no model in ${this.#options.takeTimeoutMs} ms`)
+        this.#fail(err)
+        throw err
+      }
+      if (!waited) {
+        waited = true
+        this.waits++
+      }
+      Atomics.wait(this.#signal, 0, seen, left)
+    }
+  }
+
+  /** Moves every reply that came into `#arrived` (dropping cancelled ones). */
+  #drain (): void {
+    for (let m = receiveMessageOnPort(this.#replies); m !== undefined; m = receiveMessageOnPort(this.#replies)) {
+      const reply = m.message as Reply
+      if (this.#cancelled.delete(reply.id)) continue
+      this.#arrived.set(reply.id, reply)
+    }
+  }
+
+  #fail (err: Error): void {
+    if (this.#closed !== null) return
+    this.#closed = err
+    this.#options.onFailure(err)
   }
 
   async close (): Promise<void> {
-    this.#closed = true
+    this.#closed ??= new IotError('IOT_ERR_TRAINING', 'trainer closed')
+    this.#replies.close()
     await this.#thread.terminate()
   }
 }

@@ -205,7 +205,8 @@ test('Worker - models are listed with the batch that trained them, their trees h
   }
   const stored = async (): Promise<string[]> => (await db.query<{ version: string, trees: boolean }>(
     'SELECT version, model IS NOT NULL AS trees FROM anomaly_models ORDER BY sequence')).map(r => `${r.version}${r.trees ? ' with trees' : ''}`)
-  const a = worker(db, bus, wall, undefined, { detector: new PipelineDetector({ ml: { nEstimators: 10 } }) })
+  // Each model scores from the reading that asked for it (installAfterRows 0): the schedule below is the training times'.
+  const a = worker(db, bus, wall, undefined, { detector: new PipelineDetector({ ml: { nEstimators: 10, installAfterRows: 0 } }) })
   await a.start()
   // 2 sensors at 1/s: the z baselines warm up in 30 s, the first model after 50 vectors (25 s more), then one per 5 minutes.
   send(0, 700)
@@ -218,8 +219,6 @@ test('Worker - models are listed with the batch that trained them, their trees h
   // few readings after the last training: the robust z-score flags fewer).
   const [last] = await db.query<{ v: string, ts: number }>(`SELECT model_version AS v, extract(epoch FROM timestamp)::float8 * 1000 AS ts
     FROM sensor_readings WHERE model_version IS NOT NULL ORDER BY timestamp DESC LIMIT 1`)
-  // (A model trained at the reading's own time may or may not have scored it: the reading that
-  // triggers a training is scored by the model before.)
   const current = await db.query<{ v: string }>(`SELECT version AS v FROM anomaly_models
     WHERE extract(epoch FROM trained_at)::float8 * 1000 <= $1 ORDER BY trained_at DESC LIMIT 2`, [last!.ts])
   assert.ok(current.some(c => c.v === last!.v), `${last!.v} among ${current.map(c => c.v).join(', ')}`)
@@ -227,7 +226,7 @@ test('Worker - models are listed with the batch that trained them, their trees h
 
   // A restart: a fresh bus holding the whole stream again; the worker resumes from the stored offset.
   bus = new MemoryBus({ partitions: 1 })
-  const b = worker(db, bus, wall, undefined, { detector: new PipelineDetector({ ml: { nEstimators: 10 } }) })
+  const b = worker(db, bus, wall, undefined, { detector: new PipelineDetector({ ml: { nEstimators: 10, installAfterRows: 0 } }) })
   await b.start()
   send(0, 1000)
   await until('2000 readings stored', async () => await count(db, 'SELECT count(*)::int AS n FROM sensor_readings') === 2000)

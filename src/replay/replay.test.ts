@@ -54,12 +54,14 @@ test('replay - 20,000 rows: every row written in order with verdicts; spikes fou
     assert.equal(r[12], '')
     assert.equal(r[11] === '', r[4] === '', `row ${i}: an explanation exactly when a detector fired`)
   }
-  // The first model comes once the z baseline (30 readings) and 50 samples exist: row 80; then at most every
-  // 5 minutes and once as many new rows as the last model saw arrived (RetrainPolicy): rows 381 (350 rows),
-  // 731 (700), 1431 (1000), then every 1000 rows: 19431 trains the 22nd.
-  assert.equal(rows[80]![10], '')
-  assert.equal(rows[81]![10], 'replay#1')
-  assert.equal(rows[381]![10], 'replay#2')
+  // The first model is asked for once the z baseline (30 readings) and 50 samples exist: row 81; then at most
+  // every 5 minutes and once as many new rows as the last model saw arrived (RetrainPolicy): rows 381 (350
+  // rows), 731 (700), 1431 (1000), then every 1000 rows: 19431 asks for the 22nd. Each scores from 256 rows
+  // (installAfterRows) after the row that asked for it.
+  assert.equal(rows[336]![10], '')
+  assert.equal(rows[337]![10], 'replay#1')
+  assert.equal(rows[636]![10], 'replay#1')
+  assert.equal(rows[637]![10], 'replay#2')
   assert.equal(rows[20_000]![10], 'replay#22')
   assert.equal(s.models, 22)
   assert.equal(s.rows, 20_000)
