@@ -252,6 +252,8 @@ export interface DeviceSensorJson {
   sensor_type: string
   /** '' when the type has no known unit. */
   unit: string
+  /** How often it reports: the median interval between its recent readings (event time, ms) as the worker learnt it; null until known. */
+  cadence_ms: number | null
 }
 
 export interface DeviceJson {

@@ -199,6 +199,9 @@ for (const tdb of testDatabases) {
         scored('server-room-temperature-1', 'temperature', '°C'), scored('api-rot.x.temperature', 'temperature', '°C'),
         scored('api-rot.temp', 'temperature', '°C'), scored('api-rev.co2', 'co2', 'ppm')
       ])
+      // The cadence the worker learnt, stored with the sensor (a batch that knows none keeps it).
+      await upsertSensors(db, [scored('api-dev-1.temperature', 'temperature', '°C')], new Map([['api-dev-1.temperature', 5000]]))
+      await upsertSensors(db, [scored('api-dev-1.temperature', 'temperature', '°C', T0 + 2000)])
       clock.now = T0 + 200_000
       const res = await call('GET', '/api/devices', undefined, null)
       assert.equal(res.status, 200)
@@ -212,7 +215,8 @@ for (const tdb of testDatabases) {
             location: 'Basement',
             last_seen: iso(T0 + 100_000),
             status: 'online',
-            sensors: [{ sensor_type: 'humidity', unit: '%' }, { sensor_type: 'power', unit: '' }, { sensor_type: 'temperature', unit: '°C' }]
+            sensors: [{ sensor_type: 'humidity', unit: '%', cadence_ms: null }, { sensor_type: 'power', unit: '', cadence_ms: null },
+              { sensor_type: 'temperature', unit: '°C', cadence_ms: 5000 }]
           },
           { id: 'api-rot', name: 'R', location: 'Roof', last_seen: iso(T0 + 10_000), status: 'offline', sensors: [] }
         ]

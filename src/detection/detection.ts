@@ -14,6 +14,8 @@ export interface ReadingDetector {
   drainModels?(): StoredModel[]
   /** Installs stored models (after `clear`, before the warm-up replay); returns the versions it could not read (skipped). */
   restoreModels?(models: readonly StoredModel[]): string[]
+  /** The learnt cadence of a sensor (median interval, ms), null until known. */
+  cadenceOf?(sensorId: string): number | null
 }
 
 export interface DetectionOptions {
@@ -72,6 +74,10 @@ export class PipelineDetector implements ReadingDetector {
       cadence.observe(r.sensorId, r.ts)
     }
     return this.detector.detectMany(readings)
+  }
+
+  cadenceOf (sensorId: string): number | null {
+    return this.cadence.median(sensorId)
   }
 
   /** Isolation Forest models trained so far (0 without the forest). */

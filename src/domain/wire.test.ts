@@ -190,8 +190,9 @@ describe('parseTimestamp', () => {
     const span = Date.UTC(9999, 11, 31, 23, 59, 59, 999) - Date.UTC(0, 0, 1)
     const instants = [-62_167_219_200_001, -62_167_219_200_000, -1, 0, 59_999, 60_000, 253_402_300_799_999, 253_402_300_800_000]
     for (let i = 0; i < 100_000; i++) instants.push(Date.UTC(0, 0, 1) + Math.floor(random.next() * span))
-    // In time order, as readings come: the reused minute must not leak into the next one.
+    // In time order, as readings come: the reused hour must not leak into the next one (steps of ms, and of up to 90 s).
     for (let t = T - 5 * 60_000, i = 0; i < 100_000; i++) instants.push(t += Math.floor(random.next() * 7))
+    for (let t = T - 3_600_000, i = 0; i < 20_000; i++) instants.push(t += Math.floor(random.next() * 90_000))
     for (const ts of instants) {
       const text = formatTimestamp(ts)
       assert.equal(text, new Date(ts).toISOString(), `formatTimestamp(${ts})`)

@@ -162,9 +162,9 @@ function twoDigits (t: string, i: number): number {
   return (a >>> 0) > 9 || (b >>> 0) > 9 ? -1 : a * 10 + b
 }
 
-/** The last minute formatted: `YYYY-MM-DDTHH:MM:` of minute #formattedMinute since the epoch. */
-let formattedMinute = Number.NaN
-let minutePrefix = ''
+/** The last hour formatted: `YYYY-MM-DDTHH:` of hour #formattedHour since the epoch. */
+let formattedHour = Number.NaN
+let hourPrefix = ''
 /** toISOString's range of four-digit years (0000-01-01 to 9999-12-31). */
 const MIN_FOUR_DIGIT_MS = -62_167_219_200_000
 const MAX_FOUR_DIGIT_MS = 253_402_300_800_000
@@ -172,7 +172,7 @@ const MAX_FOUR_DIGIT_MS = 253_402_300_800_000
 /**
  * Formats epoch ms as the wire's ISO 8601 UTC text: exactly as toISOString for whole ms, with
  * three more digits (`.123456Z`) when the time has microseconds. Readings come in time order, so
- * the date, hour and minute are reused from the previous call while they match.
+ * the date and hour are reused from the previous call while they match.
  */
 export function formatTimestamp (ts: number): string {
   if (!Number.isInteger(ts) && Number.isFinite(ts)) {
@@ -183,15 +183,16 @@ export function formatTimestamp (ts: number): string {
     return sub === 0 ? text : `${text.slice(0, -1)}${sub < 10 ? '00' : sub < 100 ? '0' : ''}${sub}Z`
   }
   if (!(ts >= MIN_FOUR_DIGIT_MS && ts < MAX_FOUR_DIGIT_MS)) return new Date(ts).toISOString()
-  const minute = Math.floor(ts / 60_000)
-  if (minute !== formattedMinute) {
-    formattedMinute = minute
-    minutePrefix = new Date(minute * 60_000).toISOString().slice(0, 17)
+  const hour = Math.floor(ts / 3_600_000)
+  if (hour !== formattedHour) {
+    formattedHour = hour
+    hourPrefix = new Date(hour * 3_600_000).toISOString().slice(0, 14)
   }
-  const rest = ts - minute * 60_000 // 0..59999 ms within the minute
-  const s = Math.floor(rest / 1000)
-  const ms = rest - s * 1000
-  return `${minutePrefix}${s < 10 ? '0' : ''}${s}.${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`
+  const rest = ts - hour * 3_600_000 // 0..3599999 ms within the hour
+  const m = Math.floor(rest / 60_000)
+  const s = Math.floor((rest - m * 60_000) / 1000)
+  const ms = rest - m * 60_000 - s * 1000
+  return `${hourPrefix}${m < 10 ? '0' : ''}${m}:${s < 10 ? '0' : ''}${s}.${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`
 }
 
 /** Encodes a reading in the wire format. */

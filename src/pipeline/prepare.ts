@@ -17,6 +17,8 @@ export interface PreparedBatch {
   deltas: WindowDeltas
   /** Models the detectors trained while preparing the batch. */
   models: StoredModel[]
+  /** The learnt cadence (ms) of the batch's sensors, by id, where the detectors know it. */
+  cadence: Map<string, number>
   next: Map<number, number>
   progress: PartitionProgress[]
   duplicates: number
@@ -100,11 +102,16 @@ export function prepareBatch (records: readonly BusRecord[], c: PrepareContext):
   const verdicts = c.detector.detectMany(accepted)
   const scored: ScoredReading[] = []
   const deltas = new WindowDeltas(op.options.sizeMs)
+  const cadence = new Map<string, number>()
   for (let i = 0; i < accepted.length; i++) {
     const r = accepted[i] as Reading
     const verdict = verdicts[i] as Verdict
     scored.push({ reading: r, verdict })
     addDelta(deltas, op.windows.startOf(r.ts), r, verdict)
+    if (c.detector.cadenceOf !== undefined && !cadence.has(r.sensorId)) {
+      const ms = c.detector.cadenceOf(r.sensorId)
+      if (ms !== null) cadence.set(r.sensorId, ms)
+    }
   }
   const next = new Map<number, number>()
   const progress: PartitionProgress[] = []
@@ -118,7 +125,7 @@ export function prepareBatch (records: readonly BusRecord[], c: PrepareContext):
   claims.recent.pruneBefore(finalBoundary - op.options.sizeMs)
   const models = c.detector.drainModels?.() ?? []
   const oldest = Number.isFinite(oldestProducedAt) ? oldestProducedAt : null
-  return { received, scored, late, deadLetters, deltas, models, next, progress, duplicates, watermark: op.watermark, finalBoundary, started, oldestProducedAt: oldest }
+  return { received, scored, late, deadLetters, deltas, models, cadence, next, progress, duplicates, watermark: op.watermark, finalBoundary, started, oldestProducedAt: oldest }
 }
 
 /**

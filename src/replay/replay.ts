@@ -1,11 +1,9 @@
 // Backtesting: the detectors over a recorded series (one sensor, or one device of several value
 // columns), as fast as the CPU allows.
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs'
-import { once } from 'node:events'
 import { type Writable } from 'node:stream'
 import { parseArgs } from 'node:util'
 import { parse } from 'csv-parse'
-import { stringify } from 'csv-stringify'
 import {
   CadenceTracker, DeviceDetector, anomalyScore, detectionQuality, formatCadence, formatQuality, scores, validateRuleConfig,
   type DetectionQuality, type DeviceVerdict, type RuleConfig, type Scores
@@ -13,6 +11,7 @@ import {
 import { DetectionCounter, IotError, formatTimestamp, parseTimestamp, toMicrosecondPrecision, type Reading, type Severity, type Verdict } from '../domain/index.ts'
 // The detection module alone, not the worker, bus and storage adapters: ~80 MB less RSS (the replay bench).
 import { PipelineDetector } from '../detection/index.ts'
+import { CsvOut } from './csv-out.ts'
 
 export interface ReplayOptions {
   input: string
@@ -248,12 +247,8 @@ export async function runReplay (o: ReplayOptions, stdout: Writable = process.st
   const input = createReadStream(o.input)
   const parser = input.pipe(parse({ columns: true, skip_empty_lines: true, trim: true, bom: true, relax_column_count: true }))
   input.on('error', (err) => { parser.destroy(err) })
-  const out = stringify({ header: true, columns: replayColumns(o.valueColumns) })
   const sink: Writable = o.output === '-' ? stdout : createWriteStream(o.output)
-  out.pipe(sink)
-  // Standard output is never ended: the scores are out once the writer has handed over its last
-  // chunk (the CLI exits right after; waiting for less cut rows off the end).
-  const done = o.output === '-' ? once(out, 'end') : once(sink, 'finish')
+  const out = new CsvOut(sink, replayColumns(o.valueColumns), o.output !== '-')
   const counter = new DetectionCounter()
   let labelled = 0
   const rowCounts = { device: { tp: 0, fp: 0, fn: 0 }, any: { tp: 0, fp: 0, fn: 0 }, deviceRows: 0, rows: 0 }
@@ -276,7 +271,7 @@ export async function runReplay (o: ReplayOptions, stdout: Writable = process.st
   const deviceSummary: DeviceReplaySummary | null = device === null ? null : { measurements: [...o.valueColumns], scored: 0, anomalies: 0, models: 0 }
   let checkedHeader = false
   const write = async (row: string[]): Promise<void> => {
-    if (!out.write(row)) await once(out, 'drain')
+    await out.write(row)
   }
   const tally = (c: { tp: number, fp: number, fn: number }, label: boolean, flag: boolean): void => {
     if (flag && label) c.tp++
@@ -417,8 +412,7 @@ export async function runReplay (o: ReplayOptions, stdout: Writable = process.st
     if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') throw new IotError('IOT_ERR_CONFIG', `--input: ${(err as Error).message}`, { cause: err })
     throw new IotError('IOT_ERR_VALIDATION', `${o.input}: ${(err as Error).message}`, { cause: err })
   } finally {
-    out.end()
-    await done
+    await out.end()
   }
   s.models = detector.modelsTrained
   if (labelled > 0) s.quality = detectionQuality(counter.cells())

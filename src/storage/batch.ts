@@ -30,6 +30,8 @@ export interface BatchWrite {
   deltas: WindowDeltas
   models: readonly StoredModel[]
   progress: readonly PartitionProgress[]
+  /** The learnt cadence (ms) of the batch's sensors, by sensor id, where known (stored with the sensor). */
+  cadence?: ReadonlyMap<string, number>
 }
 
 export interface CommittedBatch {
@@ -73,7 +75,7 @@ export async function commitBatch (db: Db, o: CommitOptions, b: BatchWrite, hook
     const stored = await findStoredKeys(tx, b.late.map(l => l.reading))
     const late = stored.size === 0 ? b.late : b.late.filter(l => !stored.has(`${l.reading.sensorId}|${l.reading.ts}`))
     // With their sensors (the dimension: the rows need its keys) and the names they refer to.
-    await insertReadings(tx, b.scored)
+    await insertReadings(tx, b.scored, b.cadence)
     const lateKept = await insertLateReadings(tx, late)
     await insertDeadLetters(tx, b.deadLetters)
     const deltas = b.deltas.drain()

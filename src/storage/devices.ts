@@ -151,6 +151,8 @@ export interface DeviceSensor {
   deviceId: string
   sensorType: string
   unit: string
+  /** The learnt cadence (median interval between its readings, ms), null until the worker knows it. */
+  cadenceMs: number | null
 }
 
 /**
@@ -161,10 +163,12 @@ export interface DeviceSensor {
  */
 export async function deviceSensors (db: Queryable): Promise<DeviceSensor[]> {
   const rows = await db.query<DeviceSensor>(`
-    SELECT DISTINCT d.device_id AS "deviceId", s.sensor_type AS "sensorType", s.unit
+    SELECT d.device_id AS "deviceId", s.sensor_type AS "sensorType", s.unit,
+      (array_agg(s.cadence_ms ORDER BY s.last_seen DESC) FILTER (WHERE s.cadence_ms IS NOT NULL))[1] AS "cadenceMs"
     FROM sensors s
     JOIN devices d ON d.device_id = left(s.sensor_id, length(s.sensor_id) - length(s.sensor_type) - 1)
-    WHERE s.sensor_id = d.device_id || '.' || s.sensor_type`)
+    WHERE s.sensor_id = d.device_id || '.' || s.sensor_type
+    GROUP BY 1, 2, 3`)
   // Sorted here, by code point: the same order on every server whatever its collation.
   const cmp = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0
   return rows.sort((a, b) => cmp(a.deviceId, b.deviceId) || cmp(a.sensorType, b.sensorType) || cmp(a.unit, b.unit))

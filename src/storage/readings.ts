@@ -53,7 +53,7 @@ export interface ReadingKeys {
 const flagged = (v: Verdict): boolean => v.ruleAnomaly || v.zAnomaly || v.mlAnomaly === true || v.stuck || v.drift || v.severity !== null
 
 /** Upserts the batch's sensors (with their event-time span) and the names its rows refer to; returns their keys. */
-export async function resolveKeys (tx: Queryable, rows: readonly ScoredReading[]): Promise<ReadingKeys> {
+export async function resolveKeys (tx: Queryable, rows: readonly ScoredReading[], cadence?: ReadonlyMap<string, number>): Promise<ReadingKeys> {
   const kinds = new Set<string>()
   const models = new Set<string>()
   for (const { reading: r, verdict: v } of rows) {
@@ -61,7 +61,7 @@ export async function resolveKeys (tx: Queryable, rows: readonly ScoredReading[]
     if (v.modelVersion !== null && flagged(v)) models.add(v.modelVersion)
   }
   return {
-    sensors: await upsertSensors(tx, rows),
+    sensors: await upsertSensors(tx, rows, cadence),
     kinds: await nameKeys(tx, 'anomaly_kinds', kinds),
     models: await nameKeys(tx, 'model_versions', models)
   }
@@ -88,9 +88,9 @@ function missingKey (r: Reading): never {
  * Bulk-loads readings with their verdicts (COPY into the day partitions of `readings`), after
  * recording their sensors. The caller has removed duplicates (see commitBatch).
  */
-export async function insertReadings (tx: Queryable, rows: readonly ScoredReading[]): Promise<void> {
+export async function insertReadings (tx: Queryable, rows: readonly ScoredReading[], cadence?: ReadonlyMap<string, number>): Promise<void> {
   if (rows.length === 0) return
-  const keys = await resolveKeys(tx, rows)
+  const keys = await resolveKeys(tx, rows, cadence)
   const c = new BinaryCopy(rows.length * 64).begin()
   copyReadingRows(c, rows, keys)
   await tx.copyFrom('readings', readingColumns, c.end())

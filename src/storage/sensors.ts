@@ -10,10 +10,11 @@ import { keyConds } from './filter-sql.ts'
 export const seriesOf = (r: Reading): string => `${r.sensorId}\u0000${r.sensorType}\u0000${r.location}\u0000${r.unit}`
 
 /**
- * Records the sensors of a batch with the event time span it covered and returns their keys by
- * `seriesOf` (a repeated delivery changes nothing).
+ * Records the sensors of a batch with the event time span it covered, and their learnt cadence
+ * (ms by sensor id, where known), and returns their keys by `seriesOf` (a repeated delivery changes
+ * nothing).
  */
-export async function upsertSensors (tx: Queryable, scored: readonly ScoredReading[]): Promise<Map<string, number>> {
+export async function upsertSensors (tx: Queryable, scored: readonly ScoredReading[], cadence?: ReadonlyMap<string, number>): Promise<Map<string, number>> {
   if (scored.length === 0) return new Map()
   const seen = new Map<string, { r: Reading, first: number, last: number }>()
   for (const { reading: r } of scored) {
@@ -28,15 +29,17 @@ export async function upsertSensors (tx: Queryable, scored: readonly ScoredReadi
   // In a fixed order: concurrent workers lock rows in the same order.
   const rows = [...seen].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(([, x]) => x)
   const stored = await tx.query<{ k: number, id: string, t: string, l: string, u: string }>(`
-    INSERT INTO sensors AS s (sensor_id, sensor_type, location, unit, first_seen, last_seen)
-    SELECT id, t, l, u, ${msToTimestamp('f')}, ${msToTimestamp('la')}
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[]) AS x(id, t, l, u, f, la)
+    INSERT INTO sensors AS s (sensor_id, sensor_type, location, unit, first_seen, last_seen, cadence_ms)
+    SELECT id, t, l, u, ${msToTimestamp('f')}, ${msToTimestamp('la')}, c
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::float8[]) AS x(id, t, l, u, f, la, c)
     ON CONFLICT (sensor_id, sensor_type, location, unit) DO UPDATE SET
       first_seen = least(s.first_seen, excluded.first_seen),
-      last_seen = greatest(s.last_seen, excluded.last_seen)
+      last_seen = greatest(s.last_seen, excluded.last_seen),
+      cadence_ms = coalesce(excluded.cadence_ms, s.cadence_ms)
     RETURNING sensor_key AS k, sensor_id AS id, sensor_type AS t, location AS l, unit AS u`,
   [textArray(rows.map(x => x.r.sensorId)), textArray(rows.map(x => x.r.sensorType)), textArray(rows.map(x => x.r.location)),
-    textArray(rows.map(x => x.r.unit)), numberArray(rows.map(x => x.first)), numberArray(rows.map(x => x.last))])
+    textArray(rows.map(x => x.r.unit)), numberArray(rows.map(x => x.first)), numberArray(rows.map(x => x.last)),
+    numberArray(rows.map(x => cadence?.get(x.r.sensorId) ?? null))])
   return new Map(stored.map(s => [`${s.id}\u0000${s.t}\u0000${s.l}\u0000${s.u}`, s.k]))
 }
 

@@ -77,6 +77,9 @@ for (const database of testDatabases) {
       await worker.stop({ drain: true, endOfInput: true })
 
       const sensors = [...new Map(readings.map(r => [r.sensorId, r])).values()]
+      // The cadence the detectors learnt is stored with each sensor, for operators and alarms: every 5 s.
+      const cadences = await db.query<{ id: string, ms: number | null }>('SELECT sensor_id AS id, cadence_ms AS ms FROM sensors ORDER BY 1')
+      assert.deepEqual(cadences.map(c => ({ id: c.id, ms: c.ms })), sensors.map(s => ({ id: s.sensorId, ms: 5000 })).sort((a, b) => a.id < b.id ? -1 : 1))
       let models = 0
       let flagged = 0
       for (const s of sensors) {

@@ -72,7 +72,7 @@ export const deviceRoutes: FastifyPluginAsync<DeviceRoutesOptions> = async (app,
     const byDevice = new Map<string, DeviceSensorJson[]>()
     for (const s of sensors) {
       const list = byDevice.get(s.deviceId)
-      const json = { sensor_type: s.sensorType, unit: s.unit }
+      const json = { sensor_type: s.sensorType, unit: s.unit, cadence_ms: s.cadenceMs }
       if (list === undefined) byDevice.set(s.deviceId, [json])
       else list.push(json)
     }

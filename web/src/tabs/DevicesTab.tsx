@@ -78,8 +78,12 @@ export function DevicesTab ({ refresh, live }: { refresh: number, live: boolean 
         : (
           <span className='sensor-chips'>
             {x.sensors.map(s => (
-              <span key={`${s.sensor_type}|${s.unit}`} className='sensor-chip' title={`sensor ${x.id}.${s.sensor_type}`}>
+              <span
+                key={`${s.sensor_type}|${s.unit}`} className='sensor-chip'
+                title={`sensor ${x.id}.${s.sensor_type}${s.cadence_ms === null ? '' : `, reports every ${fmtDuration(s.cadence_ms)} (the median interval the detectors learnt)`}`}
+              >
                 {typeLabel(s.sensor_type)}{s.unit === '' ? '' : ` ${s.unit}`}
+                {s.cadence_ms === null ? null : <span className='muted' data-testid='sensor-cadence'> · {fmtDuration(s.cadence_ms)}</span>}
               </span>
             ))}
           </span>
