@@ -8,6 +8,7 @@ import { runDetect } from './detect.ts'
 import { measureEmbedded, runEmbedded } from './embedded.ts'
 import { runIngest, serveIngest } from './ingest.ts'
 import { runKafka } from './kafka.ts'
+import { runFlinkBench } from './flink.ts'
 import { runLive, serveLive } from './live.ts'
 import { runCalibration } from './calibration.ts'
 import { runQuality } from './quality.ts'
@@ -50,6 +51,8 @@ const calibration = async (): Promise<void> => {
 const benches: Record<string, () => Promise<void>> = {
   embedded: async () => { await runEmbedded({ readings: Number(values.readings ?? 500_000) }) },
   kafka: async () => { await runKafka({ readings: Number(values.readings ?? 500_000) }) },
+  // our worker and the Flink SQL job (deploy/flink) on one pre-filled topic, with the producer perf tool and a bare COPY as limits (--readings N, default 300,000)
+  flink: async () => { await runFlinkBench({ readings: Number(values.readings ?? 300_000) }) },
   // Isolation Forest fit and scoring; --readings sets the rows scored (default 1,000,000)
   detect: async () => { await runDetect({ rows: Number(values.readings ?? 1_000_000) }) },
   // Dashboard API over a stored data set (DATABASE_URL's server, database <name>_bench): loads it

@@ -9,6 +9,7 @@ import { detectionQuality, formatQuality } from './anomaly/index.ts'
 import { formatReplaySummary, parseReplayArgs, replayUsage, runReplay } from './replay/index.ts'
 import { loadDetectionCounts, migrate, openDb } from './storage/index.ts'
 import { runSimulation, simulateOptions, simulateUsage, takeSimulateFlags } from './simulate/index.ts'
+import { flinkJobOptions, flinkUsage, runFlink, takeFlinkFlags } from './flink/index.ts'
 
 const roleSets: Record<string, ReadonlySet<Role>> = {
   start: allRoles,
@@ -160,10 +161,33 @@ async function simulate (argv: string[]): Promise<number> {
   return result.clean ? 0 : 1
 }
 
+/**
+ * `flink …`: the Flink SQL job (deploy/flink) in a local MiniCluster against the configured Kafka
+ * and PostgreSQL. Its own flags are taken out before loadConfig reads the rest.
+ */
+async function flink (argv: string[]): Promise<number> {
+  const { flags, rest } = takeFlinkFlags(argv)
+  const { config, help } = loadConfig(['flink', ...rest])
+  if (help) {
+    process.stdout.write(flinkUsage)
+    return 0
+  }
+  const log = pino({ level: config.logLevel, base: { app: 'iot-monitor', command: 'flink' } }, pino.destination(2))
+  const signals = new StopSignals()
+  return await runFlink(flinkJobOptions(config, flags), {
+    log,
+    write: (text) => { process.stdout.write(text) },
+    stopRequested: signals.requested,
+    forced: signals.forced,
+    printCommand: flags.printCommand
+  })
+}
+
 async function main (argv: string[]): Promise<number> {
   if (argv[0] === 'replay') return await replay(argv.slice(1))
   if (argv[0] === 'devices') return await devices(argv.slice(1))
   if (argv[0] === 'simulate') return await simulate(argv.slice(1))
+  if (argv[0] === 'flink') return await flink(argv.slice(1))
   const { command, config, help } = loadConfig(argv)
   if (help || command === 'help') {
     process.stdout.write(usage)

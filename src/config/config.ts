@@ -214,6 +214,7 @@ Commands:
   replay    run the detectors over a recorded CSV series (iot-monitor replay --help)
   devices   add, list, rotate or revoke the devices that send readings (iot-monitor devices --help)
   simulate  the simulated fleet as MQTT devices of a running iot-monitor (iot-monitor simulate --help)
+  flink     the window aggregates from the Flink SQL job instead, to compare (iot-monitor flink --help)
 
 Flags (env in brackets; a JSON file given by --config may set any of them by name):
   --database-url URL      PostgreSQL server [DATABASE_URL]; default: embedded PGlite
