@@ -2,6 +2,7 @@
 // this machine is shared and noisy, absolute figures move between runs.
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { runAlarmsBench } from './alarms.ts'
 import { runApi } from './api.ts'
 import { BenchSetupError, DEFAULT_READINGS, loadDataset } from './api-load.ts'
 import { runDetect } from './detect.ts'
@@ -21,6 +22,7 @@ const { positionals, values } = parseArgs({
   allowPositionals: true,
   options: {
     readings: { type: 'string' },
+    rounds: { type: 'string' },
     sensors: { type: 'string' },
     hours: { type: 'string' },
     seed: { type: 'string' },
@@ -50,6 +52,8 @@ const calibration = async (): Promise<void> => {
 }
 const benches: Record<string, () => Promise<void>> = {
   embedded: async () => { await runEmbedded({ readings: Number(values.readings ?? 500_000) }) },
+  // worker throughput with alarm evaluation on vs off, 10,000 sensors (--readings N, default 400,000; --rounds N of off/on, default 3; --no-ml; DATABASE_URL: PostgreSQL)
+  alarms: async () => { await runAlarmsBench({ readings: Number(values.readings ?? 400_000), rounds: Number(values.rounds ?? 3), ml: values['no-ml'] !== true }) },
   kafka: async () => { await runKafka({ readings: Number(values.readings ?? 500_000) }) },
   // our worker and the Flink SQL job (deploy/flink) on one pre-filled topic, with the producer perf tool and a bare COPY as limits (--readings N, default 300,000)
   flink: async () => { await runFlinkBench({ readings: Number(values.readings ?? 300_000) }) },

@@ -13,7 +13,7 @@ import { LiveHub } from './live.ts'
 import { API_REFUSED, INGEST_REFUSED, counterIn } from './metrics.ts'
 import { PipelineSampler } from './pipeline-sampler.ts'
 import {
-  detectionRoutes, deviceRoutes, healthRoutes, ingestRoutes, liveRoutes, pipelineRoutes, recordRoutes, sessionRoutes, viewRoutes, webRoutes
+  alarmRoutes, detectionRoutes, deviceRoutes, healthRoutes, ingestRoutes, liveRoutes, pipelineRoutes, recordRoutes, sessionRoutes, viewRoutes, webRoutes
 } from './routes/index.ts'
 import { SessionCookies } from './session.ts'
 import { ApiTokens } from './tokens.ts'
@@ -98,6 +98,7 @@ export async function buildApp (deps: ApiDeps): Promise<FastifyInstance> {
   if (deps.ingest !== undefined) await app.register(ingestRoutes, { ingest: deps.ingest, now, refused: counterIn(registry, INGEST_REFUSED, ['reason']) })
   await app.register(sessionRoutes, { tokens, sessions, readRequiresToken, now, refused: apiRefused })
   await app.register(deviceRoutes, { db, tokens, refused: apiRefused, now, registry: deps.deviceRegistry })
+  await app.register(alarmRoutes, { db, tokens, refused: apiRefused, now, hub, registry, log: deps.logger, ...(deps.alarmPollMs === undefined ? {} : { pollMs: deps.alarmPollMs }) })
   await app.register(webRoutes, { webRoot: deps.webRoot === undefined ? defaultWebRoot : deps.webRoot })
   return app
 }

@@ -303,3 +303,93 @@ export interface SessionJson {
   role: 'viewer' | 'admin' | null
   expires_at: string | null
 }
+
+// Alarms (issue 17): GET /api/alarms, GET /api/alarms/:id, POST /api/alarms/:id/ack|clear,
+// GET/POST/DELETE /api/silences, and the live stream's `alarms` event.
+
+export type AlarmSeverityJson = 'critical' | 'major' | 'minor' | 'warning' | 'indeterminate'
+export type AlarmStatusJson = 'active_unack' | 'active_ack' | 'cleared_unack' | 'cleared_ack'
+
+export interface AlarmJson {
+  id: string
+  originator: { kind: 'sensor' | 'device' | 'location', id: string }
+  type: string
+  severity: AlarmSeverityJson
+  status: AlarmStatusJson
+  sensor_type: string | null
+  location: string | null
+  /** When it fired (event time for conditions on readings, wall time for offline). */
+  start: string
+  /** The last time the condition was seen holding. */
+  last: string
+  cleared_at: string | null
+  acknowledged_at: string | null
+  acknowledged_by: string | null
+  ack_comment: string | null
+  details: Record<string, unknown>
+  labels: Record<string, string>
+}
+
+/** Alarms by status and severity, every pair present. */
+export type AlarmCountsJson = Record<AlarmStatusJson, Record<AlarmSeverityJson, number>>
+
+export interface AlarmListJson {
+  /** The server's clock (ages are measured from it). */
+  as_of: string
+  count: number
+  counts: AlarmCountsJson
+  alarms: AlarmJson[]
+}
+
+export interface AlarmEventJson {
+  id: number
+  kind: string
+  at: string
+  by: string
+  comment: string | null
+  details: Record<string, unknown>
+}
+
+export interface AlarmNotificationJson {
+  idempotency_key: string
+  status: 'firing' | 'resolved'
+  created_at: string
+  attempts: number
+  next_attempt_at: string
+  /** When it was done with; `note` says how (null: delivered). */
+  done_at: string | null
+  note: string | null
+}
+
+export interface AlarmDetailJson {
+  as_of: string
+  alarm: AlarmJson
+  history: AlarmEventJson[]
+  notifications: AlarmNotificationJson[]
+}
+
+export interface SilenceMatcherJson {
+  name: string
+  value: string
+  isRegex: boolean
+  isEqual: boolean
+}
+
+export interface SilenceJson {
+  id: number
+  matchers: SilenceMatcherJson[]
+  starts_at: string
+  ends_at: string
+  created_by: string
+  comment: string
+  created_at: string
+  /** active (in force now), pending (starts later) or expired. */
+  state: 'active' | 'pending' | 'expired'
+}
+
+/** The live stream's `alarms` event: the counts, and the alarms that changed since the last one. */
+export interface LiveAlarmsJson {
+  as_of: string
+  counts: AlarmCountsJson
+  changed: AlarmJson[]
+}

@@ -64,4 +64,6 @@ export interface ApiDeps {
   readRequiresToken?: boolean
   /** The ingest's device registry in this process, if any: the admin API drops a rotated or revoked device from its cache at once. */
   deviceRegistry?: DeviceRegistry
+  /** How often alarm changes are looked for while live streams are open (the `alarms` event; default 1 s). */
+  alarmPollMs?: number
 }

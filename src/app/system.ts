@@ -7,8 +7,10 @@ import { type DeviceIngest, LiveHub, buildApp } from '../api/index.ts'
 import { type Bus, type BusConsumer, type BusProducer, KafkaBus, MemoryBus, ensureTopics, partitionFor } from '../bus/index.ts'
 import { type Config, readRequiresToken } from '../config/index.ts'
 import { IotError } from '../domain/index.ts'
+import { AlarmEvaluator } from '../alarms/index.ts'
 import { Backoff, EventSink, LatencyTracker, PipelineDetector, PipelineMetrics, ThreadTrainer, Worker, type EventTopics } from '../pipeline/index.ts'
 import { DeviceRegistry, LastSeenRecorder, markOnlineDevicesOffline } from '../devices/index.ts'
+import { NotificationDispatcher } from '../notify/index.ts'
 import {
   type DeviceStatus, DeviceGateway, ExternalMqttSource, MqttBrokerSource, type MqttDevice, Simulator, SimulatorSource, type Source
 } from '../sources/index.ts'
@@ -225,6 +227,8 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         log,
         metrics,
         partitionOf: (id) => partitionFor(id, parts),
+        // Alarms on each batch (event time) and on the wall clock (offline), written with the batch.
+        alarms: config.alarms.enabled ? new AlarmEvaluator(config.alarms.rules, { partitionOf: (id) => partitionFor(id, parts) }) : null,
         ...(sink === undefined ? {} : { sink })
       }, {
         group: config.group,
@@ -237,6 +241,24 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
       await worker.start()
     }
     source?.start()
+
+    // Alarm notifications leave from the process that runs the worker (several such processes share
+    // the outbox safely); without a webhook they wait in the database.
+    let notifier: NotificationDispatcher | null = null
+    if (roles.has('worker') && db !== null && config.notify.webhooks.length > 0) {
+      const n = config.notify
+      notifier = new NotificationDispatcher({
+        db,
+        targets: n.webhooks,
+        policy: { groupBy: n.groupBy, groupWaitMs: n.groupWaitMs, groupIntervalMs: n.groupIntervalMs, repeatIntervalMs: n.repeatIntervalMs },
+        payload: { receiver: 'iot-monitor', externalUrl: n.externalUrl ?? `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}` },
+        log: log.child({ component: 'notify' }),
+        registry: metrics.registry,
+        reachable: () => availability?.reachable ?? true
+      })
+      notifier.start()
+      log.info({ webhooks: n.webhooks.length, format: n.webhooks[0]?.format }, 'Alarm notifications on.')
+    }
 
     // Devices writing over HTTP and MQTT: where this process both ingests and serves the API, and in
     // the ingest role alone with an external broker (--mqtt-url; HTTP needs the api role). Tokens and
@@ -374,6 +396,7 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         const drain = roles.has('ingest') && roles.has('worker')
         await worker?.stop({ drain, endOfInput: drain && source?.finished === true })
           .catch((err: unknown) => { log.error({ err }, 'Stopping the worker failed; what it did not store stays in the bus or is listed above.') })
+        await notifier?.stop()
         await app?.close()
         if (db !== null && worker !== null) {
           await removeWorkerStatus(db, config.group, config.topic, instance).catch((err: unknown) => { log.warn({ err }, 'Removing the worker status failed.') })

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { defaultRuleConfig } from '../anomaly/index.ts'
+import { defaultAlarmRules } from '../alarms/index.ts'
 import { defaultValidationOptions } from '../domain/index.ts'
 import { defaultWindowingOptions } from '../windowing/index.ts'
 import { defaultConfig, loadConfig, parseDuration, type Config } from './index.ts'
@@ -36,7 +37,9 @@ const DEFAULTS: Config = {
   viewerToken: null,
   allowAnonymousRead: false,
   deviceRateLimit: { perSecond: 50, burst: 100 },
-  mqtt: { enabled: true, host: '127.0.0.1', port: 1883, portGiven: false, tls: null, url: null, topicPrefix: 'iot' }
+  mqtt: { enabled: true, host: '127.0.0.1', port: 1883, portGiven: false, tls: null, url: null, topicPrefix: 'iot' },
+  alarms: { enabled: true, rules: defaultAlarmRules },
+  notify: { webhooks: [], groupBy: ['alertname', 'location'], groupWaitMs: 30_000, groupIntervalMs: 300_000, repeatIntervalMs: 4 * 3_600_000, externalUrl: null }
 }
 
 let dir = ''
@@ -212,7 +215,8 @@ describe('loadConfig - flags', () => {
       '--mqtt-topic-prefix', 'site1',
       '--admin-token', 'admin-token-of-the-test-0123',
       '--viewer-token', 'viewer-token-of-the-test-0123',
-      '--device-rate-limit', '2.5'
+      '--device-rate-limit', '2.5',
+      '--no-alarms'
     ])
     // The validated rules are frozen null-prototype maps: compare their JSON.
     c.detection.rules = JSON.parse(JSON.stringify(c.detection.rules)) as typeof c.detection.rules
@@ -241,7 +245,9 @@ describe('loadConfig - flags', () => {
       viewerToken: 'viewer-token-of-the-test-0123',
       allowAnonymousRead: false,
       deviceRateLimit: { perSecond: 2.5, burst: 5 },
-      mqtt: { enabled: false, host: '0.0.0.0', port: 8883, portGiven: true, tls: { keyPath: 'k.pem', certPath: 'c.pem' }, url: 'mqtt://broker:1883', topicPrefix: 'site1' }
+      mqtt: { enabled: false, host: '0.0.0.0', port: 8883, portGiven: true, tls: { keyPath: 'k.pem', certPath: 'c.pem' }, url: 'mqtt://broker:1883', topicPrefix: 'site1' },
+      alarms: { enabled: false, rules: DEFAULTS.alarms.rules },
+      notify: DEFAULTS.notify
     })
   })
 
@@ -589,4 +595,36 @@ describe('loadConfig - errors', () => {
       assert.throws(() => load(argv), CONFIG_ERROR, argv.join(' '))
     }
   })
+})
+
+test('notifications - webhooks repeated or as a comma list, format, timings; bad values refused', () => {
+  const c = loadConfig(['start', '--webhook-url', 'http://a.example/hook', '--webhook-url', 'https://b.example/x,http://c.example', '--webhook-format', 'slack',
+    '--group-by', 'alertname,sensor_id', '--group-wait', '1s', '--group-interval', '2m', '--repeat-interval', '1h', '--external-url', 'https://iot.example'], {}).config
+  assert.deepEqual(c.notify, {
+    webhooks: [{ url: 'http://a.example/hook', format: 'slack' }, { url: 'https://b.example/x', format: 'slack' }, { url: 'http://c.example', format: 'slack' }],
+    groupBy: ['alertname', 'sensor_id'],
+    groupWaitMs: 1000,
+    groupIntervalMs: 120_000,
+    repeatIntervalMs: 3_600_000,
+    externalUrl: 'https://iot.example'
+  })
+  assert.deepEqual(loadConfig(['start'], { IOT_WEBHOOK_URL: 'http://env.example/h' }).config.notify.webhooks, [{ url: 'http://env.example/h', format: 'alertmanager' }])
+  assert.throws(() => loadConfig(['start', '--webhook-url', 'ftp://x'], {}), CONFIG_ERROR)
+  assert.throws(() => loadConfig(['start', '--webhook-format', 'teams'], {}), CONFIG_ERROR)
+  assert.throws(() => loadConfig(['start', '--group-by', 'a-b'], {}), CONFIG_ERROR)
+  assert.throws(() => loadConfig(['start', '--repeat-interval', '0s'], {}), CONFIG_ERROR)
+})
+
+test('loadConfig - alarms: --alarm-rules (or IOT_ALARM_RULES) merges a file over the built-in rules; --no-alarms turns them off', () => {
+  const file = join(dir, 'alarm-rules.json')
+  writeFileSync(file, JSON.stringify({ anomalyBurst: { count: 3 }, thresholds: [{ name: 'co2_high', sensorType: 'co2', above: 1500, clearBelow: 1100, for: '2m' }] }))
+  for (const c of [loadConfig(['start', '--alarm-rules', file], {}).config, loadConfig(['start'], { IOT_ALARM_RULES: file }).config]) {
+    assert.equal(c.alarms.enabled, true)
+    assert.equal(c.alarms.rules.anomalyBurst?.count, 3)
+    assert.deepEqual(c.alarms.rules.thresholds.find(t => t.name === 'co2_high')?.levels, [{ severity: 'warning', value: 1500, forMs: 120_000 }])
+  }
+  assert.equal(loadConfig(['start', '--no-alarms'], {}).config.alarms.enabled, false)
+  writeFileSync(file, JSON.stringify({ stuck: { clearAfter: 'later' } }))
+  assert.throws(() => loadConfig(['start', '--alarm-rules', file], {}), CONFIG_ERROR)
+  assert.throws(() => loadConfig(['start', '--alarm-rules', join(dir, 'missing.json')], {}), CONFIG_ERROR)
 })

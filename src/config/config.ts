@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util'
 import { IotError, defaultValidationOptions, parseTimestamp, type ValidationOptions } from '../domain/index.ts'
 import { defaultWindowingOptions, type WindowingOptions } from '../windowing/index.ts'
 import { defaultRuleConfig, validateRuleConfig, type RuleConfig } from '../anomaly/index.ts'
+import { defaultAlarmRules, parseAlarmRules, type AlarmRules } from '../alarms/index.ts'
 import { burstFor, defaultDeviceRateLimit, type DeviceRateLimit } from '../ingest/index.ts'
 import { parseDuration } from './duration.ts'
 
@@ -63,6 +64,27 @@ export interface MqttConfig {
   topicPrefix: string
 }
 
+/** Alarm notifications (src/notify): the webhooks and Alertmanager's timings. */
+export interface NotifyConfig {
+  /** Receivers, each posted every notification; none: notifications wait in the outbox. */
+  webhooks: { url: string, format: 'alertmanager' | 'slack' }[]
+  /** Labels that make a group (Alertmanager's group_by). */
+  groupBy: string[]
+  groupWaitMs: number
+  groupIntervalMs: number
+  repeatIntervalMs: number
+  /** The dashboard's address for links in notifications; null: http://<host>:<port>. */
+  externalUrl: string | null
+}
+
+/** Alarms (src/alarms): evaluated by the worker on each batch, and on the wall clock for offline. */
+export interface AlarmsConfig {
+  /** --no-alarms turns evaluation off (the bench compares). */
+  enabled: boolean
+  /** From --alarm-rules FILE (merged over the defaults), else the defaults. */
+  rules: AlarmRules
+}
+
 /** The live stream's clients (GET /api/live): past either cap a new client gets 503. */
 export interface LiveConfig {
   maxClients: number
@@ -112,6 +134,8 @@ export interface Config {
   /** Writes per device (HTTP requests: 429 past it; MQTT messages: delayed past it); null: no limit. */
   deviceRateLimit: DeviceRateLimit | null
   mqtt: MqttConfig
+  alarms: AlarmsConfig
+  notify: NotifyConfig
 }
 
 /** Raw readings the embedded database (PGlite) keeps by default: a week (windows and roll-ups stay). */
@@ -142,7 +166,9 @@ export const defaultConfig: Config = {
   viewerToken: null,
   allowAnonymousRead: false,
   deviceRateLimit: { ...defaultDeviceRateLimit },
-  mqtt: { enabled: true, host: '127.0.0.1', port: 1883, portGiven: false, tls: null, url: null, topicPrefix: 'iot' }
+  alarms: { enabled: true, rules: defaultAlarmRules },
+  mqtt: { enabled: true, host: '127.0.0.1', port: 1883, portGiven: false, tls: null, url: null, topicPrefix: 'iot' },
+  notify: { webhooks: [], groupBy: ['alertname', 'location'], groupWaitMs: 30_000, groupIntervalMs: 300_000, repeatIntervalMs: 4 * 3_600_000, externalUrl: null }
 }
 
 /** An admin or viewer token shorter than this is refused: it would be guessable. */
@@ -197,8 +223,17 @@ const options = {
   'anomalies-topic': { type: 'string' },
   'no-events': { type: 'boolean' },
   rules: { type: 'string' },
+  'alarm-rules': { type: 'string' },
+  'no-alarms': { type: 'boolean' },
   'ml-scope': { type: 'string' },
   'no-ml': { type: 'boolean' },
+  'webhook-url': { type: 'string', multiple: true },
+  'webhook-format': { type: 'string' },
+  'group-by': { type: 'string' },
+  'group-wait': { type: 'string' },
+  'group-interval': { type: 'string' },
+  'repeat-interval': { type: 'string' },
+  'external-url': { type: 'string' },
   help: { type: 'boolean', short: 'h' }
 } as const
 
@@ -243,6 +278,9 @@ Flags (env in brackets; a JSON file given by --config may set any of them by nam
                           config/rules.example.json; default: built-in thresholds)
   --ml-scope type|sensor  one Isolation Forest per sensor type (default) or per sensor
   --no-ml                 run without the Isolation Forest
+  --alarm-rules FILE      alarm conditions per sensor type and location, merged over the built-in
+                          ones (JSON; see "Alarms" in docs/ARCHITECTURE.md) [IOT_ALARM_RULES]
+  --no-alarms             evaluate no alarms
   --status D              interval of the status line (default 5s; 0 = off)
   --shutdown-timeout D    on SIGINT/SIGTERM, store what was accepted for at most D, then exit
                           saying what was left (default 30s)
@@ -279,6 +317,16 @@ Access (see "Running beyond localhost" in the README):
                           reading, the viewer's or the admin's: with neither, the API refuses to
                           start. /health and /ready stay open; devices keep their device tokens
   --allow-anonymous-read  beyond loopback, reading needs no token (a trusted network only)
+
+Alarm notifications (see "Notifications" in docs/ARCHITECTURE.md; sent by the process running the worker):
+  --webhook-url URL       post each alarm transition to URL (repeat the flag or give a comma list);
+                          none: notifications wait in the database [IOT_WEBHOOK_URL]
+  --webhook-format F      alertmanager (Alertmanager's webhook JSON, default) or slack (an incoming webhook)
+  --group-by LIST         labels that group notifications (default alertname,location)
+  --group-wait D          a new group waits D for alarms raised with it (default 30s)
+  --group-interval D      a group's next notification waits D after its last (default 5m)
+  --repeat-interval D     an active alarm nobody acknowledged is notified again after D (default 4h)
+  --external-url URL      the dashboard's address in notification links (default http://HOST:PORT)
 
 Kafka (distributed mode):
   --kafka-brokers LIST    host:port[,host:port...] [KAFKA_BROKERS]; default: embedded memory bus
@@ -333,7 +381,8 @@ export function loadConfig (argv: readonly string[], env: NodeJS.ProcessEnv = pr
   } catch (err) {
     throw new IotError('IOT_ERR_CONFIG', (err as Error).message)
   }
-  const flags: Record<string, string | boolean | undefined> = { ...parsed.values }
+  // --webhook-url may be repeated: the one flag whose value is a list.
+  const flags: Record<string, string | boolean | string[] | undefined> = { ...parsed.values }
   const file: Record<string, string | boolean> = {}
   if (flags.config !== undefined) {
     let content: unknown
@@ -464,6 +513,40 @@ export function loadConfig (argv: readonly string[], env: NodeJS.ProcessEnv = pr
     det.mlScope = scope
   }
   if (flags['no-ml'] === true || file['no-ml'] === true) det.ml = false
+  const alarmRules = get('alarm-rules', 'IOT_ALARM_RULES')
+  if (alarmRules !== undefined && alarmRules !== '') {
+    try {
+      c.alarms.rules = parseAlarmRules(JSON.parse(readFileSync(alarmRules, 'utf8')))
+    } catch (err) {
+      throw new IotError('IOT_ERR_CONFIG', `--alarm-rules ${alarmRules}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+  if (flags['no-alarms'] === true || file['no-alarms'] === true) c.alarms.enabled = false
+  const n = c.notify
+  const hookFlags = flags['webhook-url']
+  const hooks = Array.isArray(hookFlags) && hookFlags.length > 0 ? hookFlags.join(',') : get('webhook-url', 'IOT_WEBHOOK_URL')
+  const format = get('webhook-format') ?? 'alertmanager'
+  if (format !== 'alertmanager' && format !== 'slack') throw new IotError('IOT_ERR_CONFIG', `--webhook-format: expected "alertmanager" or "slack", got "${format}"`)
+  if (hooks !== undefined) {
+    for (const url of hooks.split(',').map(u => u.trim()).filter(u => u !== '')) {
+      if (!/^https?:\/\/[^\s/]+/.test(url)) throw new IotError('IOT_ERR_CONFIG', `--webhook-url: expected an http:// or https:// URL, got "${url.replace(/\/\/[^@/]*@/, '//***@')}"`)
+      n.webhooks.push({ url, format })
+    }
+  }
+  const groupBy = get('group-by')
+  if (groupBy !== undefined) {
+    n.groupBy = groupBy.split(',').map(l => l.trim()).filter(l => l !== '')
+    for (const l of n.groupBy) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(l)) throw new IotError('IOT_ERR_CONFIG', `--group-by: "${l}" is not a label name`)
+  }
+  const groupWait = get('group-wait'); if (groupWait !== undefined) n.groupWaitMs = parseDuration(groupWait, '--group-wait')
+  const groupInterval = get('group-interval'); if (groupInterval !== undefined) n.groupIntervalMs = parseDuration(groupInterval, '--group-interval')
+  const repeat = get('repeat-interval'); if (repeat !== undefined) n.repeatIntervalMs = parseDuration(repeat, '--repeat-interval')
+  if (n.repeatIntervalMs <= 0) throw new IotError('IOT_ERR_CONFIG', '--repeat-interval must be positive')
+  const external = get('external-url')
+  if (external !== undefined && external !== '') {
+    if (!/^https?:\/\/[^\s/]+/.test(external)) throw new IotError('IOT_ERR_CONFIG', `--external-url: expected an http:// or https:// URL, got "${external}"`)
+    n.externalUrl = external
+  }
   if (w.sizeMs <= 0) throw new IotError('IOT_ERR_CONFIG', '--window must be positive')
   return { command: parsed.positionals[0] ?? 'start', args: parsed.positionals.slice(1), config: c, help: flags.help === true }
 }

@@ -19,7 +19,12 @@ export const errorCodes = [
   'IOT_ERR_FORBIDDEN',
   'IOT_ERR_TOO_LARGE',
   'IOT_ERR_RATE_LIMITED',
-  'IOT_ERR_MQTT'
+  'IOT_ERR_MQTT',
+  // Alarm actions and notifications (src/storage/alarm-actions.ts, src/notify).
+  'IOT_ERR_ALARM_NOT_FOUND',
+  'IOT_ERR_ALARM_STATE',
+  'IOT_ERR_SILENCE_NOT_FOUND',
+  'IOT_ERR_NOTIFY'
 ] as const
 export type ErrorCode = (typeof errorCodes)[number]
 

@@ -1,9 +1,10 @@
 // The partition claim/restore step: what a worker knows of the partitions it owns, rebuilt from
 // the database whenever Kafka's group hands it a new set (or a failed batch rewinds it).
 import { type Logger } from 'pino'
+import { type AlarmEvaluator } from '../alarms/index.ts'
 import { type StartOffsets } from '../bus/index.ts'
 import {
-  type Db, type PartitionState, claimPartitions, loadLatestModels, loadReadingKeysSince, loadRecentReadings, loadWatermark
+  type Db, type PartitionState, claimPartitions, loadAlarmState, loadKnownSensors, loadLatestModels, loadReadingKeysSince, loadRecentReadings, loadWatermark
 } from '../storage/index.ts'
 import { WindowOperator, type WindowingOptions } from '../windowing/index.ts'
 import { type ReadingDetector } from '../detection/index.ts'
@@ -27,7 +28,15 @@ export interface ClaimDeps {
   log: Logger
   /** The partition of a sensor id, to rebuild state only for assigned partitions (all when absent). */
   partitionOf?: ((sensorId: string) => number) | undefined
+  /** The alarm core (null or absent: alarms off): its active alarms and condition states are restored with the partitions. */
+  alarms?: AlarmEvaluator | null | undefined
 }
+
+/**
+ * After a restart, sensors whose newest reading is at most this much event time older than the
+ * newest of all are watched for going offline from the restart on (older ones are gone, not offline).
+ */
+const OFFLINE_WATCH_WITHIN_MS = 7 * 86_400_000
 
 /**
  * The partitions a worker owns and the event-time state it keeps for them: the window operator
@@ -92,14 +101,27 @@ export class PartitionClaims {
     // The detectors' models and baselines: the stored models, then the newest stored readings of each sensor, replayed in order.
     const unreadable = detector.restoreModels?.(await loadLatestModels(db)) ?? []
     if (unreadable.length > 0) this.#deps.log.warn({ versions: unreadable }, 'Stored models could not be read; their keys train new ones.')
+    // Alarms: the active ones and the pending conditions of the owned originators (a device belongs
+    // to the partition its id hashes to), as the last stored batch left them.
+    const alarms = this.#deps.alarms ?? null
+    let activeAlarms = 0
+    if (alarms !== null) {
+      alarms.clear()
+      const state = await loadAlarmState(db, (kind, id) => kind !== 'location' && owns(id), partitionOf === undefined ? undefined : this.#assigned)
+      const sensors = (await loadKnownSensors(db, OFFLINE_WATCH_WITHIN_MS)).filter(s => owns(s.sensorId))
+      alarms.restore({ ...state, sensors, wallNow: now })
+      activeAlarms = state.alarms.length
+    }
     const newest = all.reduce((m, s) => Math.max(m, s.maxEventMs ?? -Infinity), -Infinity)
     let warmed = 0
     if (Number.isFinite(newest) && detector.clear !== undefined) {
       const replay = (await loadRecentReadings(db, newest - o.warmupSpanMs, o.warmupReadings)).filter(r => owns(r.sensorId))
       detector.detectMany(replay)
+      // The alarm core evaluated these already: they give each sensor its newest event time and usual interval.
+      alarms?.observe(replay)
       warmed = replay.length
     }
-    this.#deps.log.info({ partitions, watermark: this.op.watermark, warmed }, 'Partitions assigned.')
+    this.#deps.log.info({ partitions, watermark: this.op.watermark, warmed, activeAlarms }, 'Partitions assigned.')
     return offsets
   }
 
@@ -112,6 +134,7 @@ export class PartitionClaims {
     // Per-sensor state is rebuilt from the database for whatever stays assigned.
     this.recent.clear()
     this.#deps.detector.clear?.()
+    this.#deps.alarms?.clear()
     if (this.#assigned.length === 0) this.op = new WindowOperator(this.#options.windowing)
   }
 
@@ -126,6 +149,7 @@ export class PartitionClaims {
     this.expected.clear()
     this.recent.clear()
     this.#deps.detector.clear?.()
+    this.#deps.alarms?.clear()
     return await this.assign(partitions)
   }
 

@@ -1,6 +1,7 @@
 // Preparing a batch: everything it needs that is not I/O (validation, watermark and lateness,
 // de-duplication, detection, window deltas), in memory, so it can run while the previous batch's
 // transaction is in flight.
+import { type AlarmBatch, type AlarmEvaluator } from '../alarms/index.ts'
 import { type BusRecord } from '../bus/index.ts'
 import { type DeadLetter, type Reading, type ScoredReading, type ValidationOptions, type Verdict, validateMessage } from '../domain/index.ts'
 import { type LateReading, type PartitionProgress, type StoredModel } from '../storage/index.ts'
@@ -29,6 +30,8 @@ export interface PreparedBatch {
   started: number
   /** Wall time the oldest record of the batch was produced, when the bus knows it (end-to-end latency). */
   oldestProducedAt: number | null
+  /** What the alarm core changed on the batch's readings (null: nothing, or alarms off). */
+  alarms: AlarmBatch | null
 }
 
 export interface PrepareContext {
@@ -40,6 +43,8 @@ export interface PrepareContext {
   ingestClock: () => number
   wallClock: () => number
   hasBacklog: ((partition: number) => boolean) | undefined
+  /** The alarm core, evaluated on the scored readings in arrival order (null: alarms off). */
+  alarms: AlarmEvaluator | null
 }
 
 /**
@@ -125,7 +130,10 @@ export function prepareBatch (records: readonly BusRecord[], c: PrepareContext):
   claims.recent.pruneBefore(finalBoundary - op.options.sizeMs)
   const models = c.detector.drainModels?.() ?? []
   const oldest = Number.isFinite(oldestProducedAt) ? oldestProducedAt : null
-  return { received, scored, late, deadLetters, deltas, models, cadence, next, progress, duplicates, watermark: op.watermark, finalBoundary, started, oldestProducedAt: oldest }
+  // Alarms on event time, after detection, in the same order; written in the batch's transaction.
+  // Late readings move no condition, but show their sensors report (they end offline alarms).
+  const alarms = c.alarms === null || (scored.length === 0 && late.length === 0) ? null : c.alarms.evaluate(scored, wall, late.length === 0 ? undefined : late.map(l => l.reading))
+  return { received, scored, late, deadLetters, deltas, models, cadence, next, progress, duplicates, watermark: op.watermark, finalBoundary, started, oldestProducedAt: oldest, alarms }
 }
 
 /**

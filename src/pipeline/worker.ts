@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events'
 import { type Logger } from 'pino'
+import { type AlarmEvaluator } from '../alarms/index.ts'
 import { type AssignmentHandler, type BusConsumer, type BusRecord } from '../bus/index.ts'
 import { type ValidationOptions, defaultValidationOptions } from '../domain/index.ts'
-import { type Db, commitBatch, isUnavailable } from '../storage/index.ts'
+import { type Db, commitAlarmCheck, commitBatch, isUnavailable, listDevices, loadOperatorState } from '../storage/index.ts'
 import { type WindowingOptions, defaultWindowingOptions } from '../windowing/index.ts'
 import { Backoff, type BackoffOptions, defaultBackoffOptions } from './backoff.ts'
 import { PartitionClaims } from './claims.ts'
@@ -61,6 +62,12 @@ export interface WorkerDeps {
   sink?: OutcomeSink
   /** Values in [0, 1) for the jitter of the retry waits (a seeded source in tests). */
   random?: () => number
+  /**
+   * The alarm core (absent or null: alarms off). It is evaluated on each batch's scored readings and
+   * written in its transaction; every `rules.checkEveryMs` of wall time the worker also checks
+   * for sensors and devices gone offline and takes in what operators did to active alarms.
+   */
+  alarms?: AlarmEvaluator | null
 }
 
 /** How the worker is doing, for readiness, the status line and /metrics. */
@@ -110,6 +117,10 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
    * during COMMIT): the offsets stored with the data tell, when the worker recovers.
    */
   #unsure: PreparedBatch | null = null
+  /** Wall time of the last alarm check (offline, operators' actions). */
+  #lastAlarmCheck = -Infinity
+  /** Batches stored condition states in the log since it was last folded (see checkAlarms). */
+  #conditionsLogged = false
 
   constructor (deps: WorkerDeps, options: Partial<WorkerOptions> = {}) {
     super()
@@ -119,12 +130,12 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     const c = deps.consumer
     const hasBacklog = c.hasBacklog === undefined ? undefined : (p: number) => c.hasBacklog?.(p) ?? false
     this.#claims = new PartitionClaims(
-      { db: deps.db, detector: deps.detector, wallClock: deps.wallClock, log: deps.log, partitionOf: deps.partitionOf }, o)
+      { db: deps.db, detector: deps.detector, wallClock: deps.wallClock, log: deps.log, partitionOf: deps.partitionOf, alarms: deps.alarms ?? null }, o)
     this.#finalizer = new Finalizer({
       db: deps.db, claims: this.#claims, metrics: deps.metrics, wallClock: deps.wallClock, hasBacklog, sink: deps.sink, emit: (out) => this.emit('batch', out)
     }, o)
     this.#prepare = {
-      claims: this.#claims, detector: deps.detector, topic: o.topic, validation: o.validation, ingestClock: deps.ingestClock, wallClock: deps.wallClock, hasBacklog
+      claims: this.#claims, detector: deps.detector, topic: o.topic, validation: o.validation, ingestClock: deps.ingestClock, wallClock: deps.wallClock, hasBacklog, alarms: deps.alarms ?? null
     }
   }
 
@@ -184,6 +195,20 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
    */
   async #loop (): Promise<void> {
     while (this.#stopping !== 'now') {
+      if (this.#alarmCheckDue()) {
+        // After the batch in flight: what the core holds in memory is then what is stored.
+        if (!await this.#settleInFlight()) {
+          await this.#recoverAfterFailure()
+          continue
+        }
+        try {
+          await this.checkAlarms()
+        } catch (err) {
+          this.#failed(err, 'The alarm check failed; rebuilding state from the database.')
+          await this.#recoverAfterFailure()
+          continue
+        }
+      }
       const records = await this.#deps.consumer.poll(this.options.maxBatch, this.options.pollWaitMs)
       if (records.length > 0) {
         const prepared = this.#tryPrepare(records)
@@ -211,6 +236,43 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
       }
     }
     if (!await this.#settleInFlight()) await this.#recoverAfterFailure()
+  }
+
+  #alarmCheckDue (): boolean {
+    const alarms = this.#deps.alarms
+    return alarms != null && this.#deps.wallClock() - this.#lastAlarmCheck >= alarms.rules.checkEveryMs
+  }
+
+  /**
+   * The wall-clock side of alarms, in a transaction of its own (fenced like a batch): takes in what
+   * operators did to the active alarms, raises offline alarms for sensors and devices (those whose
+   * id hashes to an owned partition) past their deadline. Call it with no batch in flight. Exposed
+   * for tests.
+   */
+  async checkAlarms (): Promise<void> {
+    const alarms = this.#deps.alarms
+    if (alarms == null) return
+    const { db, wallClock, partitionOf, log } = this.#deps
+    this.#lastAlarmCheck = wallClock()
+    const claims = this.#claims
+    if (claims.assigned.length === 0) return
+    const ids = alarms.activeAlarmIds()
+    if (ids.length > 0) alarms.applyOperatorState(await loadOperatorState(db, ids))
+    let devices = null
+    if (alarms.watchesOffline) {
+      const mine = new Set(claims.assigned)
+      devices = (await listDevices(db)).filter(d => d.revokedAt === null && (partitionOf === undefined || mine.has(partitionOf(d.id))))
+    }
+    const changes = alarms.checkOffline(wallClock(), devices)
+    // The condition states the batches logged are folded into one row per state now and then.
+    const fold = this.#conditionsLogged || (changes?.conditions.length ?? 0) > 0
+    if (changes === null && !fold) return
+    const owned = claims.assigned.map(partition => ({ partition, expectedOffset: claims.expected.get(partition) ?? 0 }))
+    await commitAlarmCheck(db, this.options.group, this.options.topic, owned, changes, fold ? alarms.snapshotConditions() : null)
+    this.#conditionsLogged = false
+    if (changes === null) return
+    const raised = changes.transitions.filter(t => t.status === 'firing').length
+    if (raised > 0) log.info({ offline: raised }, 'Sensors or devices went offline.')
   }
 
   /** Waits for the batch in flight; false if it failed. */
@@ -335,6 +397,7 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
       throw err
     })
     const out = outcome ?? toOutcome(committed)
+    if ((b.alarms?.conditions.length ?? 0) > 0) this.#conditionsLogged = true
     this.#account(b, out)
     await this.#deps.consumer.commit(b.next)
     claims.applyStored(committed.partitions, committed.storedWatermark)

@@ -2,8 +2,10 @@
 // one transaction. The order of the statements is part of the protocol between workers: the
 // finality lock (shared) first, then the fence on the batch's partitions, then the writes, in a
 // fixed key order inside each statement so concurrent workers cannot deadlock.
+import { type AlarmBatch } from '../alarms/index.ts'
 import { type DeadLetter, type ScoredReading, type WindowAggregate } from '../domain/index.ts'
 import { type WindowDeltas } from '../windowing/index.ts'
+import { writeAlarmBatch } from './alarms.ts'
 import { type Db } from './db.ts'
 import { insertDeadLetters } from './dead-letters.ts'
 import { countDetections, mergeDetectionCounts } from './detection-counts.ts'
@@ -32,6 +34,8 @@ export interface BatchWrite {
   progress: readonly PartitionProgress[]
   /** The learnt cadence (ms) of the batch's sensors, by sensor id, where known (stored with the sensor). */
   cadence?: ReadonlyMap<string, number>
+  /** What the alarm core changed while the batch was prepared (alarms, history, outbox, condition states); absent or null: nothing. */
+  alarms?: AlarmBatch | null
 }
 
 export interface CommittedBatch {
@@ -83,6 +87,7 @@ export async function commitBatch (db: Db, o: CommitOptions, b: BatchWrite, hook
     await mergeHourlyRollups(tx, deltas, revised)
     await mergeDetectionCounts(tx, countDetections(b.scored))
     await saveModels(tx, b.models, o.modelTreesEveryMs)
+    if (b.alarms != null) await writeAlarmBatch(tx, b.alarms)
     const partitions = await saveProgress(tx, group, topic, b.progress)
     const committed: CommittedBatch = { storedWatermark, revised, late, lateKept, partitions }
     await hooks.publish?.(committed)

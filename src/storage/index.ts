@@ -31,3 +31,14 @@ export {
   type RangeFilter, type Resolution, correlation, keptAsideCounts, loadMeta, newestReadingTime, openWindows, rangeStats,
   scoreBins, sensorCounts, sensorUnits, series, storedReadingsTotal
 } from './dashboard.ts'
+// Alarms: what operators do with them (acknowledge, clear, silence) and what the API and the notifier read.
+export {
+  ALARM_COLUMNS, type AlarmCounts, type AlarmListFilter, type AlarmNotification, type AlarmRow, type NewSilence, type OperatorAction,
+  type SilenceMatcher, type StoredAlarmEvent, type StoredSilence, acknowledgeAlarm, alarmCounts, alarmHistory, alarmNotifications, alarmOf,
+  alarmStatusOf, alarmsChangedSince, alarmsVersion, clearAlarmByOperator, createSilence, deleteSilence, emptyAlarmCounts, findAlarm, findAlarms,
+  listAlarms, listSilences, silencesInForce
+} from './alarm-actions.ts'
+// Alarms as the worker writes them in its batch transaction and restores them on a claim (src/alarms is the core).
+export {
+  type StoredAlarmState, commitAlarmCheck, foldAlarmConditions, listAllAlarms, loadAlarmState, loadKnownSensors, loadOperatorState, loadReadingsForAlarms, writeAlarmBatch
+} from './alarms.ts'

@@ -2,7 +2,7 @@
 // records, anomalies in charts, live) is kept in the URL. Live events keep the recent lists
 // current; aggregate views re-fetch at most every 5 s, and only after live events arrived.
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState, type JSX } from 'react'
-import type { MetaJson, ReadingJson } from '../../src/api/contract.ts'
+import type { AlarmCountsJson, MetaJson, ReadingJson } from '../../src/api/contract.ts'
 import { api, errorText, type SharedQuery } from './api.ts'
 import { openLive, type LiveStatus } from './live.ts'
 import { useFetch } from './hooks.ts'
@@ -15,6 +15,7 @@ import { WindowsTab } from './tabs/WindowsTab.tsx'
 import { MlTab } from './tabs/MlTab.tsx'
 import { AnalyticsTab } from './tabs/AnalyticsTab.tsx'
 import { DevicesTab } from './tabs/DevicesTab.tsx'
+import { AlarmsTab } from './tabs/AlarmsTab.tsx'
 
 /** Aggregate views re-fetch at most this often while live. */
 const REFRESH_MS = 5000
@@ -100,6 +101,17 @@ export function App (): JSX.Element {
 
   const pipeline = useFetch(`pipeline#${tick}`, async s => await api.pipeline(s), true, 'pipeline')
 
+  // Alarms: the header's count, and the Alarms tab re-read on every live `alarms` event.
+  const [alarmRev, setAlarmRev] = useState(0)
+  const [alarmCounts, setAlarmCounts] = useState<AlarmCountsJson | null>(null)
+  useEffect(() => {
+    const ctl = new AbortController()
+    api.alarms({ state: 'active', limit: 1 }, ctl.signal).then(a => setAlarmCounts(a.counts), () => {})
+    return () => ctl.abort()
+  }, [manual])
+  const activeAlarms = alarmCounts === null ? null : Object.values(alarmCounts.active_unack).reduce((a, b) => a + b, 0) + Object.values(alarmCounts.active_ack).reduce((a, b) => a + b, 0)
+  const unackedAlarms = alarmCounts === null ? 0 : Object.values(alarmCounts.active_unack).reduce((a, b) => a + b, 0)
+
   // Recent lists: reloaded when the filter, the records count, live mode or a manual refresh changes.
   const listKey = `${view.location}|${view.sensorType}|${view.records}|${view.live}|${manual}`
   useEffect(() => {
@@ -132,6 +144,10 @@ export function App (): JSX.Element {
       anomalies: rows => { dispatch({ type: 'live-anomalies', rows }); noteLiveData() },
       windows: rows => { dispatch({ type: 'live-windows', rows }); noteLiveData() },
       pipeline: p => dispatch({ type: 'live-pipeline', pipeline: p }),
+      alarms: a => {
+        setAlarmCounts(a.counts)
+        setAlarmRev(r => r + 1)
+      },
       status: setStatus
     })
     return () => {
@@ -163,6 +179,19 @@ export function App (): JSX.Element {
           <span className='subtitle'>Real-time environmental monitoring</span>
         </div>
         <PipelineStrip pipeline={pipeline.data} live={view.live ? live.pipeline : null} error={pipeline.error} />
+        {activeAlarms !== null && (
+          <button
+            type='button'
+            className={`alarm-count ${unackedAlarms > 0 ? 'firing' : ''}`}
+            data-testid='header-alarms'
+            data-active={activeAlarms}
+            data-unack={unackedAlarms}
+            title='Active alarms (unacknowledged); open the Alarms tab'
+            onClick={() => update({ tab: 'alarms' })}
+          >
+            {activeAlarms} active alarm{activeAlarms === 1 ? '' : 's'}{unackedAlarms > 0 ? ` (${unackedAlarms} unacknowledged)` : ''}
+          </button>
+        )}
       </header>
       <Controls view={view} meta={meta} status={status} newest={newest} onChange={update} onRefresh={onRefresh} />
       {metaError !== null && meta === null && <div className='notice' role='status'>Filter options unavailable: {metaError}</div>}
@@ -187,6 +216,7 @@ export function App (): JSX.Element {
         {view.tab === 'ml' && <MlTab query={query} live={live} records={view.records} />}
         {view.tab === 'analytics' && <AnalyticsTab query={query} />}
         {view.tab === 'devices' && <DevicesTab refresh={manual} live={view.live} />}
+        {view.tab === 'alarms' && <AlarmsTab rev={alarmRev + manual} />}
       </main>
       <footer className='foot'>
         Times in UTC. Ranges end at the newest stored reading. Data: <code>/api</code> of this server.

@@ -1,7 +1,7 @@
 // Typed fetch helpers for the endpoints of src/api/contract.ts. Every helper throws ApiError on a
 // non-2xx answer or a network failure; the views turn that into an empty state, never a crash.
 import type {
-  CorrelationJson, DeviceListJson, LocationStatsJson, MetaJson, ModelJson, OverviewJson, PipelineJson, QualityJson,
+  AlarmDetailJson, AlarmJson, AlarmListJson, CorrelationJson, DeviceListJson, LocationStatsJson, MetaJson, ModelJson, OverviewJson, PipelineJson, QualityJson,
   ReadingJson, ScoreHistogramJson, SeriesJson, SeriesPoint, WindowJson
 } from '../../src/api/contract.ts'
 import type { ChartAnomalies } from './url-state.ts'
@@ -204,7 +204,37 @@ export const api = {
     await getJson<CorrelationJson>('/api/analytics/correlation', { location: v.location, from: v.from, to: v.to }, signal),
   stats: async (v: ViewQuery, signal?: AbortSignal) => await getJson<LocationStatsJson>('/api/analytics/stats', q(v), signal),
   /** The registered devices (revoked ones left out) with status, last seen and sensors; no filter applies. */
-  devices: async (signal?: AbortSignal) => await getJson<DeviceListJson>('/api/devices', {}, signal)
+  devices: async (signal?: AbortSignal) => await getJson<DeviceListJson>('/api/devices', {}, signal),
+  /** Alarms, active first (with the counts by status and severity). */
+  alarms: async (params: { state?: 'active' | 'cleared' | 'all', limit?: number }, signal?: AbortSignal) =>
+    await getJson<AlarmListJson>('/api/alarms', params, signal),
+  alarm: async (id: string, signal?: AbortSignal) => await getJson<AlarmDetailJson>(`/api/alarms/${encodeURIComponent(id)}`, {}, signal),
+  /** Acknowledges or clears an alarm; `token` (the admin token) overrides the kept one. */
+  alarmAction: async (id: string, action: 'ack' | 'clear', comment: string, token?: string) =>
+    (await postJson<{ alarm: AlarmJson }>(`/api/alarms/${encodeURIComponent(id)}/${action}`, { comment }, token)).alarm
+}
+
+/**
+ * POSTs JSON; throws ApiError on a non-2xx answer (401/403: the action needs the admin token). A
+ * refusal here does not forget the kept token: it may read, only not act.
+ */
+export async function postJson<T> (path: string, body: unknown, token: string | undefined = storedToken() ?? undefined): Promise<T> {
+  let res: Response
+  try {
+    res = await fetch(path, {
+      method: 'POST',
+      headers: { accept: 'application/json', 'content-type': 'application/json', ...(token === undefined || token === '' ? {} : { authorization: `Bearer ${token}` }) },
+      body: JSON.stringify(body)
+    })
+  } catch (err) {
+    throw new ApiError(0, `network error: ${(err as Error).message}`)
+  }
+  const answer: unknown = await res.json().catch(() => null)
+  if (!res.ok) {
+    const message = typeof answer === 'object' && answer !== null && 'message' in answer && typeof answer.message === 'string' ? answer.message : `${res.status} ${res.statusText}`
+    throw new ApiError(res.status, message)
+  }
+  return answer as T
 }
 
 export function errorText (err: unknown): string {

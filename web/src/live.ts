@@ -3,7 +3,7 @@
 // e.g. an older server without /api/live, or a session that ended) the browser gives up, so we
 // retry with a backoff. EventSource cannot send an Authorization header: with a token kept, each
 // of our (re)connects first renews the session cookie the stream is read with (POST /api/session).
-import type { LivePipelineJson, ReadingJson, WindowJson } from '../../src/api/contract.ts'
+import type { LiveAlarmsJson, LivePipelineJson, ReadingJson, WindowJson } from '../../src/api/contract.ts'
 import { buildUrl, openSession, storedToken, tokenRefused } from './api.ts'
 
 export type LiveStatus = 'connecting' | 'live' | 'reconnecting' | 'paused' | 'unavailable'
@@ -13,6 +13,8 @@ export interface LiveHandlers {
   anomalies: (rows: ReadingJson[]) => void
   windows: (rows: WindowJson[]) => void
   pipeline: (p: LivePipelineJson) => void
+  /** Alarms changed (raised, cleared, acknowledged...): the counts and the changed alarms. */
+  alarms?: (a: LiveAlarmsJson) => void
   status: (s: LiveStatus) => void
 }
 
@@ -80,6 +82,10 @@ export function openLive (filter: { location: string, sensorType: string }, h: L
     source.addEventListener('pipeline', (e: MessageEvent<string>) => {
       const p = parseObject<LivePipelineJson>(e.data)
       if (p !== null) h.pipeline(p)
+    })
+    source.addEventListener('alarms', (e: MessageEvent<string>) => {
+      const a = parseObject<LiveAlarmsJson>(e.data)
+      if (a !== null) h.alarms?.(a)
     })
   }
 

@@ -6,7 +6,8 @@ export const TABS = [
   { id: 'windows', label: 'Windowed aggregates' },
   { id: 'ml', label: 'ML anomaly detection' },
   { id: 'analytics', label: 'Analytics' },
-  { id: 'devices', label: 'Devices' }
+  { id: 'devices', label: 'Devices' },
+  { id: 'alarms', label: 'Alarms' }
 ] as const
 export type TabId = typeof TABS[number]['id']
 
