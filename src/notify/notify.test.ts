@@ -5,35 +5,13 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Alarm } from '../alarms/index.ts'
 import { type StoredSilence } from '../storage/index.ts'
+import { T0, testAlarm } from '../../test/helpers/alarms.ts'
 import {
   type NotificationItem, type NotifyPolicy, alertmanagerPayload, defaultNotifyPolicy, dueRepeats, fingerprint, groupKeyOf, matcherMatches,
   notificationLabels, parseMatcher, planNotifications, requestKeyOf, retryDelayMs, silencedBy, slackPayload, validateMatchers
 } from './index.ts'
 
-const T0 = Date.UTC(2026, 0, 15, 12, 0, 0)
-
-function alarm (over: Partial<Alarm> = {}): Alarm {
-  const startMs = over.startMs ?? T0
-  return {
-    id: `sensor:co2-lab-01|threshold:co2_high|${startMs}`,
-    originator: { kind: 'sensor', id: 'co2-lab-01' },
-    type: 'threshold:co2_high',
-    severity: 'major',
-    sensorType: 'co2',
-    location: 'lab',
-    active: true,
-    acknowledged: false,
-    startMs,
-    lastMs: startMs,
-    clearMs: null,
-    ackMs: null,
-    ackBy: null,
-    ackComment: null,
-    details: { value: 1450, threshold: 1200 },
-    labels: {},
-    ...over
-  }
-}
+const alarm = (over: Partial<Alarm> = {}): Alarm => testAlarm(over)
 
 const item = (outboxId: number, over: Partial<NotificationItem> = {}, a: Partial<Alarm> = {}): NotificationItem => {
   const al = alarm(a)
