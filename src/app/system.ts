@@ -251,6 +251,10 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         db,
         targets: n.webhooks,
         policy: { groupBy: n.groupBy, groupWaitMs: n.groupWaitMs, groupIntervalMs: n.groupIntervalMs, repeatIntervalMs: n.repeatIntervalMs },
+        retry: { baseMs: n.retryWaitMs, maxMs: n.retryMaxWaitMs },
+        timeoutMs: n.timeoutMs,
+        // A claimed row stays with this process while its request may still be running.
+        leaseMs: 2 * n.timeoutMs + 5000,
         payload: { receiver: 'iot-monitor', externalUrl: n.externalUrl ?? `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}` },
         log: log.child({ component: 'notify' }),
         registry: metrics.registry,

@@ -39,7 +39,7 @@ const DEFAULTS: Config = {
   deviceRateLimit: { perSecond: 50, burst: 100 },
   mqtt: { enabled: true, host: '127.0.0.1', port: 1883, portGiven: false, tls: null, url: null, topicPrefix: 'iot' },
   alarms: { enabled: true, rules: defaultAlarmRules },
-  notify: { webhooks: [], groupBy: ['alertname', 'location'], groupWaitMs: 30_000, groupIntervalMs: 300_000, repeatIntervalMs: 4 * 3_600_000, externalUrl: null }
+  notify: { webhooks: [], groupBy: ['alertname', 'location'], groupWaitMs: 30_000, groupIntervalMs: 300_000, repeatIntervalMs: 4 * 3_600_000, retryWaitMs: 10_000, retryMaxWaitMs: 600_000, timeoutMs: 10_000, externalUrl: null }
 }
 
 let dir = ''
@@ -599,13 +599,17 @@ describe('loadConfig - errors', () => {
 
 test('notifications - webhooks repeated or as a comma list, format, timings; bad values refused', () => {
   const c = loadConfig(['start', '--webhook-url', 'http://a.example/hook', '--webhook-url', 'https://b.example/x,http://c.example', '--webhook-format', 'slack',
-    '--group-by', 'alertname,sensor_id', '--group-wait', '1s', '--group-interval', '2m', '--repeat-interval', '1h', '--external-url', 'https://iot.example'], {}).config
+    '--group-by', 'alertname,sensor_id', '--group-wait', '1s', '--group-interval', '2m', '--repeat-interval', '1h', '--retry-wait', '2s', '--retry-max-wait', '1m', '--webhook-timeout', '3s',
+    '--external-url', 'https://iot.example'], {}).config
   assert.deepEqual(c.notify, {
     webhooks: [{ url: 'http://a.example/hook', format: 'slack' }, { url: 'https://b.example/x', format: 'slack' }, { url: 'http://c.example', format: 'slack' }],
     groupBy: ['alertname', 'sensor_id'],
     groupWaitMs: 1000,
     groupIntervalMs: 120_000,
     repeatIntervalMs: 3_600_000,
+    retryWaitMs: 2000,
+    retryMaxWaitMs: 60_000,
+    timeoutMs: 3000,
     externalUrl: 'https://iot.example'
   })
   assert.deepEqual(loadConfig(['start'], { IOT_WEBHOOK_URL: 'http://env.example/h' }).config.notify.webhooks, [{ url: 'http://env.example/h', format: 'alertmanager' }])
@@ -613,6 +617,9 @@ test('notifications - webhooks repeated or as a comma list, format, timings; bad
   assert.throws(() => loadConfig(['start', '--webhook-format', 'teams'], {}), CONFIG_ERROR)
   assert.throws(() => loadConfig(['start', '--group-by', 'a-b'], {}), CONFIG_ERROR)
   assert.throws(() => loadConfig(['start', '--repeat-interval', '0s'], {}), CONFIG_ERROR)
+  assert.throws(() => loadConfig(['start', '--retry-wait', '0s'], {}), CONFIG_ERROR)
+  assert.throws(() => loadConfig(['start', '--retry-wait', '2m', '--retry-max-wait', '1m'], {}), CONFIG_ERROR)
+  assert.throws(() => loadConfig(['start', '--webhook-timeout', '0s'], {}), CONFIG_ERROR)
 })
 
 test('loadConfig - alarms: --alarm-rules (or IOT_ALARM_RULES) merges a file over the built-in rules; --no-alarms turns them off', () => {

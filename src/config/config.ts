@@ -73,6 +73,11 @@ export interface NotifyConfig {
   groupWaitMs: number
   groupIntervalMs: number
   repeatIntervalMs: number
+  /** A failed delivery is retried after this, doubling each time (jittered) up to `retryMaxWaitMs`. */
+  retryWaitMs: number
+  retryMaxWaitMs: number
+  /** A webhook request not answered within this failed (and is retried). */
+  timeoutMs: number
   /** The dashboard's address for links in notifications; null: http://<host>:<port>. */
   externalUrl: string | null
 }
@@ -168,7 +173,7 @@ export const defaultConfig: Config = {
   deviceRateLimit: { ...defaultDeviceRateLimit },
   alarms: { enabled: true, rules: defaultAlarmRules },
   mqtt: { enabled: true, host: '127.0.0.1', port: 1883, portGiven: false, tls: null, url: null, topicPrefix: 'iot' },
-  notify: { webhooks: [], groupBy: ['alertname', 'location'], groupWaitMs: 30_000, groupIntervalMs: 300_000, repeatIntervalMs: 4 * 3_600_000, externalUrl: null }
+  notify: { webhooks: [], groupBy: ['alertname', 'location'], groupWaitMs: 30_000, groupIntervalMs: 300_000, repeatIntervalMs: 4 * 3_600_000, retryWaitMs: 10_000, retryMaxWaitMs: 600_000, timeoutMs: 10_000, externalUrl: null }
 }
 
 /** An admin or viewer token shorter than this is refused: it would be guessable. */
@@ -232,6 +237,9 @@ const options = {
   'group-by': { type: 'string' },
   'group-wait': { type: 'string' },
   'group-interval': { type: 'string' },
+  'retry-wait': { type: 'string' },
+  'retry-max-wait': { type: 'string' },
+  'webhook-timeout': { type: 'string' },
   'repeat-interval': { type: 'string' },
   'external-url': { type: 'string' },
   help: { type: 'boolean', short: 'h' }
@@ -326,6 +334,10 @@ Alarm notifications (see "Notifications" in docs/ARCHITECTURE.md; sent by the pr
   --group-wait D          a new group waits D for alarms raised with it (default 30s)
   --group-interval D      a group's next notification waits D after its last (default 5m)
   --repeat-interval D     an active alarm nobody acknowledged is notified again after D (default 4h)
+  --retry-wait D          a failed delivery is tried again after D, doubling (jittered) up to
+  --retry-max-wait D      (defaults 10s and 10m)
+  --webhook-timeout D     a request not answered within D failed (default 10s); a process that died
+                          mid-request leaves its notifications to others for 2 D + 5 s
   --external-url URL      the dashboard's address in notification links (default http://HOST:PORT)
 
 Kafka (distributed mode):
@@ -542,6 +554,11 @@ export function loadConfig (argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const groupInterval = get('group-interval'); if (groupInterval !== undefined) n.groupIntervalMs = parseDuration(groupInterval, '--group-interval')
   const repeat = get('repeat-interval'); if (repeat !== undefined) n.repeatIntervalMs = parseDuration(repeat, '--repeat-interval')
   if (n.repeatIntervalMs <= 0) throw new IotError('IOT_ERR_CONFIG', '--repeat-interval must be positive')
+  const retryWait = get('retry-wait'); if (retryWait !== undefined) n.retryWaitMs = parseDuration(retryWait, '--retry-wait')
+  const retryMax = get('retry-max-wait'); if (retryMax !== undefined) n.retryMaxWaitMs = parseDuration(retryMax, '--retry-max-wait')
+  if (!(n.retryWaitMs > 0) || n.retryMaxWaitMs < n.retryWaitMs) throw new IotError('IOT_ERR_CONFIG', '--retry-wait must be positive and at most --retry-max-wait')
+  const timeout = get('webhook-timeout'); if (timeout !== undefined) n.timeoutMs = parseDuration(timeout, '--webhook-timeout')
+  if (!(n.timeoutMs > 0)) throw new IotError('IOT_ERR_CONFIG', '--webhook-timeout must be positive')
   const external = get('external-url')
   if (external !== undefined && external !== '') {
     if (!/^https?:\/\/[^\s/]+/.test(external)) throw new IotError('IOT_ERR_CONFIG', `--external-url: expected an http:// or https:// URL, got "${external}"`)
