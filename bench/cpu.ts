@@ -68,3 +68,25 @@ export function machineCpu (): { busy: number, total: number } {
 /** The PostgreSQL server's processes and the Kafka broker's JVM. */
 export const isPostgres = (p: { comm: string }): boolean => p.comm === 'postgres' || p.comm.startsWith('postgres:')
 export const isBroker = (p: { comm: string, cmdline: string }): boolean => p.comm === 'java' && p.cmdline.includes('kafka.Kafka')
+
+/**
+ * Runs `measure` and returns its result with the CPU each group and the machine used meanwhile.
+ * Processes are sampled every 100 ms, so one that exits meanwhile counts up to its last sample.
+ */
+export async function withCpu<T> (groups: Groups, measure: () => Promise<T>): Promise<{ value: T, cpu: Map<string, number>, machine: number }> {
+  const before = cpuSnapshot(groups)
+  const m0 = machineCpu()
+  const latest = new Map(before)
+  const sample = (): void => { for (const [pid, s] of cpuSnapshot(groups)) latest.set(pid, s) }
+  const timer = setInterval(sample, 100)
+  try {
+    const value = await measure()
+    sample()
+    return { value, cpu: cpuBetween(before, latest), machine: machineCpu().busy - m0.busy }
+  } finally {
+    clearInterval(timer)
+  }
+}
+
+/** The servers' processes: PostgreSQL and the Kafka broker. */
+export const serverParts: Groups = p => isPostgres(p) ? 'PostgreSQL' : isBroker(p) ? 'Kafka broker' : null

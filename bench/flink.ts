@@ -22,7 +22,7 @@ import { migrate, openPostgres } from '../src/storage/index.ts'
 import { createServerDatabase } from '../test/helpers/databases.ts'
 import { flinkClasspath, produceRecords, startFlink } from '../test/helpers/flink.ts'
 import { uniqueTopic } from '../test/helpers/kafka.ts'
-import { cpuBetween, cpuSnapshot, isBroker, isPostgres, machineCpu, type Groups } from './cpu.ts'
+import { isPostgres, serverParts, withCpu, type Groups } from './cpu.ts'
 import { barePostgresCopy } from './embedded.ts'
 
 const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
@@ -43,22 +43,6 @@ interface Row {
   machine: number
 }
 
-async function withCpu<T> (groups: Groups, measure: () => Promise<T>): Promise<{ value: T, cpu: Map<string, number>, machine: number }> {
-  const before = cpuSnapshot(groups)
-  const m0 = machineCpu()
-  const latest = new Map(before)
-  const sample = (): void => { for (const [pid, s] of cpuSnapshot(groups)) latest.set(pid, s) }
-  const timer = setInterval(sample, 100)
-  try {
-    const value = await measure()
-    sample()
-    return { value, cpu: cpuBetween(before, latest), machine: machineCpu().busy - m0.busy }
-  } finally {
-    clearInterval(timer)
-  }
-}
-
-const serverParts: Groups = p => isPostgres(p) ? 'PostgreSQL' : isBroker(p) ? 'Kafka broker' : null
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
 async function waitFor (what: string, probe: () => Promise<boolean> | boolean, ms: number, output: () => string): Promise<void> {

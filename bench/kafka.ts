@@ -17,7 +17,7 @@ import { ensureTopics } from '../src/bus/index.ts'
 import { toWire } from '../src/domain/index.ts'
 import { Simulator } from '../src/sources/index.ts'
 import { createServerDatabase } from '../test/helpers/databases.ts'
-import { cpuBetween, cpuSnapshot, isBroker, isPostgres, machineCpu, type Groups } from './cpu.ts'
+import { isPostgres, machineCpu, serverParts, withCpu, type Groups } from './cpu.ts'
 import { barePostgresCopy, pipeline } from './embedded.ts'
 
 const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
@@ -34,27 +34,6 @@ interface Row {
   /** Core-seconds the whole machine was busy over the interval (other load included). */
   machine: number
 }
-
-/**
- * Runs `measure` and returns its result with the CPU each group and the machine used meanwhile.
- * Processes are sampled every 100 ms, so one that exits meanwhile counts up to its last sample.
- */
-async function withCpu<T> (groups: Groups, measure: () => Promise<T>): Promise<{ value: T, cpu: Map<string, number>, machine: number }> {
-  const before = cpuSnapshot(groups)
-  const m0 = machineCpu()
-  const latest = new Map(before)
-  const sample = (): void => { for (const [pid, s] of cpuSnapshot(groups)) latest.set(pid, s) }
-  const timer = setInterval(sample, 100)
-  try {
-    const value = await measure()
-    sample()
-    return { value, cpu: cpuBetween(before, latest), machine: machineCpu().busy - m0.busy }
-  } finally {
-    clearInterval(timer)
-  }
-}
-
-const serverParts: Groups = p => isPostgres(p) ? 'PostgreSQL' : isBroker(p) ? 'Kafka broker' : null
 
 function spawnCli (args: string[]): { child: ChildProcess, output: () => string } {
   const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args, '--log-level', 'warn', '--status', '0'],
