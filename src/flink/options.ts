@@ -2,7 +2,7 @@
 // the job's settings derived from the configuration the worker uses (Kafka, topic, PostgreSQL,
 // window size, out-of-orderness, idle timeout, far-off limits), so both compute the same windows.
 import { join, resolve } from 'node:path'
-import { type Config, parseDuration } from '../config/index.ts'
+import { type Config, parseDuration, takeOwnFlags } from '../config/index.ts'
 import { IotError } from '../domain/index.ts'
 
 /** The flags only `iot-monitor flink` has. */
@@ -77,30 +77,9 @@ function usageError (message: string): IotError {
 
 /** Takes this command's own flags out of argv; the rest goes to loadConfig. */
 export function takeFlinkFlags (argv: readonly string[]): { flags: FlinkFlags, rest: string[] } {
-  const flags: FlinkFlags = { noRestore: false, printCommand: false }
-  const rest: string[] = []
-  const seen = new Set<string>()
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!
-    if (arg === '--') {
-      rest.push(...argv.slice(i))
-      break
-    }
-    if (arg === '--no-restore') { flags.noRestore = true; continue }
-    if (arg === '--print-command') { flags.printCommand = true; continue }
-    const m = /^--(flink-group|checkpoint-dir|checkpoint-interval|parallelism|flink-heap)(?:=(.*))?$/s.exec(arg)
-    if (m === null) {
-      rest.push(arg)
-      continue
-    }
-    const flag = m[1]!
-    let value = m[2]
-    if (value === undefined) {
-      value = argv[++i]
-      if (value === undefined) throw usageError(`--${flag} needs a value`)
-    }
-    if (seen.has(flag)) throw usageError(`--${flag} given twice`)
-    seen.add(flag)
+  const own = takeOwnFlags(argv, ['flink-group', 'checkpoint-dir', 'checkpoint-interval', 'parallelism', 'flink-heap'], ['no-restore', 'print-command'], usageError)
+  const flags: FlinkFlags = { noRestore: own.switches.has('no-restore'), printCommand: own.switches.has('print-command') }
+  for (const [flag, value] of own.values) {
     switch (flag) {
       case 'flink-group':
         if (!/^[A-Za-z0-9._-]{1,200}$/.test(value)) throw usageError(`--flink-group: 1-200 of [A-Za-z0-9._-], got "${value}"`)
@@ -127,7 +106,7 @@ export function takeFlinkFlags (argv: readonly string[]): { flags: FlinkFlags, r
         flags.heap = value
     }
   }
-  return { flags, rest }
+  return { flags, rest: own.rest }
 }
 
 /** The job's settings from the configuration and this command's flags. */

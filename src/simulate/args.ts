@@ -1,6 +1,6 @@
 // `iot-monitor simulate …`: its own flags are taken out here; the rest (the simulator's, the
 // database's, the MQTT address, --admin-token, --config) is read by loadConfig like every command's.
-import { type Config, type SimulatorConfig } from '../config/index.ts'
+import { type Config, type SimulatorConfig, takeOwnFlags } from '../config/index.ts'
 import { IotError } from '../domain/index.ts'
 import { DEFAULT_DEVICE_PREFIX } from './fleet-devices.ts'
 import { type FleetBroker } from './mqtt-fleet.ts'
@@ -83,40 +83,21 @@ const usageError = (message: string): IotError => new IotError('IOT_ERR_CONFIG',
 
 /** Takes --api, --external-broker, --device-prefix and --max-in-flight out of the arguments; the rest goes to loadConfig. */
 export function takeSimulateFlags (argv: readonly string[]): { flags: SimulateFlags, rest: string[] } {
-  const flags: SimulateFlags = { externalBroker: false, topicPrefixGiven: false }
-  const rest: string[] = []
-  const seen = new Set<string>()
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!
-    if (arg === '--') {
-      rest.push(...argv.slice(i))
-      break
-    }
-    if (arg === '--external-broker') {
-      flags.externalBroker = true
-      continue
-    }
-    if (/^--mqtt-topic-prefix(=|$)/.test(arg)) flags.topicPrefixGiven = true
-    const m = /^--(api|device-prefix|max-in-flight)(?:=(.*))?$/s.exec(arg)
-    if (m === null) {
-      rest.push(arg)
-      continue
-    }
-    const flag = m[1]!
-    let value = m[2]
-    if (value === undefined) {
-      value = argv[++i]
-      if (value === undefined) throw usageError(`--${flag} needs a value`)
-    }
-    if (seen.has(flag)) throw usageError(`--${flag} given twice`)
-    seen.add(flag)
-    if (flag === 'api') flags.api = value
-    else if (flag === 'device-prefix') flags.devicePrefix = value
-    else {
-      const n = value.trim() === '' ? Number.NaN : Number(value)
-      if (!Number.isInteger(n) || n < 1 || n > 65_535) throw usageError(`--max-in-flight: expected an integer from 1 to 65535, got "${value}"`)
-      flags.maxInFlight = n
-    }
+  const { values, switches, rest } = takeOwnFlags(argv, ['api', 'device-prefix', 'max-in-flight'], ['external-broker'], usageError)
+  const end = rest.indexOf('--')
+  const flags: SimulateFlags = {
+    externalBroker: switches.has('external-broker'),
+    topicPrefixGiven: (end === -1 ? rest : rest.slice(0, end)).some(a => /^--mqtt-topic-prefix(=|$)/.test(a))
+  }
+  const api = values.get('api')
+  if (api !== undefined) flags.api = api
+  const prefix = values.get('device-prefix')
+  if (prefix !== undefined) flags.devicePrefix = prefix
+  const inFlight = values.get('max-in-flight')
+  if (inFlight !== undefined) {
+    const n = inFlight.trim() === '' ? Number.NaN : Number(inFlight)
+    if (!Number.isInteger(n) || n < 1 || n > 65_535) throw usageError(`--max-in-flight: expected an integer from 1 to 65535, got "${inFlight}"`)
+    flags.maxInFlight = n
   }
   return { flags, rest }
 }
