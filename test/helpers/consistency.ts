@@ -53,15 +53,21 @@ export async function checkConsistency (db: Queryable, windowMs = 60_000): Promi
     LIMIT 20`, [windowMs])
   // The hourly roll-ups equal the windows grouped by the hour they start in.
   const hourly = await db.query<{ key: string, problem: string }>(`
-    WITH w AS (
-      SELECT location, sensor_type, to_timestamp(floor(extract(epoch FROM window_start) / 3600) * 3600) AS hs,
-             sum(count_readings)::int AS n, min(min_value) AS mn, max(max_value) AS mx,
-             sum(count_readings * avg_value) / sum(count_readings) AS av,
-             sqrt(greatest(0, sum(m2) + sum(count_readings * avg_value * avg_value) - sum(count_readings * avg_value) ^ 2 / sum(count_readings))
-               / sum(count_readings)) AS sd,
+    -- The hour's stddev from its windows by the parallel formula around the hour's mean (sum of m2
+    -- plus each window's n × (its mean - the hour's mean)²): the sum-of-squares form loses about
+    -- sqrt(eps) × |mean| (1.5e-5 at 1014 hPa), which a flat hour of a stuck sensor shows as a mismatch.
+    WITH a AS (
+      SELECT *, to_timestamp(floor(extract(epoch FROM window_start) / 3600) * 3600) AS hs,
+             sum(count_readings * avg_value) OVER h / sum(count_readings) OVER h AS hav
+      FROM sensor_aggregates
+      WINDOW h AS (PARTITION BY location, sensor_type, floor(extract(epoch FROM window_start) / 3600))),
+    w AS (
+      SELECT location, sensor_type, hs,
+             sum(count_readings)::int AS n, min(min_value) AS mn, max(max_value) AS mx, min(hav) AS av,
+             sqrt((sum(m2) + sum(count_readings * (avg_value - hav) ^ 2)) / sum(count_readings)) AS sd,
              sum(anomaly_count)::int AS ra, sum(label_anomaly_count)::int AS la, sum(z_score_anomalies)::int AS za,
              sum(ml_anomaly_count)::int AS ma, sum(combined_anomaly_count)::int AS ca, count(*)::int AS wn
-      FROM sensor_aggregates GROUP BY 1, 2, 3)
+      FROM a GROUP BY 1, 2, 3)
     SELECT concat_ws('/', coalesce(h.location, w.location), coalesce(h.sensor_type, w.sensor_type), coalesce(h.hour_start, w.hs)) AS key,
            format('count %s/%s min %s/%s max %s/%s avg %s/%s sd %s/%s anomalies %s/%s %s/%s %s/%s %s/%s %s/%s windows %s/%s',
              h.count_readings, w.n, h.min_value, w.mn, h.max_value, w.mx, h.avg_value, w.av, h.stddev_value, w.sd,
