@@ -102,7 +102,8 @@ export async function measureReplay (input: string, limits: { seconds: number, r
 }
 
 async function child (input: string, limits: { seconds: number }): Promise<ReplayRun> {
-  const args = ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', input, '--seconds', String(limits.seconds)]
+  // The V8 flag bin/iot-monitor.js runs `replay` with (its REPLAY_NODE_FLAGS).
+  const args = ['--max-semi-space-size=16', '--import', 'tsx', fileURLToPath(import.meta.url), '--child', input, '--seconds', String(limits.seconds)]
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   proc.stdout.on('data', (d: Buffer) => { out += d.toString() })
