@@ -90,3 +90,14 @@ export async function withCpu<T> (groups: Groups, measure: () => Promise<T>): Pr
 
 /** The servers' processes: PostgreSQL and the Kafka broker. */
 export const serverParts: Groups = p => isPostgres(p) ? 'PostgreSQL' : isBroker(p) ? 'Kafka broker' : null
+
+/** Prints each run's CPU per 100,000 readings by part (largest first) and the whole machine's; runs with no parts measured are left out. */
+export function printCpuPer100k (title: string, rows: ReadonlyArray<{ label: string, readings: number, cpu: ReadonlyMap<string, number>, machine: number }>): void {
+  process.stdout.write(`\n${title}\n`)
+  for (const r of rows) {
+    if (r.cpu.size === 0) continue
+    const per = (s: number): string => (s * 100_000 / r.readings).toFixed(2)
+    const parts = [...r.cpu].sort((a, b) => b[1] - a[1]).map(([k, s]) => `${k} ${per(s)}`).join(', ')
+    process.stdout.write(`  ${r.label}: ${parts}; whole machine ${per(r.machine)}\n`)
+  }
+}

@@ -22,7 +22,7 @@ import { migrate, openPostgres } from '../src/storage/index.ts'
 import { createServerDatabase } from '../test/helpers/databases.ts'
 import { flinkClasspath, produceRecords, startFlink } from '../test/helpers/flink.ts'
 import { uniqueTopic } from '../test/helpers/kafka.ts'
-import { isPostgres, serverParts, withCpu, type Groups } from './cpu.ts'
+import { isPostgres, printCpuPer100k, serverParts, withCpu, type Groups } from './cpu.ts'
 import { barePostgresCopy } from './embedded.ts'
 
 const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
@@ -158,12 +158,7 @@ function print (rows: Row[]): void {
       `${Math.round(r.readings / r.seconds).toLocaleString('en-US').padStart(11)}  ${(r.startup === null ? '-' : r.startup.toFixed(1)).padStart(11)}  ` +
       `${(100 * r.machine / r.seconds / 2).toFixed(0).padStart(12)}%\n`)
   }
-  process.stdout.write('\nCPU per 100,000 readings (core-seconds, over the measured interval):\n')
-  for (const r of rows) {
-    const per = (s: number): string => (s * 100_000 / r.readings).toFixed(2)
-    const parts = [...r.cpu].sort((a, b) => b[1] - a[1]).map(([k, s]) => `${k} ${per(s)}`).join(', ')
-    process.stdout.write(`  ${r.label}: ${parts}; whole machine ${per(r.machine)}\n`)
-  }
+  printCpuPer100k('CPU per 100,000 readings (core-seconds, over the measured interval):', rows)
 }
 
 export async function runFlinkBench ({ readings }: { readings: number }): Promise<void> {

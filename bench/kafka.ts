@@ -17,7 +17,7 @@ import { ensureTopics } from '../src/bus/index.ts'
 import { toWire } from '../src/domain/index.ts'
 import { Simulator } from '../src/sources/index.ts'
 import { createServerDatabase } from '../test/helpers/databases.ts'
-import { isPostgres, machineCpu, serverParts, withCpu, type Groups } from './cpu.ts'
+import { isPostgres, machineCpu, printCpuPer100k, serverParts, withCpu, type Groups } from './cpu.ts'
 import { barePostgresCopy, pipeline } from './embedded.ts'
 
 const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
@@ -132,13 +132,7 @@ function print (rows: Row[], base: Row): void {
     process.stdout.write(`${r.label.padEnd(w)}  ${String(r.readings).padStart(8)}  ${r.seconds.toFixed(2).padStart(8)}  ${Math.round(rate).toLocaleString('en-US').padStart(11)}  ` +
       `${(rate / baseRate).toFixed(2).padStart(12)}x  ${(100 * r.machine / r.seconds / 2).toFixed(0).padStart(11)}%\n`)
   }
-  process.stdout.write('\nCPU per 100,000 readings (core-seconds; at 100,000 readings/s on 2 cores all parts together have 2.0):\n')
-  for (const r of rows) {
-    if (r.cpu.size === 0) continue
-    const per = (s: number): string => (s * 100_000 / r.readings).toFixed(2)
-    const parts = [...r.cpu].sort((a, b) => b[1] - a[1]).map(([k, s]) => `${k} ${per(s)}`).join(', ')
-    process.stdout.write(`  ${r.label}: ${parts}; whole machine ${per(r.machine)}\n`)
-  }
+  printCpuPer100k('CPU per 100,000 readings (core-seconds; at 100,000 readings/s on 2 cores all parts together have 2.0):', rows)
 }
 
 export async function runKafka ({ readings }: { readings: number }): Promise<void> {
