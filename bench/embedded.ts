@@ -15,6 +15,7 @@ import { Simulator } from '../src/sources/index.ts'
 import { type ScoredReading } from '../src/domain/index.ts'
 import { ensureDayPartitions, insertReadings, migrate, openPglite, openPostgres, readingColumns, resolveKeys, BinaryCopy, copyReadingRows } from '../src/storage/index.ts'
 import { createServerDatabase } from '../test/helpers/databases.ts'
+import { isPostgres, withCpu } from './cpu.ts'
 
 const START = Date.UTC(2026, 0, 1)
 const SENSORS = 100
@@ -153,4 +154,17 @@ export async function runEmbedded ({ readings }: { readings: number }): Promise<
     const pg = results[2]!; const copy = results[3]!
     process.stdout.write(`PostgreSQL: pipeline reaches ${(100 * (pg.readings / pg.seconds) / (copy.readings / copy.seconds)).toFixed(0)}% of bare COPY.\n`)
   }
+}
+
+/**
+ * The limit the Kafka and Flink benches print: a bare binary COPY of the same rows into a fresh
+ * PostgreSQL database, with the CPU of PostgreSQL and of this process over it.
+ */
+export async function bareCopyRun (url: string, readings: number): Promise<{ label: string, readings: number, seconds: number, cpu: Map<string, number>, machine: number }> {
+  const b = await createServerDatabase(url)
+  try {
+    const { value: r, cpu, machine } = await withCpu(p => isPostgres(p) ? 'PostgreSQL' : p.pid === process.pid ? 'this process (binary COPY rows)' : null,
+      async () => await barePostgresCopy(b.url, readings))
+    return { label: 'limit: bare COPY into PostgreSQL, same rows', readings: r.readings, seconds: r.seconds, cpu, machine }
+  } finally { await b.drop() }
 }

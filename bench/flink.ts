@@ -22,8 +22,8 @@ import { migrate, openPostgres } from '../src/storage/index.ts'
 import { createServerDatabase } from '../test/helpers/databases.ts'
 import { flinkClasspath, produceRecords, startFlink } from '../test/helpers/flink.ts'
 import { uniqueTopic } from '../test/helpers/kafka.ts'
-import { isPostgres, printCpuPer100k, serverParts, withCpu, type Groups } from './cpu.ts'
-import { barePostgresCopy } from './embedded.ts'
+import { printCpuPer100k, serverParts, withCpu, type Groups } from './cpu.ts'
+import { bareCopyRun } from './embedded.ts'
 
 const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
 const kafkaTool = fileURLToPath(new URL('../deploy/kafka/tool.sh', import.meta.url))
@@ -141,15 +141,6 @@ async function producerPerf (brokers: string, readings: number, payload: string[
   }
 }
 
-async function bareCopy (url: string, readings: number): Promise<Row> {
-  const b = await createServerDatabase(url)
-  try {
-    const { value: r, cpu, machine } = await withCpu(p => isPostgres(p) ? 'PostgreSQL' : p.pid === process.pid ? 'this process (binary COPY rows)' : null,
-      async () => await barePostgresCopy(b.url, readings))
-    return { label: 'limit: bare COPY into PostgreSQL, same rows', readings: r.readings, seconds: r.seconds, startup: null, cpu, machine }
-  } finally { await b.drop() }
-}
-
 function print (rows: Row[]): void {
   const w = Math.max(...rows.map(r => r.label.length))
   process.stdout.write(`\n${'benchmark'.padEnd(w)}  readings   seconds   readings/s   start-up s   machine busy\n`)
@@ -197,7 +188,7 @@ export async function runFlinkBench ({ readings }: { readings: number }): Promis
   })(), () => clock)
   process.stdout.write(`Topic ${topic} filled in ${((performance.now() - t0) / 1000).toFixed(1)} s.\n`)
   const rows: Row[] = []
-  rows.push(await bareCopy(url, readings))
+  rows.push({ ...await bareCopyRun(url, readings), startup: null })
   rows.push(await producerPerf(brokers, readings, payload))
   rows.push(await ourWorker(brokers, url, topic, readings))
   rows.push(await flinkJob(brokers, url, topic, readings, closedReadings))

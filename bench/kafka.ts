@@ -17,8 +17,8 @@ import { ensureTopics } from '../src/bus/index.ts'
 import { toWire } from '../src/domain/index.ts'
 import { Simulator } from '../src/sources/index.ts'
 import { createServerDatabase } from '../test/helpers/databases.ts'
-import { isPostgres, machineCpu, printCpuPer100k, serverParts, withCpu, type Groups } from './cpu.ts'
-import { barePostgresCopy, pipeline } from './embedded.ts'
+import { machineCpu, printCpuPer100k, serverParts, withCpu, type Groups } from './cpu.ts'
+import { bareCopyRun, pipeline } from './embedded.ts'
 
 const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
 const kafkaTool = fileURLToPath(new URL('../deploy/kafka/tool.sh', import.meta.url))
@@ -114,15 +114,6 @@ async function producerPerf (brokers: string, readings: number): Promise<Row> {
   }
 }
 
-async function bareCopy (url: string, readings: number): Promise<Row> {
-  const b = await createServerDatabase(url)
-  try {
-    const { value: r, cpu, machine } = await withCpu(p => isPostgres(p) ? 'PostgreSQL' : p.pid === process.pid ? 'this process (binary COPY rows)' : null,
-      async () => await barePostgresCopy(b.url, readings))
-    return { label: 'limit: bare COPY into PostgreSQL, same rows', readings: r.readings, seconds: r.seconds, cpu, machine }
-  } finally { await b.drop() }
-}
-
 function print (rows: Row[], base: Row): void {
   const w = Math.max(...rows.map(r => r.label.length))
   const baseRate = base.readings / base.seconds
@@ -145,7 +136,7 @@ export async function runKafka ({ readings }: { readings: number }): Promise<voi
   process.stdout.write(`Kafka benchmark: ${readings.toLocaleString('en-US')} readings from ${SENSORS} simulated sensors, topic of ${PARTITIONS} partitions, ` +
     'each role in its own process, as fast as possible.\n')
   const rows: Row[] = []
-  const copy = await bareCopy(url, readings)
+  const copy = await bareCopyRun(url, readings)
   rows.push(copy)
   rows.push(await producerPerf(brokers, readings))
   const m0 = machineCpu()
