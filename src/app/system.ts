@@ -6,7 +6,7 @@ import { type Logger } from 'pino'
 import { type DeviceIngest, LiveHub, buildApp } from '../api/index.ts'
 import { type Bus, type BusConsumer, type BusProducer, KafkaBus, MemoryBus, ensureTopics, partitionFor } from '../bus/index.ts'
 import { type Config, readRequiresToken } from '../config/index.ts'
-import { IotError } from '../domain/index.ts'
+import { IotError, streamKeyOf } from '../domain/index.ts'
 import { AlarmEvaluator } from '../alarms/index.ts'
 import { Backoff, EventSink, LatencyTracker, PipelineDetector, PipelineMetrics, ThreadTrainer, Worker, type EventTopics } from '../pipeline/index.ts'
 import { DeviceRegistry, LastSeenRecorder, markOnlineDevicesOffline } from '../devices/index.ts'
@@ -226,9 +226,9 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         wallClock,
         log,
         metrics,
-        partitionOf: (id) => partitionFor(id, parts),
+        partitionOf: (key) => partitionFor(key, parts),
         // Alarms on each batch (event time) and on the wall clock (offline), written with the batch.
-        alarms: config.alarms.enabled ? new AlarmEvaluator(config.alarms.rules, { partitionOf: (id) => partitionFor(id, parts) }) : null,
+        alarms: config.alarms.enabled ? new AlarmEvaluator(config.alarms.rules, { partitionOf: (id) => partitionFor(streamKeyOf(id), parts) }) : null,
         ...(sink === undefined ? {} : { sink })
       }, {
         group: config.group,

@@ -3,6 +3,7 @@
 import { type Logger } from 'pino'
 import { type AlarmEvaluator } from '../alarms/index.ts'
 import { type StartOffsets } from '../bus/index.ts'
+import { streamKeyOf } from '../domain/index.ts'
 import {
   type Db, type PartitionState, claimPartitions, loadAlarmState, loadKnownSensors, loadLatestModels, loadReadingKeysSince, loadRecentReadings, loadWatermark
 } from '../storage/index.ts'
@@ -26,8 +27,8 @@ export interface ClaimDeps {
   /** Wall clock, only for idle timeouts. */
   wallClock: () => number
   log: Logger
-  /** The partition of a sensor id, to rebuild state only for assigned partitions (all when absent). */
-  partitionOf?: ((sensorId: string) => number) | undefined
+  /** The partition of a bus key (`streamKeyOf` of a sensor id, or a device id), to rebuild state only for assigned partitions (all when absent). */
+  partitionOf?: ((key: string) => number) | undefined
   /** The alarm core (null or absent: alarms off): its active alarms and condition states are restored with the partitions. */
   alarms?: AlarmEvaluator | null | undefined
 }
@@ -92,7 +93,7 @@ export class PartitionClaims {
       }
       this.applyStored(all, storedWatermark)
     })
-    const owns = (sensorId: string): boolean => partitionOf === undefined || mine.has(partitionOf(sensorId))
+    const owns = (sensorId: string): boolean => partitionOf === undefined || mine.has(partitionOf(streamKeyOf(sensorId)))
     // Readings stored in windows that are still open: a repeat of one of them is a duplicate.
     const since = this.op.finalEndBoundary - this.op.options.sizeMs
     for (const k of await loadReadingKeysSince(db, since)) {
@@ -107,7 +108,7 @@ export class PartitionClaims {
     let activeAlarms = 0
     if (alarms !== null) {
       alarms.clear()
-      const state = await loadAlarmState(db, (kind, id) => kind !== 'location' && owns(id), partitionOf === undefined ? undefined : this.#assigned)
+      const state = await loadAlarmState(db, (kind, id) => kind === 'device' ? partitionOf === undefined || mine.has(partitionOf(id)) : kind !== 'location' && owns(id), partitionOf === undefined ? undefined : this.#assigned)
       const sensors = (await loadKnownSensors(db, OFFLINE_WATCH_WITHIN_MS)).filter(s => owns(s.sensorId))
       alarms.restore({ ...state, sensors, wallNow: now })
       activeAlarms = state.alarms.length

@@ -56,8 +56,11 @@ export interface WorkerDeps {
   wallClock: () => number
   log: Logger
   metrics: PipelineMetrics
-  /** The partition of a sensor id, to rebuild state only for assigned partitions (all when absent). */
-  partitionOf?: (sensorId: string) => number
+  /**
+   * The partition of a bus key (`streamKeyOf` of a sensor id, or a device id), to rebuild state only
+   * for assigned partitions (all when absent).
+   */
+  partitionOf?: (key: string) => number
   /** Published inside each transaction (Kafka topics for other systems). */
   sink?: OutcomeSink
   /** Values in [0, 1) for the jitter of the retry waits (a seeded source in tests). */

@@ -17,7 +17,7 @@ async function subscribed (bus: MemoryBus): Promise<BusConsumer> {
 }
 
 describe('DeviceGateway', () => {
-  test('telemetry: readings go on the bus as wire JSON keyed by sensor, rejected values as envelopes keyed by device; the device is marked seen', async () => {
+  test('telemetry: readings go on the bus as wire JSON and rejected values as envelopes, both keyed by the device; the device is marked seen', async () => {
     const bus = new MemoryBus({ partitions: 1 })
     const consumer = await subscribed(bus)
     const seen: Array<[string, number]> = []
@@ -32,7 +32,7 @@ describe('DeviceGateway', () => {
     assert.equal(gw.produced, 1)
     assert.deepEqual(seen, [['esp32-1', NOW]])
     const records = await consumer.poll(10, 0)
-    assert.deepEqual(records.map(r => r.key), ['esp32-1.temperature', 'esp32-1'])
+    assert.deepEqual(records.map(r => r.key), ['esp32-1', 'esp32-1'])
     assert.deepEqual(JSON.parse(records[0]!.value as string), {
       sensor_id: 'esp32-1.temperature', sensor_type: 'temperature', location: 'Boiler Room', value: 22.5, timestamp: '2026-12-06T12:00:00.000Z', unit: '°C'
     })

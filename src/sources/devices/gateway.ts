@@ -128,8 +128,8 @@ export class DeviceGateway implements Source {
     const { producer } = this.#deps
     for (const r of readings) {
       const wire = toWire(r)
-      // Waits (and awaits) only when the bus is full: most puts go straight in.
-      if (!producer.tryProduce(r.sensorId, wire)) await this.#produceWhenRoom(r.sensorId, wire, deadline)
+      // Keyed by the device (its measurements share a partition). Waits only when the bus is full: most puts go straight in.
+      if (!producer.tryProduce(device.id, wire)) await this.#produceWhenRoom(device.id, wire, deadline)
       this.#produced++
     }
     for (const x of rejected) {
