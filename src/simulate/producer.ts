@@ -14,11 +14,10 @@ import { type MqttFleet } from './mqtt-fleet.ts'
  */
 export function fleetProducer (fleet: MqttFleet, routes: ReadonlyMap<string, SensorRoute>): BusProducer {
   return {
-    tryProduce (_key: string, value: BusValue): boolean {
+    tryProduce (key: string, value: BusValue): boolean {
       if (typeof value === 'string') throw new IotError('IOT_ERR_VALIDATION', 'the simulated fleet publishes simulated readings, not wire text')
-      // The key is the reading's bus key (its node): the route goes by the sensor.
-      const route = routes.get(value.sensorId)
-      if (route === undefined) throw new IotError('IOT_ERR_VALIDATION', `sensor ${value.sensorId} belongs to no simulated device`)
+      const route = routes.get(key)
+      if (route === undefined) throw new IotError('IOT_ERR_VALIDATION', `sensor ${key} belongs to no simulated device`)
       return fleet.offer(route.device, { sensorType: route.sensorType, value: value.value, ts: value.ts })
     },
     writable: async () => { await fleet.room() },

@@ -2,7 +2,7 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MemoryBus, partitionFor, type BusConsumer, type BusRecord } from '../../bus/index.ts'
-import { type Reading, streamKeyOf } from '../../domain/index.ts'
+import { type Reading } from '../../domain/index.ts'
 import { Simulator } from './simulator.ts'
 import { SimulatorSource, type SimulatorSourceOptions } from './source.ts'
 
@@ -101,7 +101,7 @@ describe('SimulatorSource - pacing against the virtual clock', () => {
     await source.stop()
   })
 
-  test('readings are keyed by their node (streamKeyOf) and carried as Reading objects', async () => {
+  test('readings are keyed by sensor id and carried as Reading objects', async () => {
     const { consumer, source, wall } = await rig({ speedup: 60 })
     source.start()
     wall.advance(100)
@@ -112,8 +112,8 @@ describe('SimulatorSource - pacing against the virtual clock', () => {
     for (const r of records) {
       const reading = r.value as Reading
       assert.equal(typeof reading, 'object')
-      assert.equal(r.key, streamKeyOf(reading.sensorId))
-      assert.equal(r.partition, partitionFor(streamKeyOf(reading.sensorId), 4))
+      assert.equal(r.key, reading.sensorId)
+      assert.equal(r.partition, partitionFor(reading.sensorId, 4))
       ids.add(reading.sensorId)
     }
     assert.equal(ids.size, SENSORS)

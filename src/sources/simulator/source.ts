@@ -1,5 +1,4 @@
 import { type BusProducer } from '../../bus/index.ts'
-import { streamKeyOf } from '../../domain/index.ts'
 import { type Source } from '../source.ts'
 import { type Simulator } from './simulator.ts'
 
@@ -80,12 +79,12 @@ export class SimulatorSource implements Source {
       let burst = 0
       while (!this.#stopped && this.#sim.nextTs <= horizon && !this.finished) {
         const r = this.#sim.next()
-        let accepted = this.#producer.tryProduce(streamKeyOf(r.sensorId), r)
+        let accepted = this.#producer.tryProduce(r.sensorId, r)
         if (!accepted) {
           const t0 = this.#blockedSince = this.#wall()
           while (!accepted && !this.#stopped) {
             await this.#producer.writable()
-            if (!this.#stopped) accepted = this.#producer.tryProduce(streamKeyOf(r.sensorId), r)
+            if (!this.#stopped) accepted = this.#producer.tryProduce(r.sensorId, r)
           }
           this.#blockedSince = null
           this.#pausedMs += this.#wall() - t0
