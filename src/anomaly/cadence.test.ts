@@ -65,3 +65,29 @@ test('cadence - bad options throw; formatted for people', () => {
   assert.deepEqual([250, 1000, 1250, 60_000, 300_000, 5_400_000, 172_800_000].map(formatCadence),
     ['250 ms', '1 s', '1.25 s', '1 min', '5 min', '1.5 h', '2 d'])
 })
+
+test('cadence - snapshot: the newest time and the intervals in place come back; whole-ms intervals take about 3 bytes', () => {
+  const c = new CadenceTracker()
+  let ts = T0
+  for (let i = 0; i < 100; i++) c.observe('s', ts += i % 10 === 9 ? 300_000 : 60_000)
+  assert.equal(c.snapshot('unknown'), null)
+  const bytes = c.snapshot('s') as Uint8Array
+  // Header 6; window 1; newest 8; count and head 2; whole flag 1 + 58 × 3 + 6 × 3 (300,000 takes 3 too); checksum 4.
+  assert.equal(bytes.length, 6 + 1 + 8 + 2 + 1 + 64 * 3 + 4)
+  const d = new CadenceTracker()
+  d.restore('s', bytes)
+  assert.equal(d.median('s'), 60_000)
+  assert.equal(d.intervals('s'), 64)
+  for (let i = 0; i < 40; i++) {
+    ts += 1000.5 // sub-ms intervals: Float64 from here on
+    c.observe('s', ts)
+    d.observe('s', ts)
+    assert.equal(d.median('s'), c.median('s'))
+  }
+  assert.equal(d.median('s'), 1000.5)
+  assert.deepEqual(d.snapshot('s'), c.snapshot('s'))
+  assert.equal(d.snapshot('s')?.length, 6 + 1 + 8 + 2 + 1 + 64 * 8 + 4)
+  const small = new CadenceTracker({ window: 16 })
+  assert.throws(() => { small.restore('s', bytes) }, { code: 'IOT_ERR_ANOMALY_STATE', message: 'cadence.window: a ring of 64 intervals, this tracker keeps 16' })
+  assert.equal(small.size, 0)
+})

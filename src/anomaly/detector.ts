@@ -6,11 +6,25 @@ import { ResolutionEstimator } from './resolution.ts'
 import { RuleEngine, type PreviousValue, type RuleConfig, type RuleResult } from './rules.ts'
 import { MAJOR_Z, scoreOf, severityOf } from './score.ts'
 import { DailyProfile, type DailyProfileOptions } from './seasonal.ts'
+import { SnapshotReader, SnapshotWriter, type StateInstaller } from './snapshot.ts'
 import { StuckDetector, type StuckOptions } from './stuck.ts'
 import { ZScoreDetector, type ZScoreOptions } from './zscore.ts'
 
 /** Rows of one model in a batch from which batch scoring pays for loading the model into the scoring arena. */
 const BATCH_MIN = 32
+
+/** The sections of a sensor's snapshot: one per part of the detector with state for it. */
+const sections = Object.freeze({ previous: 1, resolution: 2, seasonal: 3, zscore: 4, stuck: 5, drift: 6, features: 7 })
+const sectionNames = new Map<number, string>(Object.entries(sections).map(([name, tag]) => [tag, name]))
+
+/**
+ * The event time of the newest reading behind a sensor's snapshot (`Detector.snapshotSensor`):
+ * after `restoreSensor`, replay the sensor's stored readings newer than this. -Infinity for a
+ * sensor that never had a reading's features. Throws `AnomalyStateError` on damaged bytes.
+ */
+export function snapshotLastTs (bytes: Uint8Array): number {
+  return new SnapshotReader(bytes, 'detector').f64('lastTs')
+}
 
 export interface DetectorOptions {
   /** Rule thresholds, or a ready engine. Default `defaultRuleConfig`. */
@@ -49,6 +63,10 @@ export interface DetectorOptions {
  * - the Isolation Forest on the seven features of `features.ts`, put on the sensor's own scale by
  *   the z-score baseline (so it scores nothing while that baseline warms up).
  * The combined verdict is the calibrated score of `score.ts`: anomaly iff it is >= 0.5.
+ *
+ * A sensor's state (every part's, not the forest's: `ForestScorer.snapshotKey`) can be saved with
+ * `snapshotSensor` and put back with `restoreSensor`: a detector restored so goes on exactly as
+ * the one that saved it (the same verdicts, bit for bit, with the same options).
  */
 export class Detector {
   readonly rules: RuleEngine
@@ -304,6 +322,81 @@ export class Detector {
       parts.push(`ml ${ml.score.toFixed(2)} (${ml.modelVersion})${top.length > 0 ? ': ' + top.join(', ') : ''}`)
     }
     return parts.join('; ')
+  }
+
+  /**
+   * Everything this detector holds for a sensor, as one snapshot (`snapshot.ts`), or null when it
+   * has no state: the newest reading's event time (`snapshotLastTs`), then a section per part with
+   * state (the rate rule's previous value, the resolution, the daily profile, the z-score window,
+   * the flat run, the drift test, the features' history). About 3 KB once every part is warm.
+   * Not the Isolation Forest's training rows (per key: `ForestScorer.snapshotKey`).
+   */
+  snapshotSensor (sensorId: string): Uint8Array | null {
+    const out = new SnapshotWriter('detector', 4096)
+    out.f64(this.features.lastTs(sensorId) ?? -Infinity)
+    const previous = this.#previous.get(sensorId)
+    let any = out.section(sections.previous, () => {
+      if (previous === undefined) return false
+      out.f64(previous.value)
+      out.f64(previous.ts)
+      return true
+    })
+    if (out.section(sections.resolution, () => this.resolution.writeSnapshot(sensorId, out))) any = true
+    if (out.section(sections.seasonal, () => this.seasonal?.writeSnapshot(sensorId, out) ?? false)) any = true
+    if (out.section(sections.zscore, () => this.zscore.writeSnapshot(sensorId, out))) any = true
+    if (out.section(sections.stuck, () => this.stuck?.writeSnapshot(sensorId, out) ?? false)) any = true
+    if (out.section(sections.drift, () => this.drift?.writeSnapshot(sensorId, out) ?? false)) any = true
+    if (out.section(sections.features, () => this.features.writeSnapshot(sensorId, out))) any = true
+    return any ? out.finish() : null
+  }
+
+  /**
+   * Replaces a sensor's state with a snapshot's (of a detector with the same window sizes; the
+   * sections of parts this detector runs without are skipped). Damaged bytes, an unknown format
+   * version or another kind of snapshot throw `AnomalyStateError` (`IOT_ERR_ANOMALY_STATE`) and
+   * leave the sensor with no state: the whole snapshot is checked before any part is installed.
+   */
+  restoreSensor (sensorId: string, bytes: Uint8Array): void {
+    this.forget(sensorId)
+    // Typed, so that `fail` (never returns) narrows.
+    const input: SnapshotReader = new SnapshotReader(bytes, 'detector')
+    input.f64('lastTs')
+    const installers: StateInstaller[] = []
+    const seen = new Set<number>()
+    while (!input.atEnd) {
+      const { tag, end } = input.section('section')
+      const name = sectionNames.get(tag)
+      if (name === undefined) input.fail('section', `unknown section ${tag}`)
+      if (seen.has(tag)) input.fail(name, 'twice')
+      seen.add(tag)
+      input.scope(name)
+      if (tag === sections.previous) {
+        const value = input.f64('value')
+        const ts = input.f64('ts')
+        if (!Number.isFinite(value) || !Number.isFinite(ts)) input.fail('', 'not finite')
+        installers.push((id) => { this.#previous.set(id, { value, ts }) })
+      } else {
+        const part = this.#part(tag)
+        if (part === null) input.skipTo(end) // a part this detector runs without
+        else installers.push(part.readSnapshot(input))
+      }
+      input.endSection('', end)
+      input.scope('')
+    }
+    input.end()
+    for (const install of installers) install(sensorId)
+  }
+
+  /** The part whose state a snapshot section holds (null: this detector runs without it). */
+  #part (tag: number): { readSnapshot(input: SnapshotReader): StateInstaller } | null {
+    switch (tag) {
+      case sections.resolution: return this.resolution
+      case sections.seasonal: return this.seasonal
+      case sections.zscore: return this.zscore
+      case sections.stuck: return this.stuck
+      case sections.drift: return this.drift
+      default: return this.features
+    }
   }
 
   /** Drops all state of a sensor. */

@@ -103,3 +103,26 @@ test('drift - options, forget and clear', () => {
     assert.throws(() => new DriftDetector(bad), AnomalyConfigError, JSON.stringify(bad))
   }
 })
+
+test('drift - snapshot: the reference, scale, variogram, statistics and both rings come back; a drift restored mid-way goes on the same', () => {
+  const values = series(k => 0.05 * k)
+  const d = new DriftDetector()
+  const cut = 1540 // the drift was flagged at 1533
+  for (let i = 0; i < cut; i++) d.update('s', values[i] as number, T0 + i * 1000, false, false, true, 1e-9)
+  assert.equal(d.inspect('s')?.direction, 1)
+  assert.equal(d.snapshot('unknown'), null)
+  const bytes = d.snapshot('s') as Uint8Array
+  // Header 6; ring sizes 2; 11 counters 15 (varints: four of them above 127 take 2); direction 1; 19 Float64 152; rings 40 + 100 Float64 1120; checksum 4.
+  assert.equal(bytes.length, 6 + 2 + 15 + 1 + 152 + 1120 + 4)
+  const e = new DriftDetector()
+  e.restore('s', bytes)
+  assert.deepEqual(e.inspect('s'), d.inspect('s'))
+  for (let i = cut; i < values.length; i++) {
+    const args = [values[i] as number, T0 + i * 1000, false, i % 97 === 0, true, 1e-9] as const
+    assert.equal(e.update('s', ...args), d.update('s', ...args))
+    assert.deepEqual([e.lastStatistic, e.lastResidual, e.lastReference], [d.lastStatistic, d.lastResidual, d.lastReference])
+  }
+  assert.deepEqual(e.snapshot('s'), d.snapshot('s'))
+  assert.throws(() => { e.restore('s', bytes.subarray(0, 100)) }, { code: 'IOT_ERR_ANOMALY_STATE', message: 'drift: checksum mismatch: the snapshot is damaged' })
+  assert.equal(e.inspect('s'), null)
+})

@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { FEATURES, FeatureExtractor, ROLLING_READINGS, featureNames, standardize } from './features.ts'
+import { SnapshotWriter } from './snapshot.ts'
 
 const T = Date.UTC(2026, 0, 1, 6, 59, 59) // 06:59:59 UTC: hour 6
 
@@ -55,4 +56,34 @@ test('features - standardize: on the sensor baseline scale; hours unchanged; a f
   assert.ok(Math.abs(out[0]! - 0.5 / 0.1013) < 1e-9)
   standardize([0.5, 0, 1, 0, 0, 0, 0], 0, 0, out)
   assert.ok(Math.abs(out[0]! - 5000) < 1e-9) // floor 1e-4
+})
+
+test('features - snapshot: the rolling values in place and the previous reading come back; the features go on the same', () => {
+  for (const cut of [4, 13]) { // a history filling, a full one
+    const f = new FeatureExtractor()
+    const value = (i: number): number => 20 + Math.sin(i) * 3 + (i === 6 ? 40 : 0)
+    const out = new Float64Array(FEATURES)
+    for (let i = 0; i < cut; i++) f.extract('s', value(i), T + i * 1000, out)
+    assert.equal(f.lastTs('s'), T + (cut - 1) * 1000)
+    const bytes = f.snapshot('s') as Uint8Array
+    assert.equal(bytes.length, 6 + 3 + 8 * Math.min(cut, ROLLING_READINGS) + 16 + 4)
+    const g = new FeatureExtractor()
+    g.restore('s', bytes)
+    const want = new Float64Array(FEATURES)
+    for (let i = cut; i < cut + 15; i++) {
+      f.extract('s', value(i), T + i * 1000, want)
+      g.extract('s', value(i), T + i * 1000, out)
+      assert.deepEqual(out, want)
+    }
+    assert.deepEqual(g.snapshot('s'), f.snapshot('s'))
+  }
+  assert.equal(new FeatureExtractor().snapshot('s'), null)
+  // A history of 4 written up to position 2: refused.
+  const w = new SnapshotWriter('features')
+  w.uint(ROLLING_READINGS)
+  w.uint(4)
+  w.uint(2)
+  const g = new FeatureExtractor()
+  assert.throws(() => { g.restore('s', w.finish()) }, { code: 'IOT_ERR_ANOMALY_STATE', message: 'features.head: a history of 4 readings is written up to 4, not 2' })
+  assert.equal(g.size, 0)
 })

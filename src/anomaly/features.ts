@@ -1,3 +1,5 @@
+import { restoreFrom, snapshotOf, type SnapshotReader, type SnapshotWriter, type StateInstaller } from './snapshot.ts'
+
 /**
  * The original design's seven ML features of a reading, computed per sensor from its own recent
  * readings, the same way for training and for scoring.
@@ -82,6 +84,51 @@ export class FeatureExtractor {
       h.prevValue = value
       h.prevTs = ts
     }
+  }
+
+  /** Event time of the key's newest reading (the latest `ts` not older than the one before it), or undefined if it is not tracked. */
+  lastTs (key: string): number | undefined {
+    return this.#keys.get(key)?.prevTs
+  }
+
+  /** The key's history as a standalone snapshot (`snapshot.ts`), or null when it has none. */
+  snapshot (key: string): Uint8Array | null {
+    return snapshotOf('features', this, key)
+  }
+
+  /** Replaces the key's history with a snapshot's; damaged bytes throw `AnomalyStateError` and leave it with none. */
+  restore (key: string, bytes: Uint8Array): void {
+    restoreFrom('features', this, key, bytes)
+  }
+
+  /**
+   * Appends the key's history: the rolling values in place (their order is the order of the sums),
+   * the previous value and time. About 100 bytes. False, writing nothing, when the key has none.
+   */
+  writeSnapshot (key: string, out: SnapshotWriter): boolean {
+    const h = this.#keys.get(key)
+    if (h === undefined) return false
+    out.uint(ROLLING_READINGS)
+    out.uint(h.count)
+    out.uint(h.head)
+    out.f64s(h.ring, 0, h.count)
+    out.f64(h.prevValue)
+    out.f64(h.prevTs)
+    return true
+  }
+
+  /** Decodes what `writeSnapshot` wrote; the installer replaces a key's history with it. */
+  readSnapshot (input: SnapshotReader): StateInstaller {
+    const size = input.uint('rolling')
+    if (size !== ROLLING_READINGS) input.fail('rolling', `a history of ${size} readings, this build keeps ${ROLLING_READINGS}`)
+    const h = new History()
+    h.count = input.uint('count', size)
+    h.head = input.uint('head', size - 1)
+    if (h.count < size && h.head !== h.count) input.fail('head', `a history of ${h.count} readings is written up to ${h.count}, not ${h.head}`)
+    input.f64s('values', h.ring, 0, h.count)
+    h.prevValue = input.f64('prevValue')
+    h.prevTs = input.f64('prevTs')
+    return (key) => { this.#keys.set(key, h) }
   }
 
   forget (key: string): boolean {

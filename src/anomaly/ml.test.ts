@@ -2,8 +2,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRandom, type Reading } from '../domain/index.ts'
 import {
-  AnomalyConfigError, FEATURES, ForestScorer, IsolationForest, RetrainPolicy, defaultForestOptions, type ForestTrainer, type TrainingJob
+  AnomalyConfigError, FEATURES, ForestScorer, IsolationForest, RetrainPolicy, defaultForestOptions, inlineTrainer, type ForestTrainer, type TrainedModel,
+  type TrainingJob
 } from './index.ts'
+import { SnapshotReader } from './snapshot.ts'
 
 const T0 = Date.UTC(2026, 0, 1)
 
@@ -234,4 +236,68 @@ test('forest scorer - inline training is deterministic: same stream, same seeds,
   const other = run(43)
   assert.deepEqual(other.map(([v]) => v), first.map(([v]) => v))
   assert.notDeepEqual(other.map(([, x]) => x), first.map(([, x]) => x))
+})
+
+/** The inline trainer, counting the fits it started. */
+function countingTrainer (): ForestTrainer & { started: number } {
+  return { started: 0, start (job) { this.started++; return inlineTrainer.start(job) } }
+}
+
+/** The schedule a key snapshot holds: count, head, fresh, sequence, lastTrainedAt, lastSamples, and whether a fit is pending. */
+function scheduleOf (bytes: Uint8Array): number[] {
+  const r = new SnapshotReader(bytes, 'forestKey')
+  r.string('key')
+  r.uint('features')
+  const size = r.uint('trainingSize')
+  const out = [r.uint('count'), r.uint('head'), r.uint('fresh'), r.uint('sequence'), r.f64('lastTrainedAt'), r.uint('lastSamples')]
+  r.f32s('rows', new Float32Array(size * FEATURES), 0, (out[0] as number) * FEATURES)
+  return [...out, r.bool('pending') ? 1 : 0]
+}
+
+test('forest scorer - snapshotKey / restoreKey: the window, the schedule and a pending fit come back; the same model installs at the same row', () => {
+  const options = { minSamples: 20, trainingSize: 60, installAfterRows: 25, nEstimators: 5, retrainMs: 1000 }
+  const rnd = createRandom(21)
+  const rows = Array.from({ length: 300 }, (_, i) => features(rnd, i % 37 === 0 ? 8 : 0))
+  const outcome = (s: ForestScorer, i: number): [number, boolean, string] | null => {
+    const r = s.score(reading(i), rows[i] as Float32Array)
+    return r === null ? null : [r.score, r.anomaly, r.modelVersion]
+  }
+  const a = new ForestScorer(options)
+  const expected = rows.map((_, i) => outcome(a, i))
+  // Fits asked for at rows 20, 46, 92 and 152 (each once the one before installed, 25 rows on; the
+  // window full from 92: 60 rows); the cut is 8 rows into the last one's wait.
+  const trainer = countingTrainer()
+  const b = new ForestScorer(options, trainer)
+  const cut = 160
+  for (let i = 0; i < cut; i++) outcome(b, i)
+  assert.equal(trainer.started - b.modelsTrained, 1, 'a fit pending')
+  const bytes = b.snapshotKey('temperature') as Uint8Array
+  assert.deepEqual(scheduleOf(bytes), [60, 40, 8, 3, T0 + 152_000, 60, 1])
+  // Header 6; key 12; sizes 2; schedule 4 + 8 + 1; window 60 rows × 28; pending 1 + 1 + 14 (its version) + 8 + 4,
+  // the 8 rows of its job the window overwrote since × 28; checksum 4.
+  assert.equal(bytes.length, 6 + 12 + 2 + 13 + 60 * 28 + 28 + 8 * 28 + 4)
+  for (const modelsFirst of [true, false]) {
+    const restarted = countingTrainer()
+    const c = new ForestScorer(options, restarted)
+    if (modelsFirst) c.restore(b.models())
+    c.restoreKey('temperature', bytes)
+    if (!modelsFirst) c.restore(b.models())
+    assert.equal(restarted.started, 1, 'the pending fit started again')
+    assert.deepEqual(rows.slice(cut).map((_, k) => outcome(c, cut + k)), expected.slice(cut))
+    assert.deepEqual(c.snapshotKey('temperature'), a.snapshotKey('temperature'))
+    assert.deepEqual(c.keys(), ['temperature'])
+  }
+  // A model newer than the snapshot (stored after it): the schedule goes on from that model, whichever
+  // comes first; the pending fit is dropped.
+  const late = a.models()[0] as TrainedModel
+  assert.equal(late.version, 'temperature#6')
+  const first = new ForestScorer(options)
+  first.restore([late])
+  first.restoreKey('temperature', bytes)
+  const second = new ForestScorer(options)
+  second.restoreKey('temperature', bytes)
+  second.restore([late])
+  assert.deepEqual(first.snapshotKey('temperature'), second.snapshotKey('temperature'))
+  assert.deepEqual(scheduleOf(first.snapshotKey('temperature') as Uint8Array), [60, 40, 0, 6, late.trainedAt, late.samples, 0])
+  assert.deepEqual(first.models(), [late])
 })

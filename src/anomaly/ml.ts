@@ -2,6 +2,7 @@ import { createRandom, type Reading } from '../domain/index.ts'
 import { AnomalyConfigError } from './errors.ts'
 import { FEATURES } from './features.ts'
 import { IsolationForest } from './isolation-forest/index.ts'
+import { SnapshotReader, SnapshotWriter } from './snapshot.ts'
 
 /** Options of the Isolation Forest detector (defaults: the original design's). */
 export interface ForestOptions {
@@ -219,6 +220,21 @@ export class RetrainPolicy {
   }
 }
 
+/** The fit asked for and not installed yet: the model it makes, and the rows of the key still to go before it scores. */
+interface PendingInstall {
+  fit: PendingFit
+  model: Omit<TrainedModel, 'forest' | 'encoded'>
+  rowsLeft: number
+  /**
+   * The job's rows that the window overwrote while the fit was pending (so a snapshot can restart
+   * the same fit): `savedRows` rows, the k-th the job's row (savedFrom + k) mod samples. At most
+   * `installAfterRows` rows, and none while the window fills (the new rows go past the job's).
+   */
+  saved: Float32Array | null
+  savedFrom: number
+  savedRows: number
+}
+
 class Slot implements RetrainState {
   readonly buffer: Float32Array
   /** Next row to write; rows 0 .. count-1 are filled. */
@@ -229,12 +245,37 @@ class Slot implements RetrainState {
   sequence = 0
   lastTrainedAt = -Infinity
   lastSamples = 0
-  /** The fit asked for and not installed yet: the model it makes, and the rows of the key still to go before it scores. */
-  pending: { fit: PendingFit, model: Omit<TrainedModel, 'forest' | 'encoded'>, rowsLeft: number } | null = null
+  pending: PendingInstall | null = null
 
   constructor (rows: number) {
     this.buffer = new Float32Array(rows * FEATURES)
   }
+}
+
+/** Keeps row `row` of the window, about to be overwritten, which the pending fit's job holds. */
+function keepJobRow (pending: PendingInstall, buffer: Float32Array, row: number): void {
+  const n = pending.savedRows
+  if (n === 0) pending.savedFrom = row
+  if (pending.saved === null || pending.saved.length < (n + 1) * FEATURES) {
+    // Room for every row the window may still overwrite before the install.
+    const rows = Math.max(n + 1, Math.min(pending.model.samples, n + pending.rowsLeft + 1))
+    const grown = new Float32Array(rows * FEATURES)
+    if (pending.saved !== null) grown.set(pending.saved.subarray(0, n * FEATURES))
+    pending.saved = grown
+  }
+  pending.saved.set(buffer.subarray(row * FEATURES, (row + 1) * FEATURES), n * FEATURES)
+  pending.savedRows = n + 1
+}
+
+/** The rows of a pending fit's job: the window's first `samples` rows with those overwritten since put back. */
+function jobRows (pending: PendingInstall, buffer: Float32Array): Float32Array {
+  const samples = pending.model.samples
+  const rows = buffer.slice(0, samples * FEATURES)
+  const saved = pending.saved
+  for (let k = 0; k < pending.savedRows; k++) {
+    rows.set((saved as Float32Array).subarray(k * FEATURES, (k + 1) * FEATURES), ((pending.savedFrom + k) % samples) * FEATURES)
+  }
+  return rows
 }
 
 function hash32 (text: string): number {
@@ -319,6 +360,8 @@ export class ForestScorer implements MlScorer {
     }
     if (slot.pending === null && this.policy.due(slot, reading.ts)) this.#start(key, slot, reading.ts)
     if (slot.pending !== null && slot.pending.rowsLeft-- === 0) this.#install(slot)
+    const pending = slot.pending
+    if (pending !== null && slot.head < pending.model.samples && pending.savedRows < pending.model.samples) keepJobRow(pending, slot.buffer, slot.head)
     const size = this.options.trainingSize
     slot.buffer.set(features, slot.head * FEATURES)
     slot.head = slot.head + 1 === size ? 0 : slot.head + 1
@@ -330,17 +373,21 @@ export class ForestScorer implements MlScorer {
   #start (key: string, slot: Slot, ts: number): void {
     const o = this.options
     const sequence = slot.sequence + 1
-    const seed = (o.seed ^ hash32(key) ^ Math.imul(sequence, 0x9e3779b9)) >>> 0
     const samples = slot.count
     const version = o.instance === '' ? `${key}#${sequence}` : `${key}#${sequence}@${o.instance}`
     // The schedule moves on now (also after a failure: a broken trainer is not asked again on every reading).
     slot.lastTrainedAt = ts
     slot.lastSamples = samples
     slot.fresh = 0
-    const job: TrainingJob = {
-      key, sequence, trainedAt: ts, rows: slot.buffer.subarray(0, samples * FEATURES), samples, nEstimators: o.nEstimators, maxSamples: o.maxSamples, contamination: o.contamination, seed
-    }
-    slot.pending = { fit: this.#trainer.start(job), model: { key, sequence, version, trainedAt: ts, samples }, rowsLeft: o.installAfterRows }
+    const job = this.#job(key, sequence, ts, slot.buffer.subarray(0, samples * FEATURES), samples)
+    slot.pending = { fit: this.#trainer.start(job), model: { key, sequence, version, trainedAt: ts, samples }, rowsLeft: o.installAfterRows, saved: null, savedFrom: 0, savedRows: 0 }
+  }
+
+  /** The job of model `sequence` of a key: its seed follows from the options' seed, the key and `sequence`. */
+  #job (key: string, sequence: number, trainedAt: number, rows: Float32Array, samples: number): TrainingJob {
+    const o = this.options
+    const seed = (o.seed ^ hash32(key) ^ Math.imul(sequence, 0x9e3779b9)) >>> 0
+    return { key, sequence, trainedAt, rows, samples, nEstimators: o.nEstimators, maxSamples: o.maxSamples, contamination: o.contamination, seed }
   }
 
   #install (slot: Slot): void {
@@ -396,7 +443,12 @@ export class ForestScorer implements MlScorer {
     return out
   }
 
-  /** Installs stored models (the newest per key wins); training rows start empty. */
+  /**
+   * Installs stored models (the newest per key wins); training rows start empty. A key restored
+   * from its snapshot (`restoreKey`, before or after this) keeps the snapshot's schedule and
+   * pending fit unless a model is newer than the snapshot's numbering; a model up to it only
+   * becomes the key's current one.
+   */
   restore (models: Iterable<TrainedModel>): void {
     for (const m of models) {
       let slot = this.#slots.get(m.key)
@@ -405,7 +457,124 @@ export class ForestScorer implements MlScorer {
         this.#slots.set(m.key, slot)
       }
       if (m.sequence > slot.sequence) this.#restore(slot, m)
+      // Only after `restoreKey` can a key number beyond its model (otherwise its model is numbered `sequence`).
+      else if (m.sequence > (slot.model?.sequence ?? 0)) slot.model = m
     }
+  }
+
+  /** Keys with state, in the order they were first seen (each has a `snapshotKey`). */
+  keys (): string[] {
+    return [...this.#slots.keys()]
+  }
+
+  /**
+   * A key's training state as a snapshot (`snapshot.ts`), or null when it has none: the training
+   * window (its rows in place, Float32 as held: 28 bytes a row, 28 KB for a full window of 1000),
+   * the schedule of `RetrainPolicy` (count, head, fresh, lastTrainedAt, lastSamples, sequence) and a
+   * pending fit (its model's numbering, time and rows, the rows before it installs, and the job's
+   * rows the window has overwritten since, so `restoreKey` restarts the same fit). Not the current
+   * model: models are stored apart (`drainTrained`) and come back through `restore`.
+   */
+  snapshotKey (key: string): Uint8Array | null {
+    const slot = this.#slots.get(key)
+    if (slot === undefined) return null
+    const out = new SnapshotWriter('forestKey', 64 + slot.count * FEATURES * 4)
+    out.string(key)
+    out.uint(FEATURES)
+    out.uint(this.options.trainingSize)
+    out.uint(slot.count)
+    out.uint(slot.head)
+    out.uint(slot.fresh)
+    out.uint(slot.sequence)
+    out.f64(slot.lastTrainedAt)
+    out.uint(slot.lastSamples)
+    out.f32s(slot.buffer, 0, slot.count * FEATURES)
+    const pending = slot.pending
+    out.bool(pending !== null)
+    if (pending !== null) {
+      const m = pending.model
+      out.uint(m.sequence)
+      out.string(m.version)
+      out.f64(m.trainedAt)
+      out.uint(m.samples)
+      out.uint(pending.rowsLeft)
+      out.uint(pending.savedFrom)
+      out.uint(pending.savedRows)
+      if (pending.saved !== null) out.f32s(pending.saved, 0, pending.savedRows * FEATURES)
+    }
+    return out.finish()
+  }
+
+  /**
+   * Replaces a key's training state with its snapshot's (for a scorer of the same `trainingSize`),
+   * keeping the key's current model if `restore(models)` installed one already; a pending fit
+   * starts again with the trainer (inline: the same model installs at the same row). Either order
+   * of `restore(models)` and `restoreKey` gives the same state (see `restore`). Damaged bytes, or a
+   * snapshot of another key, throw `AnomalyStateError` and leave the key as `restore(models)`
+   * alone would: no training rows, no pending fit, its model (if any) and the schedule from it.
+   */
+  restoreKey (key: string, bytes: Uint8Array): void {
+    const current = this.#slots.get(key)
+    const model = current?.model ?? null
+    current?.pending?.fit.cancel()
+    this.#slots.delete(key)
+    let slot: Slot
+    try {
+      slot = this.#decodeKey(key, bytes)
+    } catch (err) {
+      if (model !== null) this.restore([model])
+      throw err
+    }
+    this.#slots.set(key, slot)
+    const pending = slot.pending
+    if (model !== null && model.sequence > slot.sequence) {
+      // A model newer than the snapshot: the schedule goes on from it, as `restore` does.
+      slot.pending = null
+      this.#restore(slot, model)
+      return
+    }
+    slot.model = model
+    if (pending !== null) {
+      const m = pending.model
+      pending.fit = this.#trainer.start(this.#job(key, m.sequence, m.trainedAt, jobRows(pending, slot.buffer), m.samples))
+    }
+  }
+
+  #decodeKey (key: string, bytes: Uint8Array): Slot {
+    const input = new SnapshotReader(bytes, 'forestKey')
+    const stored = input.string('key')
+    if (stored !== key) input.fail('key', `a snapshot of key ${JSON.stringify(stored)}, not ${JSON.stringify(key)}`)
+    const features = input.uint('features')
+    if (features !== FEATURES) input.fail('features', `rows of ${features} features, this build has ${FEATURES}`)
+    const size = input.uint('trainingSize')
+    if (size !== this.options.trainingSize) input.fail('trainingSize', `a window of ${size} rows, this scorer keeps ${this.options.trainingSize}`)
+    const slot = new Slot(size)
+    slot.count = input.uint('count', size)
+    slot.head = input.uint('head', size - 1)
+    if (slot.count < size && slot.head !== slot.count) input.fail('head', `a window of ${slot.count} rows is written up to ${slot.count}, not ${slot.head}`)
+    slot.fresh = input.uint('fresh')
+    slot.sequence = input.uint('sequence')
+    slot.lastTrainedAt = input.f64('lastTrainedAt')
+    if (Number.isNaN(slot.lastTrainedAt)) input.fail('lastTrainedAt', 'NaN')
+    slot.lastSamples = input.uint('lastSamples')
+    input.f32s('rows', slot.buffer, 0, slot.count * FEATURES)
+    if (input.bool('pending')) {
+      const sequence = input.uint('pending.sequence')
+      if (sequence <= slot.sequence) input.fail('pending.sequence', `${sequence}, after model ${slot.sequence}`)
+      const version = input.string('pending.version')
+      const trainedAt = input.f64('pending.trainedAt')
+      const samples = input.uint('pending.samples', slot.count)
+      if (samples === 0) input.fail('pending.samples', 'a fit of no rows')
+      const rowsLeft = input.uint('pending.rowsLeft')
+      const savedFrom = input.uint('pending.savedFrom', samples - 1)
+      const savedRows = input.uint('pending.savedRows', samples)
+      const saved = savedRows === 0 ? null : new Float32Array(savedRows * FEATURES)
+      if (saved !== null) input.f32s('pending.saved', saved)
+      const fit: PendingFit = { take: () => { throw new Error('a restored fit is started by restoreKey') }, cancel: () => {} }
+      slot.pending = { fit, model: { key, sequence, version, trainedAt, samples }, rowsLeft, saved, savedFrom, savedRows }
+    }
+    input.end()
+    return slot
   }
 
   /** Drops every model and training row (the worker restores them from the database). */

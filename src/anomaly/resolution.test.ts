@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { AnomalyConfigError, ResolutionEstimator } from './index.ts'
+import { SnapshotWriter } from './snapshot.ts'
 
 test('resolution - the smallest non-zero step between consecutive readings, before each reading', () => {
   const r = new ResolutionEstimator()
@@ -32,4 +33,22 @@ test('resolution - a declared resolution per type counts when it is the larger',
   assert.equal(coarse.size, 0)
   assert.throws(() => new ResolutionEstimator({ temperature: 0 }), AnomalyConfigError)
   assert.throws(() => new ResolutionEstimator({ temperature: Number.NaN }), AnomalyConfigError)
+})
+
+test('resolution - snapshot: the learnt step and the last value come back exactly; a step of 0 is damage', () => {
+  const r = new ResolutionEstimator()
+  for (const v of [20, 20.1, 20.3]) r.observe('s', 'temperature', v)
+  assert.equal(r.snapshot('unknown'), null)
+  const bytes = r.snapshot('s') as Uint8Array
+  assert.equal(bytes.length, 6 + 16 + 4) // header, two Float64, checksum
+  const y = new ResolutionEstimator()
+  y.restore('s', bytes)
+  assert.equal(y.learnt('s'), 20.1 - 20)
+  assert.equal(y.observe('s', 'temperature', 20.35), r.observe('s', 'temperature', 20.35))
+  assert.deepEqual(y.snapshot('s'), r.snapshot('s'))
+  const zero = new SnapshotWriter('resolution')
+  zero.f64(20)
+  zero.f64(0)
+  assert.throws(() => { y.restore('s', zero.finish()) }, { code: 'IOT_ERR_ANOMALY_STATE', message: 'resolution.step: the smallest step is > 0 or Infinity, got 0' })
+  assert.equal(y.learnt('s'), undefined)
 })

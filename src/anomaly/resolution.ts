@@ -1,4 +1,5 @@
 import { AnomalyConfigError } from './errors.ts'
+import { restoreFrom, snapshotOf, type SnapshotReader, type SnapshotWriter, type StateInstaller } from './snapshot.ts'
 
 /**
  * Steps smaller than this fraction of the value's magnitude are floating-point noise (a unit
@@ -59,6 +60,34 @@ export class ResolutionEstimator {
   /** The learnt resolution of a sensor (Infinity when unknown), or undefined if it is not tracked. */
   learnt (sensorId: string): number | undefined {
     return this.#sensors.get(sensorId)?.step
+  }
+
+  /** The sensor's state as a standalone snapshot (`snapshot.ts`), or null when it has none. */
+  snapshot (sensorId: string): Uint8Array | null {
+    return snapshotOf('resolution', this, sensorId)
+  }
+
+  /** Replaces the sensor's state with a snapshot's; damaged bytes throw `AnomalyStateError` and leave it with none. */
+  restore (sensorId: string, bytes: Uint8Array): void {
+    restoreFrom('resolution', this, sensorId, bytes)
+  }
+
+  /** Appends the sensor's state (the last value and the smallest step: 16 bytes); false, writing nothing, when it has none. */
+  writeSnapshot (sensorId: string, out: SnapshotWriter): boolean {
+    const s = this.#sensors.get(sensorId)
+    if (s === undefined) return false
+    out.f64(s.last)
+    out.f64(s.step)
+    return true
+  }
+
+  /** Decodes what `writeSnapshot` wrote; the installer replaces a sensor's state with it. */
+  readSnapshot (input: SnapshotReader): StateInstaller {
+    const s = new Step()
+    s.last = input.f64('last')
+    s.step = input.f64('step')
+    if (!(s.step > 0)) input.fail('step', `the smallest step is > 0 or Infinity, got ${s.step}`)
+    return (sensorId) => { this.#sensors.set(sensorId, s) }
   }
 
   forget (sensorId: string): boolean {

@@ -80,3 +80,29 @@ test('seasonal - the detector on a clean daily cycle gives no flags, at 1 min an
     assert.ok(maxScore < 0.5, `max score ${maxScore}`)
   }
 })
+
+test('daily profile - snapshot: the day being accumulated, the offsets, skill and pattern come back; learning goes on the same', () => {
+  const p = new DailyProfile()
+  const rnd = createRandom(4)
+  const at = (k: number): number => T0 + k * 600_000 // every 10 minutes
+  // Two and a half days: the profile is on (pattern cycle), and half a day is being accumulated.
+  for (let k = 0; k < 360; k++) p.learn('s', cycle(at(k)) + 0.1 * rnd.normal(), at(k))
+  assert.equal(p.pattern('s'), 'cycle')
+  assert.equal(p.snapshot('unknown'), null)
+  const bytes = p.snapshot('s') as Uint8Array
+  // Header 6; bins 1; day 8; days 1; skill 8; pattern 1; used bins 3 + 12 × (1 + 8); seen 3; offsets 3 + 24 × 8; checksum 4.
+  assert.equal(bytes.length, 6 + 1 + 8 + 1 + 8 + 1 + 3 + 12 * 9 + 3 + 3 + 24 * 8 + 4)
+  const q = new DailyProfile()
+  q.restore('s', bytes)
+  assert.equal(q.skill('s'), p.skill('s'))
+  for (let k = 360; k < 700; k++) {
+    const v = cycle(at(k)) + 0.1 * rnd.normal()
+    assert.equal(q.offset('s', at(k)), p.offset('s', at(k)))
+    assert.equal(q.uncertainty('s', at(k)), p.uncertainty('s', at(k)))
+    assert.equal(q.learn('s', v, at(k)), p.learn('s', v, at(k)))
+  }
+  assert.deepEqual(q.snapshot('s'), p.snapshot('s'))
+  const hourly = new DailyProfile({ bins: 48 })
+  assert.throws(() => { hourly.restore('s', bytes) }, { code: 'IOT_ERR_ANOMALY_STATE', message: 'seasonal.bins: a profile of 24 bins, this one has 48' })
+  assert.equal(hourly.size, 0)
+})

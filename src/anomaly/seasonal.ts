@@ -1,4 +1,5 @@
 import { AnomalyConfigError } from './errors.ts'
+import { restoreFrom, snapshotOf, type SnapshotReader, type SnapshotWriter, type StateInstaller } from './snapshot.ts'
 
 const DAY_MS = 86_400_000
 
@@ -15,6 +16,7 @@ export interface DailyProfileOptions {
 
 /** Whether a sensor has a daily cycle, as far as its past days tell. */
 export type DailyPattern = 'learning' | 'cycle' | 'none'
+const patterns: readonly DailyPattern[] = ['learning', 'cycle', 'none']
 
 class Profile {
   /** UTC day number of the day being accumulated. */
@@ -191,6 +193,66 @@ export class DailyProfile {
     }
     p.sum.fill(0)
     p.count.fill(0)
+  }
+
+  /** The sensor's profile as a standalone snapshot (`snapshot.ts`), or null when it has none. */
+  snapshot (sensorId: string): Uint8Array | null {
+    return snapshotOf('seasonal', this, sensorId)
+  }
+
+  /** Replaces the sensor's profile with a snapshot's; damaged bytes throw `AnomalyStateError` and leave it with none. */
+  restore (sensorId: string, bytes: Uint8Array): void {
+    restoreFrom('seasonal', this, sensorId, bytes)
+  }
+
+  /**
+   * Appends the sensor's profile: the day being accumulated (its bins with readings: count and
+   * Float64 sum), the learnt offsets (bins learnt), days, skill and pattern. About 250 bytes with
+   * 24 bins at the end of a day, half of that at its start. False, writing nothing, when the sensor has none.
+   */
+  writeSnapshot (sensorId: string, out: SnapshotWriter): boolean {
+    const p = this.#sensors.get(sensorId)
+    if (p === undefined) return false
+    const bins = this.bins
+    out.uint(bins)
+    out.f64(p.day)
+    out.uint(p.days)
+    out.f64(p.skill)
+    out.u8(patterns.indexOf(p.pattern))
+    // A bin without readings has a sum of +0 (it is reset with its count).
+    const used = (b: number): boolean => p.count[b] !== 0 || !Object.is(p.sum[b], 0)
+    out.bits(bins, used)
+    for (let b = 0; b < bins; b++) {
+      if (!used(b)) continue
+      out.uint(p.count[b] as number)
+      out.f64(p.sum[b] as number)
+    }
+    out.bits(bins, b => p.seen[b] !== 0)
+    out.sparseF64(p.offset)
+    return true
+  }
+
+  /** Decodes what `writeSnapshot` wrote (for a profile of the same `bins`); the installer replaces a sensor's profile with it. */
+  readSnapshot (input: SnapshotReader): StateInstaller {
+    const bins = input.uint('bins')
+    if (bins !== this.bins) input.fail('bins', `a profile of ${bins} bins, this one has ${this.bins}`)
+    const p = new Profile(bins)
+    p.day = input.f64('day')
+    if (!Number.isNaN(p.day) && !Number.isSafeInteger(p.day)) input.fail('day', `a UTC day number or NaN, got ${p.day}`)
+    p.days = input.uint('days')
+    p.skill = input.f64('skill')
+    const pattern = patterns[input.u8('pattern')]
+    if (pattern === undefined) input.fail('pattern', 'unknown pattern')
+    p.pattern = pattern
+    const used: number[] = []
+    input.bits('bins', bins, (b, on) => { if (on) used.push(b) })
+    for (const b of used) {
+      p.count[b] = input.uint('count')
+      p.sum[b] = input.f64('sum')
+    }
+    input.bits('seen', bins, (b, on) => { p.seen[b] = on ? 1 : 0 })
+    input.sparseF64('offset', p.offset)
+    return (sensorId) => { this.#sensors.set(sensorId, p) }
   }
 
   forget (sensorId: string): boolean {

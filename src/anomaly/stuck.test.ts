@@ -109,3 +109,34 @@ test('stuck - forget, clear and bad options', () => {
     assert.throws(() => new StuckDetector(bad), AnomalyConfigError, JSON.stringify(bad))
   }
 })
+
+test('stuck - snapshot: the flat run and the histogram of runs come back; a run restored mid-way is stuck at the same reading', () => {
+  const values = noisy(400, 3).map(v => Math.round(v * 10) / 10)
+  const last = values[399] as number
+  for (let i = 0; i < 30; i++) values.push(last)
+  const res = new ResolutionEstimator()
+  const d = new StuckDetector()
+  const update = (s: StuckDetector, i: number, resolution: number): boolean => s.update('s', 'temperature', values[i] as number, T0 + i * MINUTE, resolution)
+  const cut = 403 // the flat run began at 399: 4 readings into it
+  for (let i = 0; i < cut; i++) update(d, i, res.observe('s', 'temperature', values[i] as number))
+  assert.equal(d.snapshot('unknown'), null)
+  const bytes = d.snapshot('s') as Uint8Array
+  const e = new StuckDetector()
+  e.restore('s', bytes)
+  const got: boolean[] = []
+  const want: boolean[] = []
+  for (let i = cut; i < values.length; i++) {
+    const r = res.observe('s', 'temperature', values[i] as number)
+    got.push(update(e, i, r))
+    want.push(update(d, i, r))
+    assert.deepEqual([e.lastReadings, e.lastMs, e.lastNeed, e.lastValue], [d.lastReadings, d.lastMs, d.lastNeed, d.lastValue])
+  }
+  assert.deepEqual(got, want)
+  assert.equal(d.lastNeed, 8) // twice the longest usual run (4)
+  assert.equal(got.indexOf(true), 406 - cut) // stuck at the run's 8th reading
+  assert.deepEqual(e.snapshot('s'), d.snapshot('s'))
+  const bad = bytes.slice()
+  bad[10] = (bad[10] as number) ^ 0xff
+  assert.throws(() => { e.restore('s', bad) }, { code: 'IOT_ERR_ANOMALY_STATE', message: 'stuck: checksum mismatch: the snapshot is damaged' })
+  assert.equal(e.size, 0)
+})

@@ -1,4 +1,5 @@
 import { AnomalyConfigError } from './errors.ts'
+import { restoreFrom, snapshotOf, type SnapshotReader, type SnapshotWriter, type StateInstaller } from './snapshot.ts'
 
 const MINUTE_MS = 60_000
 
@@ -182,6 +183,54 @@ export class StuckDetector {
     this.lastNeed = r.need
     this.lastValue = r.anchor
     return stuck
+  }
+
+  /** The sensor's state as a standalone snapshot (`snapshot.ts`), or null when it has none. */
+  snapshot (sensorId: string): Uint8Array | null {
+    return snapshotOf('stuck', this, sensorId)
+  }
+
+  /** Replaces the sensor's state with a snapshot's; damaged bytes throw `AnomalyStateError` and leave it with none. */
+  restore (sensorId: string, bytes: Uint8Array): void {
+    restoreFrom('stuck', this, sensorId, bytes)
+  }
+
+  /**
+   * Appends the sensor's state: the current flat run (first value, start, readings, flagged) and
+   * the histogram of completed runs (its non-empty bins, Float64: halving makes halves). About 60
+   * bytes for a sensor whose runs have a few lengths. False, writing nothing, when it has none.
+   */
+  writeSnapshot (sensorId: string, out: SnapshotWriter): boolean {
+    const r = this.#sensors.get(sensorId)
+    if (r === undefined) return false
+    out.uint(BINS)
+    out.f64(r.anchor)
+    out.f64(r.startTs)
+    out.uint(r.count)
+    out.bool(r.flagged)
+    out.sparseF64(r.hist)
+    out.f64(r.total)
+    out.uint(r.runs)
+    out.uint(r.need)
+    return true
+  }
+
+  /** Decodes what `writeSnapshot` wrote; the installer replaces a sensor's state with it. */
+  readSnapshot (input: SnapshotReader): StateInstaller {
+    const bins = input.uint('bins')
+    if (bins !== BINS) input.fail('bins', `a histogram of ${bins} bins, this build keeps ${BINS}`)
+    const r = new Run()
+    r.anchor = input.f64('anchor')
+    r.startTs = input.f64('startTs')
+    r.count = input.uint('count')
+    r.flagged = input.bool('flagged')
+    input.sparseF64('hist', r.hist)
+    for (const x of r.hist) if (!(x >= 0 && x < Infinity)) input.fail('hist', `a bin holds ${x} runs`)
+    r.total = input.f64('total')
+    if (!(r.total >= 0 && r.total < Infinity)) input.fail('total', `${r.total} runs`)
+    r.runs = input.uint('runs')
+    r.need = input.uint('need')
+    return (sensorId) => { this.#sensors.set(sensorId, r) }
   }
 
   forget (sensorId: string): boolean {

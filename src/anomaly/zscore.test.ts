@@ -255,3 +255,28 @@ test('zscore - bad options throw AnomalyConfigError', () => {
     }, JSON.stringify(options))
   }
 })
+
+test('zscore - snapshot: the window, its sum, the held-back run and the signs of zeros come back; z goes on the same', () => {
+  const options = { windowSize: 8, minSamples: 3, maxConsecutiveRejections: 2 }
+  const z = new ZScoreDetector(options)
+  // 0 then -0: the sorted copy keeps -0 where the ring evicts 0 (and the other way round).
+  const first = [0, -0, 1, 2, 0, 1, 2, 3, -0, 1, 0, 2, 90, 95]
+  for (const v of first) z.update('s', v)
+  assert.equal(z.stats('s')?.pending, 2)
+  assert.equal(z.snapshot('unknown'), null)
+  const bytes = z.snapshot('s') as Uint8Array
+  // Header 6; window size, count, head 3; sum 8; sinceSum 1; 8 values 64; zeros 1 + 1; held back 1 + 16; checksum 4.
+  assert.equal(bytes.length, 6 + 3 + 8 + 1 + 64 + 2 + 17 + 4)
+  const y = new ZScoreDetector(options)
+  y.restore('s', bytes)
+  assert.deepEqual(y.values('s'), z.values('s'))
+  assert.deepEqual(y.stats('s'), z.stats('s'))
+  const rest = [100, 0, -0, 2, 1, 0, 3, -0, 0, 1, 2]
+  assert.deepEqual(rest.map(v => y.update('s', v)), rest.map(v => z.update('s', v)))
+  assert.deepEqual(y.snapshot('s'), z.snapshot('s'))
+  assert.ok(Object.is(y.stats('s')?.center, z.stats('s')?.center))
+  // Another window size: refused, and the sensor has no baseline.
+  const wide = new ZScoreDetector({ windowSize: 9, minSamples: 3 })
+  assert.throws(() => { wide.restore('s', bytes) }, { code: 'IOT_ERR_ANOMALY_STATE', message: 'zscore.windowSize: a window of 8 values, this detector keeps 9' })
+  assert.equal(wide.has('s'), false)
+})

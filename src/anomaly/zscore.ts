@@ -1,4 +1,5 @@
 import { AnomalyConfigError } from './errors.ts'
+import { restoreFrom, snapshotOf, type SnapshotReader, type SnapshotWriter, type StateInstaller } from './snapshot.ts'
 
 export interface ZScoreOptions {
   /** Accepted values kept per sensor (the rolling baseline). Default 100. */
@@ -336,6 +337,73 @@ export class ZScoreDetector {
 
   clear (): void {
     this.#sensors.clear()
+  }
+
+  /** The sensor's baseline as a standalone snapshot (`snapshot.ts`), or null when it has none. */
+  snapshot (sensorId: string): Uint8Array | null {
+    return snapshotOf('zscore', this, sensorId)
+  }
+
+  /** Replaces the sensor's baseline with a snapshot's; damaged bytes throw `AnomalyStateError` and leave it with none. */
+  restore (sensorId: string, bytes: Uint8Array): void {
+    restoreFrom('zscore', this, sensorId, bytes)
+  }
+
+  /**
+   * Appends the sensor's baseline: the ring's values in place (Float64: 8 bytes a value), its
+   * position, the running sum and the held-back run. The sorted copy is not written: it is the
+   * ring's values sorted, but for the signs of zeros (a -0 may have replaced a +0 there, or the
+   * other way round: `Window.add` evicts the first equal value), which are written as bits.
+   * False, writing nothing, when the sensor has no baseline.
+   */
+  writeSnapshot (sensorId: string, out: SnapshotWriter): boolean {
+    const b = this.#sensors.get(sensorId)
+    if (b === undefined) return false
+    const n = b.count
+    out.uint(b.ring.length)
+    out.uint(n)
+    out.uint(b.head)
+    out.f64(b.total)
+    out.uint(b.sinceSum)
+    out.f64s(b.ring, 0, n)
+    const sorted = b.sorted
+    const firstZero = lowerBound(sorted, n, 0)
+    let zeros = 0
+    while (firstZero + zeros < n && sorted[firstZero + zeros] === 0) zeros++
+    out.uint(zeros)
+    out.bits(zeros, i => Object.is(sorted[firstZero + i], -0))
+    out.uint(b.pendingCount)
+    if (b.pendingCount > 0) out.f64s(b.pending as Float64Array, 0, b.pendingCount)
+    return true
+  }
+
+  /** Decodes what `writeSnapshot` wrote (for a detector of the same `windowSize`); the installer replaces a sensor's baseline with it. */
+  readSnapshot (input: SnapshotReader): StateInstaller {
+    const capacity = input.uint('windowSize')
+    if (capacity !== this.windowSize) input.fail('windowSize', `a window of ${capacity} values, this detector keeps ${this.windowSize}`)
+    const b = new Window(capacity)
+    const n = b.count = input.uint('count', capacity)
+    b.head = input.uint('head', capacity - 1)
+    if (n < capacity && b.head !== n) input.fail('head', `a window of ${n} values is written up to ${n}, not ${b.head}`)
+    b.total = input.f64('total')
+    b.sinceSum = input.uint('sinceSum', capacity - 1)
+    input.f64s('values', b.ring, 0, n)
+    for (let i = 0; i < n; i++) if (!Number.isFinite(b.ring[i])) input.fail('values', `value ${i} is not finite`)
+    const sorted = b.sorted
+    sorted.set(b.ring.subarray(0, n))
+    sorted.subarray(0, n).sort()
+    const firstZero = lowerBound(sorted, n, 0)
+    let zeros = 0
+    while (firstZero + zeros < n && sorted[firstZero + zeros] === 0) zeros++
+    const written = input.uint('zeros', n)
+    if (written !== zeros) input.fail('zeros', `${written} zeros, the values hold ${zeros}`)
+    input.bits('zeros', zeros, (i, negative) => { sorted[firstZero + i] = negative ? -0 : 0 })
+    b.pendingCount = input.uint('pending', this.maxConsecutiveRejections)
+    if (b.pendingCount > 0) {
+      b.pending = new Float64Array(this.maxConsecutiveRejections)
+      input.f64s('pending', b.pending, 0, b.pendingCount)
+    }
+    return (sensorId) => { this.#sensors.set(sensorId, b) }
   }
 
   /** Ids of tracked sensors, in insertion order. */
