@@ -3,9 +3,25 @@
 import { type Reading } from '../domain/index.ts'
 import { type CadenceTracker } from './cadence.ts'
 import { RowAligner, type AlignedRow, type RowAlignerOptions } from './device-align.ts'
-import { DeviceForest, checkDeviceForestOptions, defaultDeviceForestOptions, type DeviceContribution, type DeviceForestOptions } from './device-forest.ts'
+import {
+  DeviceForest, checkDeviceForestOptions, defaultDeviceForestOptions, type DeviceContribution, type DeviceForestOptions, type StoredDeviceRow
+} from './device-forest.ts'
+import { inlineDeviceTrainer, type DeviceModel, type DeviceTrainer } from './device-model.ts'
+import { AnomalyStateError } from './errors.ts'
 
 export interface DeviceDetectorOptions extends DeviceForestOptions, RowAlignerOptions {}
+
+/** Who fits the device models, and whether the detector keeps them for storage. */
+export interface DeviceDetectorTraining {
+  /** Fits the models: inline when absent or null (replay, evaluation); the live worker's training thread. */
+  trainer?: DeviceTrainer | null | undefined
+  /**
+   * Keep every model as it starts scoring until `drainModels` takes it (the live worker stores
+   * each). Default false (unlike ForestScorer's): replay and the benchmarks never drain, and held
+   * models would grow with the stream; `modelsTrained` counts either way.
+   */
+  retainTrained?: boolean | undefined
+}
 
 /** What the device-level detector says about one row of a device. */
 export interface DeviceVerdict {
@@ -55,7 +71,19 @@ export function formatContributions (contributions: readonly DeviceContribution[
 class DeviceState {
   forest: DeviceForest | null = null
   rows = 0
+  /** Models and failed fits of the device's earlier lists of measurements. */
   models = 0
+  failures = 0
+
+  /** The forest goes (a new list of measurements, a restore): its fit under way is dropped, its counts kept. */
+  retire (): void {
+    const forest = this.forest
+    if (forest === null) return
+    forest.cancelFit()
+    this.models += forest.modelsTrained
+    this.failures += forest.trainingFailures
+    this.forest = null
+  }
 }
 
 /**
@@ -66,15 +94,22 @@ class DeviceState {
  * good) starts learning afresh. Rows that miss a measurement are passed on unscored.
  *
  * Feed readings in arrival order (`push`), or whole rows where they come aligned already
- * (`scoreRow`: a CSV row of several value columns). Deterministic for the same input and seed.
+ * (`scoreRow`: a CSV row of several value columns). Deterministic for the same input and seed,
+ * whoever trains: a model asked for at a row scores from `installAfterRows` rows of its device
+ * later, with the inline trainer as with the live worker's thread.
  */
 export class DeviceDetector {
   readonly options: Readonly<DeviceDetectorOptions>
   readonly aligner: RowAligner
   readonly #devices = new Map<string, DeviceState>()
   readonly #rows: AlignedRow[] = []
+  readonly #trainer: DeviceTrainer
+  /** Hears of each model as it starts scoring (null unless `retainTrained`). */
+  readonly #onInstalled: ((model: DeviceModel) => void) | null
+  #installed: DeviceModel[] = []
 
-  constructor (options: Partial<DeviceDetectorOptions> = {}, cadence?: CadenceTracker) {
+  /** `cadence`: the readings' cadence tracker to align by (the aligner keeps its own when absent). */
+  constructor (options: Partial<DeviceDetectorOptions> = {}, training: DeviceDetectorTraining = {}, cadence?: CadenceTracker) {
     const { tolerance, maxMeasurements, dropAfterRows, ...forest } = options
     const aligner: Partial<RowAlignerOptions> = {}
     if (tolerance !== undefined) aligner.tolerance = tolerance
@@ -83,6 +118,13 @@ export class DeviceDetector {
     this.aligner = new RowAligner(aligner, cadence)
     const f = checkDeviceForestOptions({ ...defaultDeviceForestOptions, ...forest })
     this.options = Object.freeze({ ...f, ...this.aligner.options })
+    this.#trainer = training.trainer ?? inlineDeviceTrainer
+    this.#onInstalled = training.retainTrained === true ? model => { this.#installed.push(model) } : null
+  }
+
+  #newForest (device: string, measurements: readonly string[]): DeviceForest {
+    const { tolerance: _t, maxMeasurements: _m, dropAfterRows: _d, ...o } = this.options
+    return new DeviceForest(device, measurements, o, this.#trainer, this.#onInstalled)
   }
 
   /** Aligns a reading; returns the verdicts of the rows it closed (usually none or one). */
@@ -107,9 +149,21 @@ export class DeviceDetector {
 
   /**
    * Scores one aligned row of `device` (values[i] of measurements[i]; NaN = missing) and learns
-   * from it. The device's model starts afresh when its list of measurements changes.
+   * from it. The device's model starts afresh when its list of measurements changes; the same
+   * measurements in another order (a restored device whose readings came back in another order)
+   * are put in its model's order.
    */
-  scoreRow (device: string, ts: number, measurements: readonly string[], values: ArrayLike<number>): DeviceVerdict {
+  scoreRow (device: string, ts: number, rowMeasurements: readonly string[], rowValues: ArrayLike<number>): DeviceVerdict {
+    let measurements = rowMeasurements
+    let values = rowValues
+    const known = this.#devices.get(device)?.forest?.measurements
+    if (known !== undefined && !sameList(known, measurements) && known.length === measurements.length && rowValues.length === measurements.length) {
+      const order = known.map(name => measurements.indexOf(name))
+      if (order.every(i => i >= 0)) {
+        values = order.map(i => rowValues[i] as number)
+        measurements = known
+      }
+    }
     const m = measurements.length
     const copy = Float64Array.from(values)
     let complete = copy.length === m
@@ -125,9 +179,8 @@ export class DeviceDetector {
     }
     let forest = state.forest
     if (forest === null || !sameList(forest.measurements, measurements)) {
-      if (forest !== null) state.models += forest.modelsTrained
-      const { tolerance: _t, maxMeasurements: _m, dropAfterRows: _d, ...o } = this.options
-      forest = state.forest = new DeviceForest(device, measurements, o)
+      state.retire()
+      forest = state.forest = this.#newForest(device, measurements)
     }
     state.rows++
     const s = forest.score(copy, ts)
@@ -143,11 +196,53 @@ export class DeviceDetector {
     return verdict
   }
 
-  /** Models trained over all devices. */
+  /** Models trained and installed over all devices (also those `drainModels` took, and with `retainTrained` off). */
   get modelsTrained (): number {
     let n = 0
     for (const s of this.#devices.values()) n += s.models + (s.forest?.modelsTrained ?? 0)
     return n
+  }
+
+  /** Fits that failed over all devices (each device kept its model and trains again at its next due time). */
+  get trainingFailures (): number {
+    let n = 0
+    for (const s of this.#devices.values()) n += s.failures + (s.forest?.trainingFailures ?? 0)
+    return n
+  }
+
+  /**
+   * The models that started scoring since the last call, oldest first, to store them (only with
+   * `retainTrained`; empty otherwise). Each carries its device's measurements, and its stored form
+   * (`encoded`) when the trainer made it (the training thread does).
+   */
+  drainModels (): DeviceModel[] {
+    const out = this.#installed
+    this.#installed = []
+    return out
+  }
+
+  /**
+   * After a restart: `device`'s state rebuilt from storage (see `DeviceForest#restore`): its
+   * training window refilled from its stored rows (oldest first; `values` in the model's
+   * measurement order; `anomaly`: the device alarmed on the row, so it stays out of training)
+   * without scoring them, the stored model installed (or none), and the retrain schedule going on
+   * from the model's training. What differs from a detector that never stopped: the ring of the
+   * last `alarmWindow` row scores starts empty, so the device's score reads low (and it cannot
+   * alarm) until `alarmRows` rows passed the threshold again, and it is exact again after
+   * `alarmWindow` rows; a fit that was under way is asked for again at the next row; the aligner's
+   * open rows are gone. `measurements` is the device's list, taken from the model when there is
+   * one (required without one). Replaces whatever state the device had.
+   */
+  restoreDevice (device: string, model: DeviceModel | null, rows: Iterable<StoredDeviceRow>, measurements: readonly string[] | undefined = model?.measurements): void {
+    if (measurements === undefined) throw new AnomalyStateError(`device.${device}`, 'restoring a device without a model needs its list of measurements')
+    let state = this.#devices.get(device)
+    if (state === undefined) {
+      state = new DeviceState()
+      this.#devices.set(device, state)
+    }
+    state.retire()
+    const forest = state.forest = this.#newForest(device, measurements)
+    state.rows = forest.restore(model, rows)
   }
 
   /** The devices with rows of at least two measurements, in the order first seen. */
@@ -165,8 +260,11 @@ export class DeviceDetector {
     return out
   }
 
+  /** Drops every device's state and the fits under way (the worker restores them from storage). */
   clear (): void {
+    for (const s of this.#devices.values()) s.forest?.cancelFit()
     this.#devices.clear()
+    this.#installed = []
     this.aligner.clear()
   }
 }

@@ -1,8 +1,10 @@
 // Device-level (multivariate) anomaly detection: one Isolation Forest over all the measurements a
 // device reports at once, learnt online from the device's own rows. Pure: no I/O, no clock, seeded.
-import { createRandom } from '../domain/index.ts'
-import { AnomalyConfigError } from './errors.ts'
-import { IsolationForest, linearPercentile } from './isolation-forest/index.ts'
+// The model and its fit are in device-model.ts, its stored form in device-model-codec.ts.
+import { AnomalyConfigError, AnomalyStateError } from './errors.ts'
+import {
+  MIN_TRAINING_ROWS, inlineDeviceTrainer, type DeviceModel, type DeviceTrainer, type DeviceTrainingJob, type PendingDeviceFit
+} from './device-model.ts'
 import { RetrainPolicy } from './ml.ts'
 import { ratioScore, THRESHOLD } from './score.ts'
 
@@ -18,6 +20,20 @@ export interface DeviceForestOptions {
   retrainFraction: number
   /** ... and at least this much event time (`RetrainPolicy.retrainMs`). */
   retrainMs: number
+  /**
+   * Rows of the device between the row that asks for a model (the trigger) and the first row that
+   * model scores: the trigger and the next `installAfterRows - 1` rows are scored by the model
+   * before. A background trainer (the live worker's thread) fits meanwhile and the stream waits
+   * only if the fit takes longer; inline training gives the same model at the same row, so a
+   * replay's verdicts equal the live ones, row for row. 16 by default: a fit takes about 25 ms
+   * (more when the thread is busy with other keys' fits, one at a time), and a device at 1 row/s
+   * gives the thread 16 s, one at 10 rows/s 1.6 s; yet it is small beside the 100 or more rows
+   * between two models (the per-sensor forest's 256 would be longer than a device model's life,
+   * and would delay the first verdicts after `firstRows` by as much). 0: the trigger row itself is
+   * scored by the new model (what inline training did before there was a trainer). SKAB's
+   * device-level F1 hardly moves with it: 0.702, 0.704, 0.704, 0.706 at 0, 8, 16, 32.
+   */
+  installAfterRows: number
   /** Trees of a model, split between its two halves. */
   nEstimators: number
   maxSamples: number
@@ -37,6 +53,7 @@ export const defaultDeviceForestOptions: Readonly<DeviceForestOptions> = Object.
   retrainRows: 100,
   retrainFraction: 0.1,
   retrainMs: 60_000,
+  installAfterRows: 16,
   nEstimators: 200,
   maxSamples: 256,
   falseAlarmRate: 0.01,
@@ -47,7 +64,7 @@ export const defaultDeviceForestOptions: Readonly<DeviceForestOptions> = Object.
 
 export function checkDeviceForestOptions (o: DeviceForestOptions): DeviceForestOptions {
   const ints: Array<[keyof DeviceForestOptions, number]> = [
-    ['firstRows', 8], ['trainingSize', 8], ['retrainRows', 1], ['nEstimators', 2], ['maxSamples', 2], ['alarmWindow', 1], ['alarmRows', 1]
+    ['firstRows', 8], ['trainingSize', 8], ['retrainRows', 1], ['installAfterRows', 0], ['nEstimators', 2], ['maxSamples', 2], ['alarmWindow', 1], ['alarmRows', 1]
   ]
   for (const [name, min] of ints) {
     const v = o[name]
@@ -60,88 +77,6 @@ export function checkDeviceForestOptions (o: DeviceForestOptions): DeviceForestO
   if (!(o.falseAlarmRate > 0 && o.falseAlarmRate < 0.5)) throw new AnomalyConfigError('device.falseAlarmRate', `must be in (0, 0.5), got ${o.falseAlarmRate}`)
   if (!Number.isFinite(o.seed)) throw new AnomalyConfigError('device.seed', `must be finite, got ${o.seed}`)
   return o
-}
-
-/**
- * Eigen-decomposition of a symmetric n×n matrix (row-major) by cyclic Jacobi rotations: exact to
- * rounding for the small matrices here (one row and column per measurement). Returns the
- * eigenvalues and the eigenvectors as the columns of `vectors` (row-major: vectors[i * n + k] is
- * component i of eigenvector k), in no particular order.
- */
-export function symmetricEigen (matrix: ArrayLike<number>, n: number): { values: Float64Array, vectors: Float64Array } {
-  const a = Float64Array.from(matrix)
-  if (a.length !== n * n) throw new RangeError(`symmetricEigen: ${a.length} values for a ${n}×${n} matrix`)
-  const v = new Float64Array(n * n)
-  for (let i = 0; i < n; i++) v[i * n + i] = 1
-  let scale = 0
-  for (let i = 0; i < a.length; i++) scale += (a[i] as number) ** 2
-  for (let sweep = 0; sweep < 64; sweep++) {
-    let off = 0
-    for (let p = 0; p < n; p++) for (let q = p + 1; q < n; q++) off += (a[p * n + q] as number) ** 2
-    if (off <= 1e-30 * scale || off === 0) break
-    for (let p = 0; p < n; p++) {
-      for (let q = p + 1; q < n; q++) {
-        const apq = a[p * n + q] as number
-        if (apq === 0) continue
-        const theta = ((a[q * n + q] as number) - (a[p * n + p] as number)) / (2 * apq)
-        const t = (theta >= 0 ? 1 : -1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1))
-        const c = 1 / Math.sqrt(t * t + 1)
-        const s = t * c
-        for (let k = 0; k < n; k++) {
-          const akp = a[k * n + p] as number
-          const akq = a[k * n + q] as number
-          a[k * n + p] = c * akp - s * akq
-          a[k * n + q] = s * akp + c * akq
-        }
-        for (let k = 0; k < n; k++) {
-          const apk = a[p * n + k] as number
-          const aqk = a[q * n + k] as number
-          a[p * n + k] = c * apk - s * aqk
-          a[q * n + k] = s * apk + c * aqk
-        }
-        for (let k = 0; k < n; k++) {
-          const vkp = v[k * n + p] as number
-          const vkq = v[k * n + q] as number
-          v[k * n + p] = c * vkp - s * vkq
-          v[k * n + q] = s * vkp + c * vkq
-        }
-      }
-    }
-  }
-  const values = new Float64Array(n)
-  for (let i = 0; i < n; i++) values[i] = a[i * n + i] as number
-  return { values, vectors: v }
-}
-
-/** Robust z beyond which a training value is clipped when the covariance is estimated (a few outliers must not set the axes). */
-const COVARIANCE_CLIP = 5
-/** 1.4826 × MAD estimates the standard deviation of normal data. */
-const MAD_TO_SD = 1.4826
-
-/** One trained device model: how to standardise and rotate a row, the two half forests, the threshold. */
-export interface DeviceModel {
-  /** The device. */
-  key: string
-  /** Counts the device's models from 1. */
-  sequence: number
-  /** `<device>#<sequence>`. */
-  version: string
-  /** Event time of the training (the row that triggered it). */
-  trainedAt: number
-  /** Training rows. */
-  samples: number
-  /** Per measurement: median and robust scale (1.4826 × MAD, floored) over the training rows. */
-  center: Float64Array
-  scale: Float64Array
-  /** Eigenvectors of the robust correlation of the standardised measurements (row-major, one per column). */
-  rotation: Float64Array
-  /** Inverse of that correlation (eigenvalues floored): what the other measurements imply for one. */
-  precision: Float64Array
-  /** Fitted on the older and the newer half of the training rows. */
-  older: IsolationForest
-  newer: IsolationForest
-  /** The anomaly score (2^(−E[h]/c), both halves' trees) at which a row passes: `falseAlarmRate` out of fold. */
-  threshold: number
 }
 
 /** What a measurement did to a row's score. */
@@ -181,45 +116,44 @@ function hash32 (text: string): number {
   return h >>> 0
 }
 
-/** Rows of each half scored out of fold for the threshold (a 99th percentile needs a few hundred; more only costs). */
-const CALIBRATION_ROWS = 1024
-
-/** At most CALIBRATION_ROWS rows of a row-major block of `m` columns, evenly spaced (all of them when fewer). */
-function spaced (rows: Float32Array, m: number): Float32Array {
-  const n = rows.length / m
-  if (n <= CALIBRATION_ROWS) return rows
-  const out = new Float32Array(CALIBRATION_ROWS * m)
-  for (let k = 0; k < CALIBRATION_ROWS; k++) {
-    const r = Math.floor(k * n / CALIBRATION_ROWS)
-    out.set(rows.subarray(r * m, r * m + m), k * m)
-  }
-  return out
-}
-
 /** Share of the excess a measurement needs to be named a contributor. */
 const MIN_SHARE = 0.1
 const MAX_CONTRIBUTORS = 3
+
+/** A stored row of a device, to refill its training window after a restart (`DeviceForest#restore`). */
+export interface StoredDeviceRow {
+  /** Event time. */
+  ts: number
+  /** One value per measurement, in the model's order. */
+  values: ArrayLike<number>
+  /** The device alarmed on the row (it stays out of training). */
+  anomaly: boolean
+}
 
 /**
  * The online multivariate model of one device with a fixed list of measurements (`m >= 2`). Each
  * row (one value per measurement, aligned by event time) is first scored by the current model,
  * then joins the training window.
  *
- * A model: each measurement standardised robustly (median, 1.4826 × MAD over the training rows),
- * the standardised rows rotated onto the eigenvectors of their (clipped) correlation, so that a
- * measurement leaving its usual relation to the others is an outlier on some axis, not only one
- * leaving its usual range; then two Isolation Forests, one on the older and one on the newer half
- * of the training rows. A row's anomaly score is 2^(−E[h]/c) over both forests' trees (the
- * geometric mean of their scores). The threshold is the (1 − falseAlarmRate) quantile of the
- * training rows' out-of-fold scores (each half scored by the other half's forest), so it holds for
- * rows the model has not seen, drift across half a window included; in-sample scores would set it
- * too low.
+ * A model (`fitDeviceModel`): each measurement standardised robustly (median, 1.4826 × MAD over
+ * the training rows), the standardised rows rotated onto the eigenvectors of their (clipped)
+ * correlation, so that a measurement leaving its usual relation to the others is an outlier on
+ * some axis, not only one leaving its usual range; then two Isolation Forests, one on the older
+ * and one on the newer half of the training rows. A row's anomaly score is 2^(−E[h]/c) over both
+ * forests' trees (the geometric mean of their scores). The threshold is the (1 − falseAlarmRate)
+ * quantile of the training rows' out-of-fold scores (each half scored by the other half's forest),
+ * so it holds for rows the model has not seen, drift across half a window included; in-sample
+ * scores would set it too low.
  *
  * Rows the device alarmed on stay out of training (a fault must not become the normal), unless
  * they outnumber the other rows of the window: then the device has changed for good and the next
  * model learns the window as it is. Training follows `RetrainPolicy` (the per-sensor forest's
- * rule): the first model after `firstRows` rows, then one when `retrainMs` of event time and
- * max(retrainRows, retrainFraction × the last training's rows) new rows have come.
+ * rule), checked before a row is scored, on the rows before it: the first model once `firstRows`
+ * rows are in, then one when `retrainMs` of event time and max(retrainRows, retrainFraction × the
+ * last training's rows) new rows have come. The fit asked for at a row (the trigger) scores from
+ * the `installAfterRows`-th row after it; the trainer (inline by default, the live worker's thread)
+ * fits meanwhile, and where a model starts never depends on how long that took. The schedule moves
+ * on when the fit starts; a failed fit counts in `trainingFailures` and the device keeps its model.
  */
 export class DeviceForest {
   readonly key: string
@@ -227,8 +161,12 @@ export class DeviceForest {
   readonly options: Readonly<DeviceForestOptions>
   readonly policy: RetrainPolicy
   model: DeviceModel | null = null
-  /** Models trained since construction. */
+  /** Models trained and installed since construction. */
   modelsTrained = 0
+  /** Fits that failed (the device keeps its model and trains again at its next due time). */
+  trainingFailures = 0
+  readonly #trainer: DeviceTrainer
+  readonly #onInstalled: ((model: DeviceModel) => void) | null
   readonly #m: number
   readonly #values: Float64Array
   readonly #alarmed: Uint8Array
@@ -239,17 +177,27 @@ export class DeviceForest {
   #lastTrainedAt = -Infinity
   #lastSamples = 0
   #sequence = 0
+  /** Most of the window alarmed: the next model is due at once, whatever the schedule. */
+  #force = false
+  /** The fit asked for and not installed yet, and the rows of the device still to go before it scores. */
+  #pending: { fit: PendingDeviceFit, rowsLeft: number } | null = null
   readonly #recent: Float64Array
   #recentHead = 0
   readonly #sorted: Float64Array
   readonly #z: Float64Array
   readonly #row: Float32Array
 
-  constructor (key: string, measurements: readonly string[], options: Partial<DeviceForestOptions> = {}) {
+  /**
+   * `trainer` fits the models (inline by default); `onInstalled` hears of each model as it starts
+   * scoring, with its stored form when the trainer made it (the scoring model does not keep that).
+   */
+  constructor (key: string, measurements: readonly string[], options: Partial<DeviceForestOptions> = {}, trainer: DeviceTrainer = inlineDeviceTrainer, onInstalled: ((model: DeviceModel) => void) | null = null) {
     if (measurements.length < 2) throw new AnomalyConfigError('device.measurements', `a device-level model needs at least 2 measurements, got ${measurements.length}`)
     this.key = key
     this.measurements = Object.freeze([...measurements])
     this.options = Object.freeze(checkDeviceForestOptions({ ...defaultDeviceForestOptions, ...options }))
+    this.#trainer = trainer
+    this.#onInstalled = onInstalled
     const o = this.options
     this.policy = new RetrainPolicy({ minSamples: o.retrainRows, retrainMs: o.retrainMs, retrainFraction: o.retrainFraction, trainingSize: o.trainingSize })
     const m = this.#m = measurements.length
@@ -267,7 +215,8 @@ export class DeviceForest {
 
   /**
    * Scores a row (`values[i]` is measurement i; all finite) at event time `ts` with the current
-   * model, then learns from it (and trains a new model when one is due).
+   * model (after starting a fit when one is due, and installing the pending one when its row has
+   * come), then learns from it.
    */
   score (values: ArrayLike<number>, ts: number): DeviceScore {
     const m = this.#m
@@ -275,6 +224,8 @@ export class DeviceForest {
     for (let i = 0; i < m; i++) {
       if (!Number.isFinite(values[i])) throw new RangeError(`device ${this.key}: ${this.measurements[i] as string} is not a finite number: ${String(values[i])}`)
     }
+    if (this.#pending === null && this.#due(ts)) this.#start(ts)
+    if (this.#pending !== null && this.#pending.rowsLeft-- === 0) this.#install()
     const model = this.model
     let rowScore: number | null = null
     let score: number | null = null
@@ -290,7 +241,7 @@ export class DeviceForest {
       if (score >= THRESHOLD) contributions = this.#contributions(model, values, rowScore)
     }
     const anomaly = score !== null && score >= THRESHOLD
-    this.#learn(values, ts, anomaly)
+    this.#learn(values, anomaly)
     return { rowScore, score, anomaly, model, contributions }
   }
 
@@ -343,140 +294,157 @@ export class DeviceForest {
     return drops.filter(d => d.share >= MIN_SHARE).sort((a, b) => b.share - a.share || a.index - b.index).slice(0, MAX_CONTRIBUTORS)
   }
 
-  #learn (values: ArrayLike<number>, ts: number, alarmed: boolean): void {
-    const o = this.options
-    const size = o.trainingSize
+  /** Adds a row to the window (the oldest leaves it once it is full). */
+  #append (values: ArrayLike<number>, alarmed: boolean): void {
+    const size = this.options.trainingSize
     const m = this.#m
     if (this.#count === size && this.#alarmed[this.#head] === 1) this.#alarmedCount--
     for (let i = 0; i < m; i++) this.#values[this.#head * m + i] = values[i] as number
     this.#alarmed[this.#head] = alarmed ? 1 : 0
     if (alarmed) this.#alarmedCount++
-    else this.#fresh++
     this.#head = (this.#head + 1) % size
     if (this.#count < size) this.#count++
-    let force = false
+  }
+
+  #learn (values: ArrayLike<number>, alarmed: boolean): void {
+    this.#append(values, alarmed)
+    if (!alarmed) this.#fresh++
     if (this.model !== null && 2 * this.#alarmedCount > this.#count) {
       // Most of the window alarmed: the device has changed for good; learn it as it is now.
       this.#alarmed.fill(0)
       this.#alarmedCount = 0
       this.#recent.fill(0) // the old model's scores do not carry over
-      force = true
+      this.#force = true
     }
-    const normal = this.#count - this.#alarmedCount
-    const due = this.model === null
-      ? normal >= o.firstRows
-      : force || this.policy.due({ count: normal, fresh: this.#fresh, lastTrainedAt: this.#lastTrainedAt, lastSamples: this.#lastSamples }, ts)
-    if (due) this.#train(ts)
   }
 
-  #train (ts: number): void {
+  /** Whether a fit starts now, before a row at event time `ts` is scored (on the rows before it). */
+  #due (ts: number): boolean {
+    const normal = this.#count - this.#alarmedCount
+    if (this.#lastTrainedAt === -Infinity) return normal >= this.options.firstRows
+    return this.#force || this.policy.due({ count: normal, fresh: this.#fresh, lastTrainedAt: this.#lastTrainedAt, lastSamples: this.#lastSamples }, ts)
+  }
+
+  #start (ts: number): void {
     const o = this.options
     const m = this.#m
     const size = o.trainingSize
     const n = this.#count - this.#alarmedCount
-    if (n < 8) return
+    if (n < MIN_TRAINING_ROWS) return
     // The window's rows not in an alarm, oldest first.
-    const x = new Float64Array(n * m)
+    const rows = new Float64Array(n * m)
     let r = 0
     for (let k = 0, slot = (this.#head - this.#count + size) % size; k < this.#count; k++, slot = (slot + 1) % size) {
       if (this.#alarmed[slot] === 1) continue
-      x.set(this.#values.subarray(slot * m, slot * m + m), r * m)
+      rows.set(this.#values.subarray(slot * m, slot * m + m), r * m)
       r++
     }
-    const center = new Float64Array(m)
-    const scale = new Float64Array(m)
-    const col = new Float64Array(n)
-    for (let i = 0; i < m; i++) {
-      for (let k = 0; k < n; k++) col[k] = x[k * m + i] as number
-      col.sort()
-      const med = linearPercentile(col, 50)
-      for (let k = 0; k < n; k++) col[k] = Math.abs((x[k * m + i] as number) - med)
-      col.sort()
-      let s = MAD_TO_SD * linearPercentile(col, 50)
-      if (!(s > 0)) {
-        // More than half the rows at one value (a quantised or idle measurement): the standard deviation instead.
-        let mean = 0
-        for (let k = 0; k < n; k++) mean += x[k * m + i] as number
-        mean /= n
-        let ss = 0
-        for (let k = 0; k < n; k++) ss += ((x[k * m + i] as number) - mean) ** 2
-        s = Math.sqrt(ss / n)
-      }
-      // A constant measurement: any change of it is far out (a step of 1e-6 of its level is 1σ).
-      if (!(s > 0)) s = Math.max(Math.abs(med) * 1e-6, 1e-12)
-      center[i] = med
-      scale[i] = s
-    }
-    for (let k = 0; k < n; k++) {
-      for (let i = 0; i < m; i++) x[k * m + i] = ((x[k * m + i] as number) - (center[i] as number)) / (scale[i] as number)
-    }
-    const cov = new Float64Array(m * m)
-    for (let k = 0; k < n; k++) {
-      for (let i = 0; i < m; i++) {
-        const zi = Math.max(-COVARIANCE_CLIP, Math.min(COVARIANCE_CLIP, x[k * m + i] as number))
-        for (let j = i; j < m; j++) {
-          const zj = Math.max(-COVARIANCE_CLIP, Math.min(COVARIANCE_CLIP, x[k * m + j] as number))
-          cov[i * m + j] = (cov[i * m + j] as number) + zi * zj
-        }
-      }
-    }
-    for (let i = 0; i < m; i++) {
-      for (let j = i; j < m; j++) {
-        const c = (cov[i * m + j] as number) / n
-        cov[i * m + j] = c
-        cov[j * m + i] = c
-      }
-    }
-    const { values: eig, vectors: rotation } = symmetricEigen(cov, m)
-    let top = 0
-    for (const e of eig) if (e > top) top = e
-    const floor = Math.max(top, 1) * 1e-6
-    const precision = new Float64Array(m * m)
-    for (let k = 0; k < m; k++) {
-      const inv = 1 / Math.max(eig[k] as number, floor)
-      for (let i = 0; i < m; i++) {
-        for (let j = 0; j < m; j++) precision[i * m + j] = (precision[i * m + j] as number) + (rotation[i * m + k] as number) * inv * (rotation[j * m + k] as number)
-      }
-    }
-    const data = new Float32Array(n * m)
-    for (let k = 0; k < n; k++) {
-      for (let c = 0; c < m; c++) {
-        let s = 0
-        for (let i = 0; i < m; i++) s += (x[k * m + i] as number) * (rotation[i * m + c] as number)
-        data[k * m + c] = s
-      }
-    }
     const sequence = this.#sequence + 1
-    const random = createRandom((o.seed ^ hash32(this.key) ^ Math.imul(sequence, 0x9e3779b9)) >>> 0)
-    const half = n >> 1
-    const older = data.subarray(0, half * m)
-    const newer = data.subarray(half * m)
-    const trees = Math.max(1, o.nEstimators >> 1)
-    const options = { nEstimators: trees, maxSamples: o.maxSamples, random }
-    const olderForest = IsolationForest.fit(older, m, options)
-    const newerForest = IsolationForest.fit(newer, m, options)
-    // Out-of-fold scores: each half's rows (at most CALIBRATION_ROWS of them, evenly spaced) by the other half's forest.
-    const oof = Float64Array.from([...newerForest.scoreSamples(spaced(older, m)), ...olderForest.scoreSamples(spaced(newer, m))], s => -s)
-    oof.sort()
-    const threshold = linearPercentile(oof, 100 * (1 - o.falseAlarmRate))
-    this.#sequence = sequence
-    this.model = {
-      key: this.key,
-      sequence,
-      version: `${this.key}#${sequence}`,
-      trainedAt: ts,
-      samples: n,
-      center,
-      scale,
-      rotation,
-      precision,
-      older: olderForest,
-      newer: newerForest,
-      threshold
+    const seed = (o.seed ^ hash32(this.key) ^ Math.imul(sequence, 0x9e3779b9)) >>> 0
+    const job: DeviceTrainingJob = {
+      key: this.key, measurements: this.measurements, sequence, trainedAt: ts, rows, m, nEstimators: o.nEstimators, maxSamples: o.maxSamples, falseAlarmRate: o.falseAlarmRate, seed
     }
-    this.modelsTrained++
-    this.#fresh = 0
+    // The schedule moves on now (also after a failure: a broken trainer is not asked again on every row).
     this.#lastTrainedAt = ts
     this.#lastSamples = n
+    this.#fresh = 0
+    this.#force = false
+    let fit: PendingDeviceFit
+    try {
+      fit = this.#trainer.start(job)
+    } catch {
+      this.trainingFailures++
+      return
+    }
+    this.#pending = { fit, rowsLeft: o.installAfterRows }
+  }
+
+  #install (): void {
+    const fit = this.#pending!.fit
+    this.#pending = null
+    let fitted: DeviceModel
+    try {
+      fitted = fit.take()
+    } catch {
+      this.trainingFailures++
+      return
+    }
+    // The stored form goes to whoever stores it (onInstalled); the model that scores does not keep it.
+    const { encoded: _encoded, ...scoring } = fitted
+    this.model = scoring
+    this.#sequence = fitted.sequence
+    this.modelsTrained++
+    this.#onInstalled?.(fitted)
+  }
+
+  /** A fit has been started and not installed yet. */
+  get fitPending (): boolean {
+    return this.#pending !== null
+  }
+
+  /** Drops the fit under way, if any (the detector is cleared or replaces this device's model). */
+  cancelFit (): void {
+    this.#pending?.fit.cancel()
+    this.#pending = null
+  }
+
+  /**
+   * After a restart: the window refilled from stored rows (oldest first, values in this device's
+   * measurement order; rows missing a value are skipped, as they are when they arrive) WITHOUT
+   * scoring them, the stored model installed (or none), and the schedule set as if the stream had
+   * gone on: the last training at `model.trainedAt` on `model.samples` rows, the new rows those the
+   * device did not alarm on at or after `model.trainedAt` (the row that asked for the model joined
+   * the window after its fit started). What differs from the forest that stored them: the ring of
+   * the last `alarmWindow` row scores starts empty (zeros: the device cannot alarm before
+   * `alarmRows` rows have passed the threshold again, and its score is exact again after
+   * `alarmWindow` rows); a fit that was under way is not (the next row asks again, on the window as
+   * it is then); rows whose alarm flags the device had dropped (most of its window alarmed, then a
+   * new model) come back flagged, and are dropped here too when they are most of the window.
+   * Returns the rows that joined the window.
+   */
+  restore (model: DeviceModel | null, rows: Iterable<StoredDeviceRow>): number {
+    if (model !== null) {
+      if (model.key !== this.key) throw new AnomalyStateError('device.key', `a model of ${JSON.stringify(model.key)} restored for ${JSON.stringify(this.key)}`)
+      if (model.measurements.length !== this.#m || model.measurements.some((name, i) => name !== this.measurements[i])) {
+        throw new AnomalyStateError('device.measurements', `a model of ${model.measurements.join(', ')} restored for ${this.measurements.join(', ')}`)
+      }
+    }
+    this.cancelFit()
+    this.#head = 0
+    this.#count = 0
+    this.#alarmedCount = 0
+    this.#alarmed.fill(0)
+    this.#recent.fill(0)
+    this.#recentHead = 0
+    this.#force = false
+    if (model === null) {
+      this.model = null
+      this.#sequence = 0
+      this.#lastTrainedAt = -Infinity
+      this.#lastSamples = 0
+    } else {
+      const { encoded: _encoded, ...scoring } = model
+      this.model = scoring
+      this.#sequence = model.sequence
+      this.#lastTrainedAt = model.trainedAt
+      this.#lastSamples = model.samples
+    }
+    let fresh = 0
+    let learnt = 0
+    for (const row of rows) {
+      if (row.values.length !== this.#m) throw new AnomalyStateError('device.rows', `${row.values.length} values for ${this.#m} measurements (${this.measurements.join(', ')})`)
+      let complete = Number.isFinite(row.ts)
+      for (let i = 0; i < this.#m && complete; i++) if (!Number.isFinite(row.values[i])) complete = false
+      if (!complete) continue
+      this.#append(row.values, row.anomaly)
+      learnt++
+      if (!row.anomaly && (model === null || row.ts >= model.trainedAt)) fresh++
+    }
+    this.#fresh = fresh
+    if (model !== null && 2 * this.#alarmedCount > this.#count) {
+      this.#alarmed.fill(0)
+      this.#alarmedCount = 0
+    }
+    return learnt
   }
 }

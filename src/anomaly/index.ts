@@ -91,7 +91,21 @@ export {
   defaultDeviceForestOptions,
   type DeviceContribution,
   type DeviceForestOptions,
-  type DeviceModel,
-  type DeviceScore
+  type DeviceScore,
+  type StoredDeviceRow
 } from './device-forest.ts'
-export { DeviceDetector, formatContributions, type DeviceDetectorOptions, type DeviceSummary, type DeviceVerdict } from './device-detector.ts'
+export {
+  deviceModelFromParts,
+  deviceModelToParts,
+  fitDeviceModel,
+  inlineDeviceTrainer,
+  type DeviceModel,
+  type DeviceModelParts,
+  type DeviceTrainer,
+  type DeviceTrainingJob,
+  type PendingDeviceFit
+} from './device-model.ts'
+export { decodeDeviceModel, encodeDeviceModel } from './device-model-codec.ts'
+export {
+  DeviceDetector, formatContributions, type DeviceDetectorOptions, type DeviceDetectorTraining, type DeviceSummary, type DeviceVerdict
+} from './device-detector.ts'

@@ -1,21 +1,30 @@
-// The training thread: fits Isolation Forests for the main thread's ForestScorer, one job at a time,
-// and makes each model's stored form here too, so the stream's thread only rebuilds the forest.
-// Replies go over the port the main thread reads synchronously; the shared counter wakes it.
+// The training thread: fits Isolation Forests for the main thread's ForestScorer and device models
+// for its DeviceDetector, one job at a time, and makes each model's stored form here too, so the
+// stream's thread only rebuilds the forests. Replies go over the port the main thread reads
+// synchronously; the shared counter wakes it.
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads'
-import { encodeModel, fitJob, type TrainingJob } from '../anomaly/index.ts'
+import { deviceModelToParts, encodeDeviceModel, encodeModel, fitDeviceModel, fitJob } from '../anomaly/index.ts'
+import type { TrainerReply, TrainerRequest } from './trainer.ts'
 
 const { replies, signal } = workerData as { replies: MessagePort, signal: Int32Array }
 
-function reply (message: object, transfer: ArrayBuffer[] = []): void {
+function reply (message: TrainerReply, transfer: ArrayBuffer[] = []): void {
   replies.postMessage(message, transfer)
   Atomics.add(signal, 0, 1)
   Atomics.notify(signal, 0)
 }
 
-parentPort?.on('message', (msg: { id: number, job: TrainingJob }) => {
-  const { id, job } = msg
+parentPort?.on('message', (msg: TrainerRequest) => {
+  const { id } = msg
   try {
-    const forest = fitJob(job)
+    if (msg.kind === 'device') {
+      const model = fitDeviceModel(msg.job)
+      // A copy of its own, as below (transferred: the thread keeps nothing of it).
+      const encoded = new Uint8Array(encodeDeviceModel(model))
+      reply({ id, device: deviceModelToParts(model), encoded }, [encoded.buffer as ArrayBuffer])
+      return
+    }
+    const forest = fitJob(msg.job)
     // A copy of its own: the compressed bytes may sit in a larger buffer that cannot be transferred (Node 24).
     const encoded = new Uint8Array(encodeModel(forest.toParts()))
     reply({ id, parts: forest.toParts(), encoded }, [encoded.buffer as ArrayBuffer])

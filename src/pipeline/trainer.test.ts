@@ -1,6 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { FEATURES, ForestScorer, IsolationForest, decodeModel, type TrainingJob } from '../anomaly/index.ts'
+import {
+  DeviceDetector, FEATURES, ForestScorer, IsolationForest, decodeDeviceModel, decodeModel, type DeviceTrainingJob, type DeviceVerdict, type TrainingJob
+} from '../anomaly/index.ts'
 import { createRandom, type Reading } from '../domain/index.ts'
 import { ThreadTrainer } from './trainer.ts'
 
@@ -64,4 +66,46 @@ test('thread trainer - the live worker\'s scorer gives exactly the inline scorer
   } finally {
     await trainer.close()
   }
+})
+
+test('thread trainer - device models fitted on the thread give the inline verdicts row for row', async () => {
+  const T0 = Date.UTC(2026, 0, 1)
+  // One device at 1 Hz: a (a slow cycle with noise), b = 2a, c = a/2; b flips sign in rows 2500-2519.
+  const rnd = createRandom(8)
+  const rows = Array.from({ length: 3000 }, (_, i) => {
+    const a = Math.sin(2 * Math.PI * i / 300) + 0.1 * rnd.normal()
+    const b = 2 * a + 0.1 * rnd.normal()
+    const c = 0.5 * a + 0.05 * rnd.normal()
+    return [a, i >= 2500 && i < 2520 ? -b : b, c]
+  })
+  const measurements = ['a', 'b', 'c']
+  const verdict = (v: DeviceVerdict): unknown[] => [v.score, v.rowScore, v.anomaly, v.modelVersion, v.contributions]
+  const inline = new DeviceDetector({}, { retainTrained: true })
+  const expected = rows.map((values, i) => inline.scoreRow('lab', T0 + i * 1000, measurements, values))
+  const trainer = new ThreadTrainer()
+  await trainer.ready()
+  try {
+    const live = new DeviceDetector({}, { trainer: trainer.devices, retainTrained: true })
+    const got = rows.map((values, i) => live.scoreRow('lab', T0 + i * 1000, measurements, values))
+    assert.deepStrictEqual(got.map(verdict), expected.map(verdict))
+    assert.deepEqual(got.filter(v => v.anomaly).map(v => (v.ts - T0) / 1000), Array.from({ length: 20 }, (_, k) => 2504 + k))
+    const models = live.drainModels()
+    assert.deepEqual(models.map(m => [m.version, m.trainedAt, m.samples]), inline.drainModels().map(m => [m.version, m.trainedAt, m.samples]))
+    assert.equal(models.length, 18)
+    assert.deepEqual([live.modelsTrained, live.trainingFailures], [18, 0])
+    // Each model from the thread comes with its stored form, made there.
+    const last = models.at(-1)!
+    const stored = decodeDeviceModel(last.encoded!)
+    assert.deepEqual([stored.version, stored.measurements, stored.threshold, stored.center], [last.version, ['a', 'b', 'c'], last.threshold, last.center])
+    assert.deepEqual(stored.newer.toJSON(), last.newer.toJSON())
+    // A bad job fails with a typed error when taken; forests and device models share the thread and keep coming.
+    const bad: DeviceTrainingJob = { key: 'x', measurements, sequence: 1, trainedAt: 0, rows: new Float64Array(6), m: 3, nEstimators: 4, maxSamples: 16, falseAlarmRate: 0.01, seed: 1 }
+    const failed = trainer.startDevice(bad)
+    const forest = trainer.start(job(77, new Float32Array(300 * FEATURES).fill(1)))
+    assert.throws(() => failed.take(), { code: 'IOT_ERR_TRAINING', message: 'device x: 6 values are not 8 or more rows of 3' })
+    assert.equal(forest.take().forest.nEstimators, 25)
+  } finally {
+    await trainer.close()
+  }
+  assert.throws(() => trainer.devices.start({ key: 'x', measurements, sequence: 1, trainedAt: 0, rows: new Float64Array(30), m: 3, nEstimators: 4, maxSamples: 16, falseAlarmRate: 0.01, seed: 1 }).take(), { code: 'IOT_ERR_TRAINING' })
 })

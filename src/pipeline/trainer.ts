@@ -1,8 +1,17 @@
 import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads'
-import { IsolationForest, type FittedForest, type ForestTrainer, type ParsedModel, type PendingFit, type TrainingJob } from '../anomaly/index.ts'
+import {
+  IsolationForest, deviceModelFromParts, type DeviceModel, type DeviceModelParts, type DeviceTrainer, type DeviceTrainingJob, type FittedForest,
+  type ForestTrainer, type ParsedModel, type PendingDeviceFit, type PendingFit, type TrainingJob
+} from '../anomaly/index.ts'
 import { IotError } from '../domain/index.ts'
 
-interface Reply { id: number, parts?: ParsedModel, encoded?: Uint8Array, error?: string }
+/** What the thread is asked to fit: a per-sensor forest, or a device-level model. */
+export type TrainerRequest =
+  | { kind: 'forest', id: number, job: TrainingJob }
+  | { kind: 'device', id: number, job: DeviceTrainingJob }
+
+/** The thread's answer: the fitted model as typed arrays (`parts` of a forest, `device` of a device model), its stored form, or why it failed. */
+export interface TrainerReply { id: number, parts?: ParsedModel, device?: DeviceModelParts, encoded?: Uint8Array, error?: string }
 
 export interface ThreadTrainerOptions {
   /** Longest wait for one fit before the trainer is taken for dead (its fits fail from then on). */
@@ -12,12 +21,14 @@ export interface ThreadTrainerOptions {
 }
 
 /**
- * Fits forests on a worker thread, so a training (about 10 ms) runs beside the stream; the thread
- * also encodes the model for storage and hands the trees back as typed arrays. Jobs run one at a
- * time in the order started. The scorer takes a fit some rows after starting it (`installAfterRows`):
- * `take` returns at once when the fit is done and otherwise waits for it on this thread (replies
- * come over a port read synchronously, woken through a shared counter), so where a model starts
- * scoring never depends on timing. The thread does not keep the process alive.
+ * Fits forests on a worker thread, so a training (about 10 ms, a device model's about 25 ms) runs
+ * beside the stream; the thread also encodes the model for storage and hands the trees back as
+ * typed arrays. Per-sensor forests (`start`) and device models (`startDevice`, or `devices` as a
+ * `DeviceTrainer`) share the thread; jobs run one at a time in the order started. The scorer takes
+ * a fit some rows after starting it (`installAfterRows`): `take` returns at once when the fit is
+ * done and otherwise waits for it on this thread (replies come over a port read synchronously,
+ * woken through a shared counter), so where a model starts scoring never depends on timing. The
+ * thread does not keep the process alive.
  */
 export class ThreadTrainer implements ForestTrainer {
   readonly #thread: Worker
@@ -25,7 +36,7 @@ export class ThreadTrainer implements ForestTrainer {
   readonly #replies: MessagePort
   /** Bumped by the thread after each reply (Atomics.wait wakes on it). */
   readonly #signal: Int32Array
-  readonly #arrived = new Map<number, Reply>()
+  readonly #arrived = new Map<number, TrainerReply>()
   readonly #cancelled = new Set<number>()
   readonly #options: ThreadTrainerOptions
   #next = 0
@@ -61,22 +72,51 @@ export class ThreadTrainer implements ForestTrainer {
   }
 
   start (job: TrainingJob): PendingFit {
-    const id = this.#next++
-    if (this.#closed === null) {
-      // A copy of the rows of its own, handed over without copying again.
-      const rows = job.rows.slice()
-      this.#thread.postMessage({ id, job: { ...job, rows } }, [rows.buffer as ArrayBuffer])
-    }
+    // A copy of the rows of its own, handed over without copying again.
+    const rows = job.rows.slice()
+    const id = this.#post(id => ({ kind: 'forest', id, job: { ...job, rows } }), rows.buffer as ArrayBuffer)
     return {
-      take: () => this.#take(id),
-      cancel: () => {
-        if (this.#arrived.delete(id)) return
-        this.#cancelled.add(id)
-      }
+      take: (): FittedForest => {
+        const reply = this.#take(id)
+        if (reply.parts === undefined) throw new IotError('IOT_ERR_TRAINING', 'the training thread sent no model')
+        return { forest: IsolationForest.fromParts(reply.parts), ...(reply.encoded === undefined ? {} : { encoded: reply.encoded }) }
+      },
+      cancel: () => { this.#cancel(id) }
     }
   }
 
-  #take (id: number): FittedForest {
+  /** Fits a device-level model (`fitDeviceModel`) on the thread; the model taken carries its stored form (`encodeDeviceModel`). */
+  startDevice (job: DeviceTrainingJob): PendingDeviceFit {
+    const rows = job.rows.slice()
+    const id = this.#post(id => ({ kind: 'device', id, job: { ...job, measurements: [...job.measurements], rows } }), rows.buffer as ArrayBuffer)
+    return {
+      take: (): DeviceModel => {
+        const reply = this.#take(id)
+        if (reply.device === undefined) throw new IotError('IOT_ERR_TRAINING', 'the training thread sent no device model')
+        const model = deviceModelFromParts(reply.device)
+        return reply.encoded === undefined ? model : { ...model, encoded: reply.encoded }
+      },
+      cancel: () => { this.#cancel(id) }
+    }
+  }
+
+  /** `startDevice` as a `DeviceTrainer` (for `DeviceDetector`'s `trainer`). */
+  readonly devices: DeviceTrainer = { start: job => this.startDevice(job) }
+
+  /** Sends a request (unless closed: its take then fails at once) and returns its id. */
+  #post (request: (id: number) => TrainerRequest, transfer: ArrayBuffer): number {
+    const id = this.#next++
+    if (this.#closed === null) this.#thread.postMessage(request(id), [transfer])
+    return id
+  }
+
+  #cancel (id: number): void {
+    if (this.#arrived.delete(id)) return
+    this.#cancelled.add(id)
+  }
+
+  /** The reply to request `id`, waiting for it on this thread if need be; throws when the fit failed or the thread is gone. */
+  #take (id: number): TrainerReply {
     const deadline = performance.now() + this.#options.takeTimeoutMs
     let waited = false
     for (;;) {
@@ -85,8 +125,8 @@ export class ThreadTrainer implements ForestTrainer {
       const reply = this.#arrived.get(id)
       if (reply !== undefined) {
         this.#arrived.delete(id)
-        if (reply.error !== undefined || reply.parts === undefined) throw new IotError('IOT_ERR_TRAINING', reply.error ?? 'the training thread sent no model')
-        return { forest: IsolationForest.fromParts(reply.parts), ...(reply.encoded === undefined ? {} : { encoded: reply.encoded }) }
+        if (reply.error !== undefined) throw new IotError('IOT_ERR_TRAINING', reply.error)
+        return reply
       }
       if (this.#closed !== null) throw this.#closed
       const left = deadline - performance.now()
@@ -106,7 +146,7 @@ export class ThreadTrainer implements ForestTrainer {
   /** Moves every reply that came into `#arrived` (dropping cancelled ones). */
   #drain (): void {
     for (let m = receiveMessageOnPort(this.#replies); m !== undefined; m = receiveMessageOnPort(this.#replies)) {
-      const reply = m.message as Reply
+      const reply = m.message as TrainerReply
       if (this.#cancelled.delete(reply.id)) continue
       this.#arrived.set(reply.id, reply)
     }

@@ -176,9 +176,9 @@ test('replay - several value columns are one device: per-column verdicts, the de
     assert.equal(r.timestamp, new Date(T0 + i * 1000).toISOString())
     assert.equal(Number(r.anomaly_score) >= 0.5, r.anomaly === 'true', `row ${i}`)
   })
-  // The device-level detector: no model before row 400, then its alarm exactly over the broken
+  // The device-level detector: no model before row 416 (asked for at row 400, scoring 16 rows later), then its alarm exactly over the broken
   // rows (from the 5th to 4 rows after the last: the median of 9 row scores), b named.
-  assert.deepEqual([body[399]!.device_score, body[399]!.device_anomaly, body[400]!.device_model_version], ['', '', 'lab#1'])
+  assert.deepEqual([body[415]!.device_score, body[415]!.device_anomaly, body[416]!.device_model_version], ['', '', 'lab#1'])
   assert.deepEqual(body.flatMap((r, i) => r.device_anomaly === 'true' ? [i] : []), Array.from({ length: 20 }, (_, k) => 1054 + k))
   const first = body[1054]!
   assert.deepEqual([first.device_score, first.device_model_version, first.contributors, first.severity, first.anomaly], ['0.644835', 'lab#7', 'b 96%', 'major', 'true'])
@@ -194,10 +194,10 @@ test('replay - several value columns are one device: per-column verdicts, the de
   assert.equal(s.errors, 2)
   assert.deepEqual(s.firstErrors, ['row 1201: bad value "x" in b', 'row 1202: bad timestamp "not a time"'])
   assert.equal(s.sensors, 3)
-  assert.deepEqual(s.device, { measurements: ['a', 'b', 'c'], scored: 800, anomalies: 20, models: 8 })
+  assert.deepEqual(s.device, { measurements: ['a', 'b', 'c'], scored: 784, anomalies: 20, models: 8 })
   assert.deepEqual([s.rowQuality?.device?.tp, s.rowQuality?.device?.fp, s.rowQuality?.device?.fn], [16, 4, 4])
   assert.equal(s.cadenceMs, 1000)
-  assert.match(formatReplaySummary(s), /; device-level Isolation Forest over a, b, c \(8 models, 800 rows scored, 20 anomalous\)\.\n/)
+  assert.match(formatReplaySummary(s), /; device-level Isolation Forest over a, b, c \(8 models, 784 rows scored, 20 anomalous\)\.\n/)
   assert.match(formatReplaySummary(s), /\nRows against the label column:\n {2}device-level: precision 80\.0 %, recall 80\.0 %, F1 80\.0 % \(16 true, 4 false alarms, 4 missed\)\n/)
   // --no-device: the same columns, per sensor only.
   const alone = await runReplay(parseReplayArgs(['--input', input, '--output', output, '--timestamp-column', 'time', '--value-column', 'a,b,c', '--no-device']))
