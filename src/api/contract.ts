@@ -152,6 +152,45 @@ export interface ScoreHistogramJson {
   bins: { from: number, to: number, normal: number, anomalous: number }[]
 }
 
+/**
+ * GET /api/detection/devices: the devices the device-level detector scores (a multivariate forest
+ * per device over its measurements), each with its newest score (0.5 = the decision threshold)
+ * and its anomalous rows in the 24 hours of event time before its newest.
+ */
+export interface DeviceScoresListJson {
+  devices: DeviceScoreSummaryJson[]
+}
+
+export interface DeviceScoreSummaryJson {
+  device: string
+  measurements: string[]
+  first_seen: string
+  last_seen: string
+  last_score: number | null
+  last_anomaly: boolean
+  anomalies_24h: number
+}
+
+/**
+ * GET /api/detection/devices/:device/scores?from&to&limit: the device's scores in [from, to)
+ * (default: up to its newest), oldest first, at most `limit` (1-5000, default 600: the newest when
+ * there are more). Model version and explanation on anomalies only.
+ */
+export interface DeviceScoresJson {
+  device: string
+  scores: DeviceScorePointJson[]
+}
+
+export interface DeviceScorePointJson {
+  ts: string
+  measurements: string[]
+  score: number
+  row_score: number
+  anomaly: boolean
+  model_version: string | null
+  explanation: string | null
+}
+
 /** GET /api/detection/models?limit: stored models, newest first. */
 export interface ModelJson {
   version: string

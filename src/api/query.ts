@@ -26,11 +26,11 @@ export const LimitSchema = querySchema({ limit: listLimit })
 export const RangeSchema = querySchema(rangeFields)
 export type Range = Static<typeof RangeSchema>
 
-const MIN_TIME = -62_135_596_800_000 // 0001-01-01
-const MAX_TIME = 253_402_300_799_999 // 9999-12-31
+export const MIN_TIME = -62_135_596_800_000 // 0001-01-01
+export const MAX_TIME = 253_402_300_799_999 // 9999-12-31
 
 /** from/to: ISO 8601 (no zone = UTC) or epoch milliseconds. */
-function toTime (v: string | number | undefined, name: string): number | undefined {
+export function toTime (v: string | number | undefined, name: string): number | undefined {
   if (v === undefined) return undefined
   const t = typeof v === 'number' ? v : /^\d+$/.test(v) ? Number(v) : parseTimestamp(v)
   if (Number.isNaN(t) || t < MIN_TIME || t > MAX_TIME) {

@@ -205,8 +205,8 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         sink = new EventSink(bus.publisher(), topics)
       }
       consumer = bus.consumer(config.group)
-      const trainer = config.detection.ml
-        ? new ThreadTrainer({ onFailure: err => { log.error({ err }, 'The model training thread died: the Isolation Forest keeps its current models.') } })
+      const trainer = config.detection.ml || config.detection.devices
+        ? new ThreadTrainer({ onFailure: err => { log.error({ err }, 'The model training thread died: the Isolation Forests keep their current models.') } })
         : null
       if (trainer !== null) {
         closers.push(async () => { await trainer.close() })
@@ -220,7 +220,12 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
           rules: config.detection.rules,
           // Several workers of a group train models of the same keys: their versions name the process.
           ml: config.detection.ml && { scope: config.detection.mlScope, instance: brokers === null ? '' : instance },
-          trainer: trainer ?? undefined
+          trainer: trainer ?? undefined,
+          // A forest per device over its measurements (a device's readings share a partition: see streamKeyOf).
+          devices: config.detection.devices && {},
+          deviceTrainer: trainer?.devices,
+          // Restarts and rebalances restore the detectors' state instead of starting them over.
+          snapshots: {}
         }),
         ingestClock,
         wallClock,
@@ -521,7 +526,7 @@ function startMaintenance (d: MaintenanceDeps): NodeJS.Timeout[] {
       every(60_000, 'Retention', async () => {
         if (!Number.isFinite(worker.watermark)) return
         const r = await applyRetention(db, worker.watermark - retentionMs, d.wallClock() - retentionMs)
-        if (r.partitions.length + r.lateReadings + r.deadLetters > 0) log.info(r, 'Retention: dropped raw data older than the retention.')
+        if (r.partitions.length + r.lateReadings + r.deadLetters + r.deviceScores + r.detectorStates > 0) log.info(r, 'Retention: dropped raw data older than the retention.')
       }, 'error')
     }
     if (d.embeddedDb) every(60_000, 'Vacuum', async () => { await vacuumRewrittenTables(db) })

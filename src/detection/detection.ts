@@ -1,8 +1,10 @@
 import {
-  CadenceTracker, Detector, ForestScorer, IsolationForest, decodeModel, encodeModel, type ForestOptions, type ForestTrainer, type RuleConfig, type TrainedModel
+  AnomalyStateError, CadenceTracker, Detector, DeviceDetector, ForestScorer, IsolationForest, decodeDeviceModel, decodeModel, encodeDeviceModel, encodeModel,
+  type DeviceDetectorOptions, type DeviceModel, type DeviceTrainer, type DeviceVerdict, type ForestOptions, type ForestTrainer, type RuleConfig, type TrainedModel
 } from '../anomaly/index.ts'
 import { type Reading, type Verdict } from '../domain/index.ts'
-import type { StoredModel } from '../storage/index.ts'
+import type { DetectorSnapshot, DeviceScoreRow, StoredModel } from '../storage/index.ts'
+import { SnapshotSchedule, type SnapshotScheduleOptions } from './snapshots.ts'
 
 /** The detection seam of the worker: one verdict per reading, in arrival order, per-sensor state inside. */
 export interface ReadingDetector {
@@ -16,6 +18,14 @@ export interface ReadingDetector {
   restoreModels?(models: readonly StoredModel[]): string[]
   /** The learnt cadence of a sensor (median interval, ms), null until known. */
   cadenceOf?(sensorId: string): number | null
+  /** Readings replayed to rebuild state (after `clear` and the restores): detected, their device rows dropped. */
+  warmUp?(readings: readonly Reading[]): void
+  /** The device-level detector's scored rows since the last call: stored in the batch's transaction. */
+  drainDeviceScores?(): DeviceScoreRow[]
+  /** State snapshots due since the last call (see `SnapshotSchedule`): stored in the batch's transaction. */
+  drainSnapshots?(): DetectorSnapshot[]
+  /** Installs stored snapshots (after `clear` and `restoreModels`, before the warm-up); returns the keys it could not read (skipped). */
+  restoreSnapshots?(snapshots: readonly DetectorSnapshot[]): string[]
 }
 
 export interface DetectionOptions {
@@ -30,7 +40,21 @@ export interface DetectionOptions {
    * the length of the series) and `drainModels` returns nothing. Default true.
    */
   storeModels?: boolean | undefined
+  /**
+   * The device-level detector (a multivariate forest per device, over its measurements aligned into
+   * rows), or false (the default) for none. Its scored rows are drained with `drainDeviceScores`.
+   */
+  devices?: Partial<DeviceDetectorOptions> | false | undefined
+  /** Fits device models in the background (the live worker); without one, inline. */
+  deviceTrainer?: DeviceTrainer | undefined
+  /** When state snapshots are due (`drainSnapshots`); false: never (replay, evaluations). Default false. */
+  snapshots?: Partial<SnapshotScheduleOptions> | false | undefined
 }
+
+/** Device models are stored beside the per-sensor ones, under this prefix of key and version. */
+const DEVICE_MODEL = 'device:'
+const SENSOR_STATE = 'sensor:'
+const FOREST_STATE = 'forest:'
 
 function toStored (m: TrainedModel): StoredModel {
   const f = m.forest
@@ -47,33 +71,129 @@ function toStored (m: TrainedModel): StoredModel {
   }
 }
 
+function deviceToStored (m: DeviceModel): StoredModel {
+  return {
+    version: DEVICE_MODEL + m.version,
+    key: DEVICE_MODEL + m.key,
+    sequence: m.sequence,
+    trainedAt: m.trainedAt,
+    samples: m.samples,
+    nEstimators: m.older.nEstimators + m.newer.nEstimators,
+    maxSamples: m.older.maxSamples,
+    offset: m.threshold,
+    model: m.encoded ?? encodeDeviceModel(m)
+  }
+}
+
 function fromStored (m: StoredModel): TrainedModel {
   // Numbered on after every stored version of the key (a newer one may be listed without its trees).
   const sequence = Math.max(m.sequence, m.lastSequence ?? m.sequence)
   return { key: m.key, sequence, version: m.version, trainedAt: m.trainedAt, samples: m.samples, forest: IsolationForest.fromJSON(decodeModel(m.model)) }
 }
 
-/** Rules, z-score and the Isolation Forest, with the forest's models persisted through the worker. */
+/**
+ * The detectors of the stream: rules, z-score, stuck, drift and the Isolation Forest per reading,
+ * the device-level forest per device row, with their models and state snapshots persisted through
+ * the worker.
+ */
 export class PipelineDetector implements ReadingDetector {
   readonly detector: Detector
   readonly forest: ForestScorer | null
+  readonly devices: DeviceDetector | null
   /** The learnt cadence of every sensor seen (`cadence.median(sensorId)`, ms). */
   readonly cadence = new CadenceTracker()
+  readonly #schedule: SnapshotSchedule | null
+  #deviceScores: DeviceScoreRow[] = []
 
   constructor (options: DetectionOptions = {}) {
+    const retainTrained = options.storeModels ?? true
     this.forest = options.ml === false
       ? null
-      : new ForestScorer(options.ml ?? {}, options.trainer ?? null, { retainTrained: options.storeModels ?? true })
+      : new ForestScorer(options.ml ?? {}, options.trainer ?? null, { retainTrained })
     this.detector = new Detector({ rules: options.rules, ml: this.forest })
+    const devices = options.devices ?? false
+    this.devices = devices === false ? null : new DeviceDetector(devices, { trainer: options.deviceTrainer, retainTrained })
+    const snapshots = options.snapshots ?? false
+    this.#schedule = snapshots === false ? null : new SnapshotSchedule(snapshots)
   }
 
   detectMany (readings: readonly Reading[]): Verdict[] {
-    const cadence = this.cadence
+    const { cadence } = this
+    const schedule = this.#schedule
+    const forest = this.forest
     for (let i = 0; i < readings.length; i++) {
       const r = readings[i] as Reading
       cadence.observe(r.sensorId, r.ts)
+      if (schedule !== null) {
+        schedule.touch(SENSOR_STATE + r.sensorId, r.ts, schedule.options.sensorReadings)
+        if (forest !== null) schedule.touch(FOREST_STATE + forest.keyOf(r), r.ts, forest.options.trainingSize)
+      }
     }
-    return this.detector.detectMany(readings)
+    const verdicts = this.detector.detectMany(readings)
+    if (this.devices !== null) {
+      for (const v of this.devices.pushMany(readings)) if (v.score !== null) this.#deviceScores.push(deviceRow(v))
+    }
+    return verdicts
+  }
+
+  warmUp (readings: readonly Reading[]): void {
+    this.detectMany(readings)
+    this.#deviceScores = []
+  }
+
+  drainDeviceScores (): DeviceScoreRow[] {
+    const out = this.#deviceScores
+    this.#deviceScores = []
+    return out
+  }
+
+  drainSnapshots (): DetectorSnapshot[] {
+    const schedule = this.#schedule
+    if (schedule === null) return []
+    const out: DetectorSnapshot[] = []
+    for (const { key, lastTs } of schedule.due()) {
+      const state = key.startsWith(SENSOR_STATE)
+        ? this.#snapshotSensor(key.slice(SENSOR_STATE.length))
+        : this.forest?.snapshotKey(key.slice(FOREST_STATE.length)) ?? null
+      if (state !== null) out.push({ key, lastTs, state })
+    }
+    return out
+  }
+
+  /** A sensor's state: the detectors' snapshot, then its cadence's (`u32 length` of the first before it). */
+  #snapshotSensor (sensorId: string): Uint8Array | null {
+    const detector = this.detector.snapshotSensor(sensorId)
+    if (detector === null) return null
+    const cadence = this.cadence.snapshot(sensorId) ?? new Uint8Array(0)
+    const out = new Uint8Array(4 + detector.length + cadence.length)
+    new DataView(out.buffer).setUint32(0, detector.length, true)
+    out.set(detector, 4)
+    out.set(cadence, 4 + detector.length)
+    return out
+  }
+
+  #restoreSensor (sensorId: string, bytes: Uint8Array): void {
+    const length = bytes.length >= 4 ? new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0, true) : -1
+    if (length < 0 || 4 + length > bytes.length) throw new AnomalyStateError(`snapshot.${sensorId}`, `a sensor snapshot of ${bytes.length} bytes is cut short`)
+    this.detector.restoreSensor(sensorId, bytes.subarray(4, 4 + length))
+    if (4 + length < bytes.length) this.cadence.restore(sensorId, bytes.subarray(4 + length))
+  }
+
+  restoreSnapshots (snapshots: readonly DetectorSnapshot[]): string[] {
+    const skipped: string[] = []
+    for (const s of snapshots) {
+      try {
+        if (s.key.startsWith(SENSOR_STATE)) this.#restoreSensor(s.key.slice(SENSOR_STATE.length), s.state)
+        else if (s.key.startsWith(FOREST_STATE)) this.forest?.restoreKey(s.key.slice(FOREST_STATE.length), s.state)
+        else continue
+        this.#schedule?.restored(s.key, s.lastTs)
+      } catch (err) {
+        // A damaged snapshot must not stop the worker: that sensor or key starts over from the warm-up.
+        if ((err as { code?: string }).code !== 'IOT_ERR_ANOMALY_STATE') throw err
+        skipped.push(s.key)
+      }
+    }
+    return skipped
   }
 
   cadenceOf (sensorId: string): number | null {
@@ -88,27 +208,48 @@ export class PipelineDetector implements ReadingDetector {
   clear (): void {
     this.detector.clear()
     this.cadence.clear()
+    this.devices?.clear()
+    this.#schedule?.clear()
+    this.#deviceScores = []
   }
 
   drainModels (): StoredModel[] {
-    return this.forest?.drainTrained().map(toStored) ?? []
+    const out = this.forest?.drainTrained().map(toStored) ?? []
+    for (const m of this.devices?.drainModels() ?? []) out.push(deviceToStored(m))
+    return out
   }
 
   restoreModels (models: readonly StoredModel[]): string[] {
     const forest = this.forest
-    if (forest === null) return []
+    const devices = this.devices
     const skipped: string[] = []
     const restored: TrainedModel[] = []
     for (const m of models) {
+      const device = m.key.startsWith(DEVICE_MODEL)
+      if (device ? devices === null : forest === null) continue
       try {
-        restored.push(fromStored(m))
+        if (device) devices?.restoreDevice(m.key.slice(DEVICE_MODEL.length), decodeDeviceModel(m.model), [])
+        else restored.push(fromStored(m))
       } catch (err) {
         // A damaged row must not stop the worker: that key trains a new model from the stream.
         if ((err as { code?: string }).code !== 'IOT_ERR_ANOMALY_STATE') throw err
         skipped.push(m.version)
       }
     }
-    forest.restore(restored)
+    forest?.restore(restored)
     return skipped
+  }
+}
+
+function deviceRow (v: DeviceVerdict): DeviceScoreRow {
+  return {
+    device: v.device,
+    measurements: v.measurements,
+    ts: v.ts,
+    score: v.score as number,
+    rowScore: v.rowScore ?? (v.score as number),
+    anomaly: v.anomaly,
+    modelVersion: v.modelVersion === null ? null : DEVICE_MODEL + v.modelVersion,
+    explanation: v.explanation
   }
 }

@@ -5,7 +5,7 @@ import { type AlarmEvaluator } from '../alarms/index.ts'
 import { type StartOffsets } from '../bus/index.ts'
 import { streamKeyOf } from '../domain/index.ts'
 import {
-  type Db, type PartitionState, claimPartitions, loadAlarmState, loadKnownSensors, loadLatestModels, loadReadingKeysSince, loadRecentReadings, loadWatermark
+  type Db, type PartitionState, claimPartitions, loadAlarmState, loadDetectorState, loadKnownSensors, loadLatestModels, loadReadingKeysSince, loadWarmupReadings, loadWatermark
 } from '../storage/index.ts'
 import { WindowOperator, type WindowingOptions } from '../windowing/index.ts'
 import { type ReadingDetector } from '../detection/index.ts'
@@ -15,10 +15,14 @@ export interface ClaimOptions {
   group: string
   topic: string
   windowing: WindowingOptions
-  /** Readings per sensor replayed through the detectors when a worker takes over partitions. */
+  /** Readings per sensor replayed through the detectors when a worker takes over partitions (sensors without a stored snapshot). */
   warmupReadings: number
-  /** Event time before the newest stored reading that the warm-up looks back over. */
+  /** At most this many readings per sensor replayed after its stored snapshot. */
+  warmupAfterSnapshot: number
+  /** Event time before the newest stored reading that the warm-up looks back over (sensors without a snapshot). */
   warmupSpanMs: number
+  /** ... and for sensors with one (snapshots are at most an hour of event time apart: see SnapshotSchedule). */
+  warmupSnapshotSpanMs: number
 }
 
 export interface ClaimDeps {
@@ -99,9 +103,17 @@ export class PartitionClaims {
     for (const k of await loadReadingKeysSince(db, since)) {
       if (owns(k.sensorId)) this.recent.add(k.sensorId, k.ts)
     }
-    // The detectors' models and baselines: the stored models, then the newest stored readings of each sensor, replayed in order.
+    // The detectors' models and state: the stored models, the state snapshots, then the stored
+    // readings after each sensor's snapshot (the newest of a sensor without one), replayed in order.
     const unreadable = detector.restoreModels?.(await loadLatestModels(db)) ?? []
     if (unreadable.length > 0) this.#deps.log.warn({ versions: unreadable }, 'Stored models could not be read; their keys train new ones.')
+    let snapshots = 0
+    if (detector.restoreSnapshots !== undefined) {
+      const stored = await loadDetectorState(db, key => !key.startsWith('sensor:') || owns(key.slice('sensor:'.length)))
+      const damaged = detector.restoreSnapshots(stored)
+      if (damaged.length > 0) this.#deps.log.warn({ keys: damaged.slice(0, 20), count: damaged.length }, 'Stored detector snapshots could not be read; those sensors start over from their recent readings.')
+      snapshots = stored.length - damaged.length
+    }
     // Alarms: the active ones and the pending conditions of the owned originators (a device belongs
     // to the partition its id hashes to), as the last stored batch left them.
     const alarms = this.#deps.alarms ?? null
@@ -116,13 +128,16 @@ export class PartitionClaims {
     const newest = all.reduce((m, s) => Math.max(m, s.maxEventMs ?? -Infinity), -Infinity)
     let warmed = 0
     if (Number.isFinite(newest) && detector.clear !== undefined) {
-      const replay = (await loadRecentReadings(db, newest - o.warmupSpanMs, o.warmupReadings)).filter(r => owns(r.sensorId))
-      detector.detectMany(replay)
+      const replay = (await loadWarmupReadings(db, {
+        sinceMs: newest - o.warmupSpanMs, perSensor: o.warmupReadings, snapshotSinceMs: newest - o.warmupSnapshotSpanMs, afterSnapshot: o.warmupAfterSnapshot
+      })).filter(r => owns(r.sensorId))
+      if (detector.warmUp !== undefined) detector.warmUp(replay)
+      else detector.detectMany(replay)
       // The alarm core evaluated these already: they give each sensor its newest event time and usual interval.
       alarms?.observe(replay)
       warmed = replay.length
     }
-    this.#deps.log.info({ partitions, watermark: this.op.watermark, warmed, activeAlarms }, 'Partitions assigned.')
+    this.#deps.log.info({ partitions, watermark: this.op.watermark, snapshots, warmed, activeAlarms }, 'Partitions assigned.')
     return offsets
   }
 

@@ -19,6 +19,9 @@ export class PipelineMetrics {
   readonly late: Counter
   readonly deadLetters: Counter<'reason'>
   readonly anomalies: Counter<'detector'>
+  readonly deviceRows: Counter
+  readonly deviceAnomalies: Counter
+  readonly snapshots: Counter
   readonly windowsUpdated: Counter
   readonly windowsFinalized: Counter
   readonly batchSeconds: Histogram
@@ -42,6 +45,9 @@ export class PipelineMetrics {
     this.anomalies = new Counter({
       name: 'iot_anomalies_total', help: 'Readings flagged, by detector (rule, zscore, ml; combined: the combined verdict).', labelNames: ['detector'], registers: r
     })
+    this.deviceRows = new Counter({ name: 'iot_device_rows_scored_total', help: 'Device rows (a device\'s measurements aligned by event time) scored by the device-level detector.', registers: r })
+    this.deviceAnomalies = new Counter({ name: 'iot_device_anomalies_total', help: 'Device rows the device-level detector flagged.', registers: r })
+    this.snapshots = new Counter({ name: 'iot_detector_snapshots_total', help: 'Detector state snapshots stored (per sensor and per model key), restored when a worker takes over.', registers: r })
     this.windowsUpdated = new Counter({ name: 'iot_window_revisions_total', help: 'Window merges (revisions).', registers: r })
     this.windowsFinalized = new Counter({ name: 'iot_windows_final_total', help: 'Windows that became final.', registers: r })
     this.batchSeconds = new Histogram({

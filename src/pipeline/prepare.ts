@@ -4,7 +4,7 @@
 import { type AlarmBatch, type AlarmEvaluator } from '../alarms/index.ts'
 import { type BusRecord } from '../bus/index.ts'
 import { type DeadLetter, type Reading, type ScoredReading, type ValidationOptions, type Verdict, validateMessage } from '../domain/index.ts'
-import { type LateReading, type PartitionProgress, type StoredModel } from '../storage/index.ts'
+import { type DetectorSnapshot, type DeviceScoreRow, type LateReading, type PartitionProgress, type StoredModel } from '../storage/index.ts'
 import { ON_TIME, WindowDeltas } from '../windowing/index.ts'
 import { type PartitionClaims } from './claims.ts'
 import { type ReadingDetector } from '../detection/index.ts'
@@ -18,6 +18,10 @@ export interface PreparedBatch {
   deltas: WindowDeltas
   /** Models the detectors trained while preparing the batch. */
   models: StoredModel[]
+  /** The device-level detector's scored rows. */
+  deviceScores: DeviceScoreRow[]
+  /** Detector state snapshots due after the batch's readings. */
+  snapshots: DetectorSnapshot[]
   /** The learnt cadence (ms) of the batch's sensors, by id, where the detectors know it. */
   cadence: Map<string, number>
   next: Map<number, number>
@@ -129,11 +133,13 @@ export function prepareBatch (records: readonly BusRecord[], c: PrepareContext):
   const finalBoundary = op.finalEndBoundary
   claims.recent.pruneBefore(finalBoundary - op.options.sizeMs)
   const models = c.detector.drainModels?.() ?? []
+  const deviceScores = c.detector.drainDeviceScores?.() ?? []
+  const snapshots = c.detector.drainSnapshots?.() ?? []
   const oldest = Number.isFinite(oldestProducedAt) ? oldestProducedAt : null
   // Alarms on event time, after detection, in the same order; written in the batch's transaction.
   // Late readings move no condition, but show their sensors report (they end offline alarms).
   const alarms = c.alarms === null || (scored.length === 0 && late.length === 0) ? null : c.alarms.evaluate(scored, wall, late.length === 0 ? undefined : late.map(l => l.reading))
-  return { received, scored, late, deadLetters, deltas, models, cadence, next, progress, duplicates, watermark: op.watermark, finalBoundary, started, oldestProducedAt: oldest, alarms }
+  return { received, scored, late, deadLetters, deltas, models, deviceScores, snapshots, cadence, next, progress, duplicates, watermark: op.watermark, finalBoundary, started, oldestProducedAt: oldest, alarms }
 }
 
 /**

@@ -20,10 +20,14 @@ export interface WorkerOptions {
   validation: ValidationOptions
   maxBatch: number
   pollWaitMs: number
-  /** Readings per sensor replayed through the detectors when a worker takes over partitions. */
+  /** Readings per sensor replayed through the detectors when a worker takes over partitions (sensors without a stored snapshot). */
   warmupReadings: number
-  /** Event time before the newest stored reading that the warm-up looks back over. */
+  /** At most this many readings per sensor replayed after its stored snapshot. */
+  warmupAfterSnapshot: number
+  /** Event time before the newest stored reading that the warm-up looks back over (sensors without a snapshot). */
   warmupSpanMs: number
+  /** ... and for sensors with one. */
+  warmupSnapshotSpanMs: number
   /** Wall time between reads of the other workers' progress while idle. */
   idleRefreshMs: number
   /** A model's trees are stored at most this often per key, in event time (every version is listed). */
@@ -40,7 +44,9 @@ export const defaultWorkerOptions: WorkerOptions = {
   maxBatch: 10_000,
   pollWaitMs: 50,
   warmupReadings: 100,
+  warmupAfterSnapshot: 1000,
   warmupSpanMs: 3_600_000,
+  warmupSnapshotSpanMs: 6 * 3_600_000,
   idleRefreshMs: 1000,
   modelTreesEveryMs: 3_600_000,
   retry: defaultBackoffOptions
@@ -429,6 +435,11 @@ export class Worker extends EventEmitter<{ batch: [BatchOutcome] }> {
     metrics.anomalies.inc({ detector: 'zscore' }, z)
     metrics.anomalies.inc({ detector: 'ml' }, ml)
     metrics.anomalies.inc({ detector: 'combined' }, combined)
+    let deviceAnomalies = 0
+    for (const d of b.deviceScores) if (d.anomaly) deviceAnomalies++
+    metrics.deviceRows.inc(b.deviceScores.length)
+    metrics.deviceAnomalies.inc(deviceAnomalies)
+    metrics.snapshots.inc(b.snapshots.length)
     metrics.windowsUpdated.inc(out.revised.length)
     metrics.batchSeconds.observe((performance.now() - b.started) / 1000)
     this.emit('batch', out)

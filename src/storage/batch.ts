@@ -4,6 +4,8 @@
 // fixed key order inside each statement so concurrent workers cannot deadlock.
 import { type AlarmBatch } from '../alarms/index.ts'
 import { type DeadLetter, type ScoredReading, type WindowAggregate } from '../domain/index.ts'
+import { type DetectorSnapshot, saveDetectorState } from './detector-state.ts'
+import { type DeviceScoreRow, insertDeviceScores } from './device-scores.ts'
 import { type WindowDeltas } from '../windowing/index.ts'
 import { writeAlarmBatch } from './alarms.ts'
 import { type Db } from './db.ts'
@@ -36,6 +38,10 @@ export interface BatchWrite {
   cadence?: ReadonlyMap<string, number>
   /** What the alarm core changed while the batch was prepared (alarms, history, outbox, condition states); absent or null: nothing. */
   alarms?: AlarmBatch | null
+  /** The device-level detector's scored rows of the batch. */
+  deviceScores?: readonly DeviceScoreRow[]
+  /** Detector state snapshots taken after the batch's readings (replacing the stored ones of their keys). */
+  snapshots?: readonly DetectorSnapshot[]
 }
 
 export interface CommittedBatch {
@@ -63,7 +69,8 @@ export interface CommitHooks {
 
 /**
  * Stores one batch in one transaction: sensors and readings with their verdicts, late readings,
- * dead letters, window and hourly roll-up deltas, detection counts, models, and the consumed offsets
+ * dead letters, window and hourly roll-up deltas, detection counts, models, device scores, detector
+ * state snapshots, and the consumed offsets
  * (fenced: IOT_ERR_FENCED when another worker stored one of these partitions meanwhile, and
  * nothing is written).
  */
@@ -87,6 +94,8 @@ export async function commitBatch (db: Db, o: CommitOptions, b: BatchWrite, hook
     await mergeHourlyRollups(tx, deltas, revised)
     await mergeDetectionCounts(tx, countDetections(b.scored))
     await saveModels(tx, b.models, o.modelTreesEveryMs)
+    await insertDeviceScores(tx, b.deviceScores ?? [])
+    await saveDetectorState(tx, b.snapshots ?? [])
     if (b.alarms != null) await writeAlarmBatch(tx, b.alarms)
     const partitions = await saveProgress(tx, group, topic, b.progress)
     const committed: CommittedBatch = { storedWatermark, revised, late, lateKept, partitions }

@@ -95,6 +95,15 @@ export class BinaryCopy {
     this.#int64(Math.round((ms - PG_EPOCH_MS) * 1000))
   }
 
+  /** A bytea column. */
+  bytea (v: Uint8Array | null): void {
+    if (v === null) return this.#null()
+    this.#room(4 + v.length)
+    this.#buf.writeInt32BE(v.length, this.#pos)
+    this.#buf.set(v, this.#pos + 4)
+    this.#pos += 4 + v.length
+  }
+
   bool (v: boolean | null): void {
     if (v === null) return this.#null()
     this.#room(5)

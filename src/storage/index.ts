@@ -8,7 +8,7 @@ export { type QueryFilter } from './filter-sql.ts'
 // The worker's write path.
 export { commitBatch } from './batch.ts'
 export { ensureDayPartitions, summarizeTimeIndex } from './partitions.ts'
-export { copyReadingRows, insertReadings, loadReadingKeysSince, loadRecentReadings, readingColumns, resolveKeys } from './readings.ts'
+export { copyReadingRows, insertReadings, loadReadingKeysSince, loadWarmupReadings, readingColumns, resolveKeys } from './readings.ts'
 export { type LateReading, insertLateReadings, recentLateReadings } from './late-readings.ts'
 export { insertDeadLetters, recentDeadLetters } from './dead-letters.ts'
 export { finalizeWindows, mergeHourlyRollups, mergeWindowDeltas, recentAggregates } from './windows.ts'
@@ -42,3 +42,5 @@ export {
 export {
   type StoredAlarmState, commitAlarmCheck, foldAlarmConditions, listAllAlarms, loadAlarmState, loadKnownSensors, loadOperatorState, loadReadingsForAlarms, writeAlarmBatch
 } from './alarms.ts'
+export { type DeviceScorePoint, type DeviceScoreRow, type DeviceScoreSummary, deleteDeviceScoresBefore, deviceScores, insertDeviceScores, listDeviceScoreSummaries } from './device-scores.ts'
+export { type DetectorSnapshot, deleteDetectorStateBefore, loadDetectorState, saveDetectorState } from './detector-state.ts'

@@ -37,8 +37,8 @@ export async function ensureDayPartitions (db: Db, timestamps: Iterable<number>)
 }
 
 /**
- * Summarizes new block ranges of the BRIN index on time in every daily partition, so time-range
- * queries (the newest readings) skip everything older. Cheap when there is nothing new.
+ * Summarizes new block ranges of the BRIN indexes on time (every daily partition of readings, and
+ * device_scores), so time-range queries (the newest readings) skip everything older. Cheap when there is nothing new.
  */
 export async function summarizeTimeIndex (db: Queryable): Promise<number> {
   const rows = await db.query<{ n: number }>(`
@@ -47,8 +47,9 @@ export async function summarizeTimeIndex (db: Queryable): Promise<number> {
     JOIN pg_class parent ON parent.oid = h.inhparent AND parent.relname = 'readings'
     JOIN pg_index i ON i.indrelid = h.inhrelid
     JOIN pg_class ic ON ic.oid = i.indexrelid
-    JOIN pg_am am ON am.oid = ic.relam AND am.amname = 'brin'`)
-  return rows[0]?.n ?? 0
+    JOIN pg_am am ON am.oid = ic.relam AND am.amname = 'brin'
+    UNION ALL SELECT brin_summarize_new_values('device_scores_time_brin'::regclass)`)
+  return rows.reduce((n, r) => n + r.n, 0)
 }
 
 /** Drops daily partitions that end at or before `beforeMs` (retention). Returns the dropped names. */

@@ -143,13 +143,20 @@ export async function loadReadingKeysSince (db: Queryable, sinceMs: number): Pro
 }
 
 /**
- * The last `perSensor` stored readings of each sensor since `sinceMs`, oldest first per sensor:
- * replayed through the detectors to rebuild their baselines when a worker takes over partitions.
+ * The readings a worker replays through the detectors when it takes over partitions, in event-time
+ * order (each sensor's in its own order, the sensors interleaved as they were measured, so a
+ * device's measurements align into rows again). A sensor with a stored detector snapshot
+ * (detector_state, key `sensor:<id>`) replays its readings newer than the snapshot, at most
+ * `afterSnapshot` of them and none before `snapshotSinceMs`; any other sensor its newest
+ * `perSensor` readings since `sinceMs`.
  */
-export async function loadRecentReadings (db: Queryable, sinceMs: number, perSensor: number): Promise<Reading[]> {
+export async function loadWarmupReadings (db: Queryable, o: { sinceMs: number, perSensor: number, snapshotSinceMs: number, afterSnapshot: number }): Promise<Reading[]> {
   return await db.query<Reading>(`
     SELECT "sensorId", "sensorType", location, value, ts, unit, anomaly, "anomalyKind", NULL::float8 AS seq FROM (
-      SELECT ${readingFields}, row_number() OVER (PARTITION BY s.sensor_id ORDER BY r.ts DESC) AS n
-      FROM ${readingsWithSensor} ${kindJoin} WHERE r.ts >= ${msToTimestamp('$1::float8')}) x
-    WHERE n <= $2 ORDER BY "sensorId", ts`, [sinceMs, perSensor])
+      SELECT ${readingFields}, row_number() OVER (PARTITION BY s.sensor_id ORDER BY r.ts DESC) AS n, st.last_ts IS NOT NULL AS snapshot
+      FROM ${readingsWithSensor} ${kindJoin}
+      LEFT JOIN detector_state st ON st.state_key = 'sensor:' || s.sensor_id
+      WHERE r.ts >= ${msToTimestamp('least($1::float8, $3::float8)')}
+        AND CASE WHEN st.last_ts IS NULL THEN r.ts >= ${msToTimestamp('$1::float8')} ELSE r.ts > st.last_ts AND r.ts >= ${msToTimestamp('$3::float8')} END) x
+    WHERE n <= CASE WHEN snapshot THEN $4::int ELSE $2::int END ORDER BY ts, "sensorId"`, [o.sinceMs, o.perSensor, o.snapshotSinceMs, o.afterSnapshot])
 }

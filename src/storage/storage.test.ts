@@ -417,7 +417,7 @@ for (const tdb of testDatabases) {
       await insertDeadLetters(db, [letter(d1), letter(d1 + DAY)])
       await mergeWindowDeltas(db, [delta('ret', 'temperature', d1, accOf([1]))])
       // The cut inside the second day: the first day goes whole, the second stays; late readings and letters by their time.
-      deepEqual(await applyRetention(db, d1 + DAY + 6, d1 + DAY - 1), { partitions: ['readings_19990601'], lateReadings: 1, deadLetters: 1 })
+      deepEqual(await applyRetention(db, d1 + DAY + 6, d1 + DAY - 1), { partitions: ['readings_19990601'], lateReadings: 1, deadLetters: 1, deviceScores: 0, detectorStates: 0 })
       deepEqual((await rawReadings(db, 'location = $1', ['ret'])).map(x => x.ts), [d1 + DAY + 5])
       const n = async (sql: string): Promise<number> => (await db.query<{ n: number }>(sql))[0]!.n
       assert.equal(await n("SELECT count(*)::int AS n FROM late_readings WHERE location = 'ret'"), 1)

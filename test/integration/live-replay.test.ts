@@ -3,6 +3,8 @@
 // batches of 997, the database), then each sensor's stored readings are replayed from a CSV file.
 // Retraining follows event time and samples only, and a model scores from a fixed number of rows
 // after the one that asked for it, so neither batch boundaries nor the thread's timing change a verdict.
+// The same holds for the device-level detector (the five sensors are one simulated device): its
+// stored scores equal a DeviceDetector's fitting inline on the same readings.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -10,10 +12,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse } from 'csv-parse/sync'
 import { pino } from 'pino'
-import { defaultRuleConfig } from '../../src/anomaly/index.ts'
+import { DeviceDetector, defaultRuleConfig } from '../../src/anomaly/index.ts'
 import { MemoryBus } from '../../src/bus/index.ts'
 import { PipelineDetector } from '../../src/detection/index.ts'
-import { formatTimestamp, toWire } from '../../src/domain/index.ts'
+import { formatTimestamp, streamKeyOf, toWire } from '../../src/domain/index.ts'
 import { PipelineMetrics, ThreadTrainer, Worker } from '../../src/pipeline/index.ts'
 import { parseReplayArgs, runReplay } from '../../src/replay/index.ts'
 import { Simulator } from '../../src/sources/index.ts'
@@ -65,11 +67,11 @@ for (const database of testDatabases) {
       await trainer.ready()
       const bus = new MemoryBus({ partitions: 2, capacity: readings.length + 1 })
       const producer = bus.producer()
-      for (const r of readings) assert.ok(producer.tryProduce(r.sensorId, toWire(r)))
+      for (const r of readings) assert.ok(producer.tryProduce(streamKeyOf(r.sensorId), toWire(r)))
       // Received at the end of the recorded day: nothing is in the future.
       const ingestClock = (): number => START + DAY
-      // The live configuration: rules, z-score, stuck, drift, and a forest per sensor trained on the thread.
-      const detector = new PipelineDetector({ rules: defaultRuleConfig, ml: { scope: 'sensor' }, trainer })
+      // The live configuration: rules, z-score, stuck, drift, a forest per sensor and one per device, trained on the thread.
+      const detector = new PipelineDetector({ rules: defaultRuleConfig, ml: { scope: 'sensor' }, trainer, devices: {}, deviceTrainer: trainer.devices, snapshots: {} })
       const worker = new Worker({
         db, consumer: bus.consumer(), detector, ingestClock, wallClock: () => 0, log: pino({ level: 'warn' }), metrics: new PipelineMetrics(undefined, false)
       }, { maxBatch: 997 })
@@ -103,6 +105,25 @@ for (const database of testDatabases) {
       // Not a comparison of two empty columns: models scored and detectors fired.
       assert.ok(models >= 5 * 10, `models that scored: ${models}`)
       assert.ok(flagged > 100, `flagged readings: ${flagged}`)
+
+      // The device level: the stored scores are the inline detector's, row for row (float4 as stored;
+      // model version and explanation kept on anomalies).
+      const inline = new DeviceDetector().pushMany(readings).filter(v => v.score !== null)
+      const device = inline[0]!.device
+      const storedDevice = await db.query<{ ts: number, score: number, rowScore: number, anomaly: boolean, version: string | null, explanation: string | null }>(`
+        SELECT extract(epoch FROM d.ts)::float8 * 1000 AS ts, d.score::float8 AS score, d.row_score::float8 AS "rowScore", d.anomaly, v.version, d.explanation
+        FROM device_scores d JOIN device_series s USING (series_key) LEFT JOIN model_versions v ON v.model_key = d.model_key
+        WHERE s.device = $1 ORDER BY d.ts`, [device])
+      assert.equal(device, 'sim-server-room-01')
+      assert.equal(storedDevice.length, inline.length)
+      for (let i = 0; i < inline.length; i++) {
+        const v = inline[i]!
+        const expected = [v.ts, Math.fround(v.score!), Math.fround(v.rowScore!), v.anomaly, v.anomaly ? `device:${v.modelVersion!}` : null, v.anomaly ? v.explanation : null]
+        const r = storedDevice[i]!
+        assert.deepEqual([r.ts, r.score, r.rowScore, r.anomaly, r.version, r.explanation], expected, `${device} row ${i} (${formatTimestamp(v.ts)})`)
+      }
+      assert.ok(new Set(inline.map(v => v.modelVersion)).size >= 10, 'device models that scored')
+      assert.ok(inline.some(v => v.anomaly), 'the device detector fired')
     } finally {
       await trainer.close()
       rmSync(dir, { recursive: true, force: true })
