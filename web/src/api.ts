@@ -1,8 +1,8 @@
 // Typed fetch helpers for the endpoints of src/api/contract.ts. Every helper throws ApiError on a
 // non-2xx answer or a network failure; the views turn that into an empty state, never a crash.
 import type {
-  AlarmDetailJson, AlarmJson, AlarmListJson, CorrelationJson, DeviceListJson, LocationStatsJson, MetaJson, ModelJson, OverviewJson, PipelineJson, QualityJson,
-  ReadingJson, ScoreHistogramJson, SeriesJson, SeriesPoint, WindowJson
+  AlarmDetailJson, AlarmJson, AlarmListJson, CorrelationJson, DeviceListJson, DeviceScoresJson, DeviceScoresListJson, LocationStatsJson, MetaJson, ModelJson,
+  OverviewJson, PipelineJson, QualityJson, ReadingJson, ScoreHistogramJson, SeriesJson, SeriesPoint, WindowJson
 } from '../../src/api/contract.ts'
 import type { ChartAnomalies } from './url-state.ts'
 
@@ -200,6 +200,11 @@ export const api = {
   scores: async (v: ViewQuery, limit: number, signal?: AbortSignal) =>
     await getJson<ScoreHistogramJson>('/api/detection/scores', { location: v.location, sensor_type: v.sensor_type, limit }, signal),
   models: async (limit: number, signal?: AbortSignal) => (await getJson<ModelsBody>('/api/detection/models', { limit }, signal)).models,
+  /** The devices the device-level (multivariate) detector scores, each with its newest score. */
+  deviceScoreSummaries: async (signal?: AbortSignal) => (await getJson<DeviceScoresListJson>('/api/detection/devices', {}, signal)).devices,
+  /** A device's scores in [from, to), oldest first: the newest `limit` of them. */
+  deviceScores: async (device: string, range: Pick<ViewQuery, 'from' | 'to'>, limit: number, signal?: AbortSignal) =>
+    await getJson<DeviceScoresJson>(`/api/detection/devices/${encodeURIComponent(device)}/scores`, { from: range.from, to: range.to, limit }, signal),
   correlation: async (v: ViewQuery, signal?: AbortSignal) =>
     await getJson<CorrelationJson>('/api/analytics/correlation', { location: v.location, from: v.from, to: v.to }, signal),
   stats: async (v: ViewQuery, signal?: AbortSignal) => await getJson<LocationStatsJson>('/api/analytics/stats', q(v), signal),

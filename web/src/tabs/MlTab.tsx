@@ -1,5 +1,6 @@
 // ML anomaly detection: how the Isolation Forest compares with the rules and, where the simulator
-// labels readings, how right each detector is; score distribution, recent ML flags, models.
+// labels readings, how right each detector is; score distribution, recent ML flags, the
+// device-level (multivariate) detector's scores per device, models.
 import type { JSX } from 'react'
 import type { ModelJson, QualityJson, ScoresJson } from '../../../src/api/contract.ts'
 import { api, type SharedQuery } from '../api.ts'
@@ -10,6 +11,7 @@ import { Empty, Panel } from '../components/Panel.tsx'
 import { DataTable, type Column } from '../components/DataTable.tsx'
 import { ReadingsTable } from '../components/ReadingsTable.tsx'
 import { ScoreHistogram } from '../charts/ScoreHistogram.tsx'
+import { DeviceScores } from './DeviceScores.tsx'
 import { fmtInt, fmtPct, fmtRatio, fmtTime, typeLabel } from '../format.ts'
 
 const DETECTORS: { id: keyof QualityJson['detectors'], label: string, what: string }[] = [
@@ -138,6 +140,8 @@ export function MlTab ({ query, live, records }: { query: SharedQuery | null, li
           empty={live.mlAnomalies.loaded ? 'No ML anomalies yet' : 'Loading…'}
         />
       </Panel>
+
+      <DeviceScores query={query} records={records} />
 
       <Panel title='Models' caption='newest first' error={models.error}>
         <DataTable rows={models.data ?? []} columns={modelCols} rowKey={x => x.version} testId='table-models' empty={models.loading ? 'Loading…' : 'No model trained yet'} />
