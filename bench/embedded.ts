@@ -37,7 +37,7 @@ export async function pipeline (label: string, readings: number, databaseUrl: st
 }
 
 /** One measurement (in its own process): the embedded system on PGlite in a temp folder, or on DATABASE_URL. */
-export async function measureEmbedded (readings: number, ml = true): Promise<void> {
+export async function measureEmbedded (readings: number, ml = true, devices: Config['detection']['devices'] = 'devices'): Promise<void> {
   const url = process.env.DATABASE_URL === undefined || process.env.DATABASE_URL === '' ? null : process.env.DATABASE_URL
   const dir = mkdtempSync(join(tmpdir(), 'iot-bench-'))
   const server = url === null ? null : await createServerDatabase(url)
@@ -47,6 +47,7 @@ export async function measureEmbedded (readings: number, ml = true): Promise<voi
     config.dataDir = dir
     config.statusIntervalMs = 0
     config.detection.ml = ml
+    config.detection.devices = devices
     config.simulator = { ...config.simulator, sensors: SENSORS, rate: 1, speedup: Infinity, durationMs: Math.round(readings / SENSORS) * 1000, startMs: START }
     const t0 = performance.now()
     const sys = await startEmbedded(config, pino({ level: 'warn' }))

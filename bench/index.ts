@@ -27,6 +27,7 @@ const { positionals, values } = parseArgs({
     hours: { type: 'string' },
     seed: { type: 'string' },
     'no-ml': { type: 'boolean' },
+    'device-detection': { type: 'string' },
     reload: { type: 'boolean' },
     requests: { type: 'string' },
     url: { type: 'string' },
@@ -112,8 +113,12 @@ const benches: Record<string, () => Promise<void>> = {
   },
   // internal: the system under test of the ingest bench (its CPU time is its own)
   'ingest-server': serveIngest,
-  // internal: one measurement in a child process (so its peak RSS is its own)
-  'embedded-run': async () => { await measureEmbedded(Number(values.readings ?? 500_000), values['no-ml'] !== true) },
+  // internal: one measurement in a child process (so its peak RSS is its own); --device-detection all|devices|off
+  'embedded-run': async () => {
+    const devices = values['device-detection'] ?? 'devices'
+    if (devices !== 'devices' && devices !== 'all' && devices !== 'off') throw new Error(`--device-detection: devices, all or off, not ${devices}`)
+    await measureEmbedded(Number(values.readings ?? 500_000), values['no-ml'] !== true, devices)
+  },
   // iot-monitor replay's code path (forest on) over a seeded synthetic series of --readings N rows (default 100,000)
   // and 4N, at 1 s, 1 min and 5 min cadence, one child process each: rows/s, models trained, peak RSS (--seconds S: limit per run, default 300)
   replay: async () => {

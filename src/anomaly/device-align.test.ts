@@ -22,6 +22,13 @@ test('deviceOf - devices, the simulator\'s co-located sensors, and sensors of no
   assert.equal(deviceOf('replay', 'temperature'), null)
   assert.equal(deviceOf('temperature', 'temperature'), null)
   assert.equal(deviceOf('lab.', 'co2'), null)
+  // Connected devices only (the live worker's default): the simulator's sensors are of no device.
+  assert.equal(deviceOf('temperature-server-room-01', 'temperature', false), null)
+  assert.deepEqual(deviceOf('esp32-lab.temperature', 'temperature', false), { device: 'esp32-lab', measurement: 'temperature' })
+  const connected = new RowAligner({ simulated: false })
+  assert.deepEqual(brief(connected.push(reading('co2-lab-01', 'co2', T0, 400))), [])
+  assert.deepEqual(brief(connected.flush()), [])
+  assert.equal(connected.size, 0)
 })
 
 test('RowAligner - readings with the same event time make one row per device; a row closes once complete', () => {

@@ -17,10 +17,10 @@ export interface DeviceMeasurement {
  * `iot-monitor simulate` groups them into devices: `temperature-server-room-01` is measurement
  * `temperature` of `sim-server-room-01`). Null for a sensor of no device.
  */
-export function deviceOf (sensorId: string, sensorType: string): DeviceMeasurement | null {
+export function deviceOf (sensorId: string, sensorType: string, simulated = true): DeviceMeasurement | null {
   const dot = sensorId.lastIndexOf('.')
   if (dot > 0 && dot < sensorId.length - 1) return { device: sensorId.slice(0, dot), measurement: sensorId.slice(dot + 1) }
-  if (sensorType !== '' && sensorId.length > sensorType.length + 1 && sensorId.startsWith(sensorType) && sensorId.charCodeAt(sensorType.length) === 45 /* - */) {
+  if (simulated && sensorType !== '' && sensorId.length > sensorType.length + 1 && sensorId.startsWith(sensorType) && sensorId.charCodeAt(sensorType.length) === 45 /* - */) {
     return { device: `sim-${sensorId.slice(sensorType.length + 1)}`, measurement: sensorType }
   }
   return null
@@ -50,9 +50,11 @@ export interface RowAlignerOptions {
   maxMeasurements: number
   /** A measurement missing from this many rows in a row leaves the device's list (a sensor removed). */
   dropAfterRows: number
+  /** Also group the simulator's co-located sensors (`<type>-<node>` as `sim-<node>`), not only `<device>.<measurement>`. */
+  simulated: boolean
 }
 
-export const defaultRowAlignerOptions: Readonly<RowAlignerOptions> = Object.freeze({ tolerance: 0.9, maxMeasurements: 32, dropAfterRows: 20 })
+export const defaultRowAlignerOptions: Readonly<RowAlignerOptions> = Object.freeze({ tolerance: 0.9, maxMeasurements: 32, dropAfterRows: 20, simulated: true })
 
 class DeviceRows {
   readonly measurements: string[] = []
@@ -118,7 +120,7 @@ export class RowAligner {
   /** Aligns one reading; returns the rows it closed (0, 1 or 2), oldest first. Readings of no device are ignored. */
   push (reading: Reading, out: AlignedRow[] = []): AlignedRow[] {
     if (!Number.isFinite(reading.value) || !Number.isFinite(reading.ts)) return out
-    const dm = deviceOf(reading.sensorId, reading.sensorType)
+    const dm = deviceOf(reading.sensorId, reading.sensorType, this.options.simulated)
     if (dm === null) return out
     this.cadence.observe(reading.sensorId, reading.ts)
     let d = this.#devices.get(dm.device)

@@ -110,11 +110,12 @@ export class DeviceDetector {
 
   /** `cadence`: the readings' cadence tracker to align by (the aligner keeps its own when absent). */
   constructor (options: Partial<DeviceDetectorOptions> = {}, training: DeviceDetectorTraining = {}, cadence?: CadenceTracker) {
-    const { tolerance, maxMeasurements, dropAfterRows, ...forest } = options
+    const { tolerance, maxMeasurements, dropAfterRows, simulated, ...forest } = options
     const aligner: Partial<RowAlignerOptions> = {}
     if (tolerance !== undefined) aligner.tolerance = tolerance
     if (maxMeasurements !== undefined) aligner.maxMeasurements = maxMeasurements
     if (dropAfterRows !== undefined) aligner.dropAfterRows = dropAfterRows
+    if (simulated !== undefined) aligner.simulated = simulated
     this.aligner = new RowAligner(aligner, cadence)
     const f = checkDeviceForestOptions({ ...defaultDeviceForestOptions, ...forest })
     this.options = Object.freeze({ ...f, ...this.aligner.options })
@@ -123,7 +124,7 @@ export class DeviceDetector {
   }
 
   #newForest (device: string, measurements: readonly string[]): DeviceForest {
-    const { tolerance: _t, maxMeasurements: _m, dropAfterRows: _d, ...o } = this.options
+    const { tolerance: _t, maxMeasurements: _m, dropAfterRows: _d, simulated: _s, ...o } = this.options
     return new DeviceForest(device, measurements, o, this.#trainer, this.#onInstalled)
   }
 
@@ -212,8 +213,8 @@ export class DeviceDetector {
 
   /**
    * The models that started scoring since the last call, oldest first, to store them (only with
-   * `retainTrained`; empty otherwise). Each carries its device's measurements, and its stored form
-   * (`encoded`) when the trainer made it (the training thread does).
+   * `retainTrained`; empty otherwise), each with its device's measurements (`encodeDeviceModel`
+   * makes the stored form).
    */
   drainModels (): DeviceModel[] {
     const out = this.#installed

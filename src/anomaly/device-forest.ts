@@ -369,9 +369,7 @@ export class DeviceForest {
       this.trainingFailures++
       return
     }
-    // The stored form goes to whoever stores it (onInstalled); the model that scores does not keep it.
-    const { encoded: _encoded, ...scoring } = fitted
-    this.model = scoring
+    this.model = fitted
     this.#sequence = fitted.sequence
     this.modelsTrained++
     this.#onInstalled?.(fitted)
@@ -423,8 +421,7 @@ export class DeviceForest {
       this.#lastTrainedAt = -Infinity
       this.#lastSamples = 0
     } else {
-      const { encoded: _encoded, ...scoring } = model
-      this.model = scoring
+      this.model = model
       this.#sequence = model.sequence
       this.#lastTrainedAt = model.trainedAt
       this.#lastSamples = model.samples

@@ -85,8 +85,6 @@ export interface DeviceModel {
   newer: IsolationForest
   /** The anomaly score (2^(−E[h]/c), both halves' trees) at which a row passes: `falseAlarmRate` out of fold. */
   threshold: number
-  /** Its stored form (`encodeDeviceModel`), when the trainer made it already (off the stream's thread). */
-  encoded?: Uint8Array
 }
 
 /** Rows of each half scored out of fold for the threshold (a 99th percentile needs a few hundred; more only costs). */
@@ -264,14 +262,14 @@ export function fitDeviceModel (job: DeviceTrainingJob): DeviceModel {
 }
 
 /** A device model with its forests as typed arrays (`IsolationForest.toParts`): what a thread hands over by structured clone. */
-export interface DeviceModelParts extends Omit<DeviceModel, 'older' | 'newer' | 'encoded' | 'measurements'> {
+export interface DeviceModelParts extends Omit<DeviceModel, 'older' | 'newer' | 'measurements'> {
   measurements: string[]
   older: ParsedModel
   newer: ParsedModel
 }
 
 export function deviceModelToParts (model: DeviceModel): DeviceModelParts {
-  const { older, newer, encoded: _encoded, measurements, ...rest } = model
+  const { older, newer, measurements, ...rest } = model
   return { ...rest, measurements: [...measurements], older: older.toParts(), newer: newer.toParts() }
 }
 

@@ -205,7 +205,7 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         sink = new EventSink(bus.publisher(), topics)
       }
       consumer = bus.consumer(config.group)
-      const trainer = config.detection.ml || config.detection.devices
+      const trainer = config.detection.ml || config.detection.devices !== 'off'
         ? new ThreadTrainer({ onFailure: err => { log.error({ err }, 'The model training thread died: the Isolation Forests keep their current models.') } })
         : null
       if (trainer !== null) {
@@ -222,7 +222,7 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
           ml: config.detection.ml && { scope: config.detection.mlScope, instance: brokers === null ? '' : instance },
           trainer: trainer ?? undefined,
           // A forest per device over its measurements (a device's readings share a partition: see streamKeyOf).
-          devices: config.detection.devices && {},
+          devices: config.detection.devices !== 'off' && { simulated: config.detection.devices === 'all' },
           deviceTrainer: trainer?.devices,
           // Restarts and rebalances restore the detectors' state instead of starting them over.
           snapshots: {}

@@ -30,7 +30,7 @@ const DEFAULTS: Config = {
   maxBatch: 10_000,
   retentionMs: 7 * 86_400_000,
   kafka: { brokers: null, sessionTimeoutMs: 10_000, events: true, aggregatesTopic: 'iot_aggregates', anomaliesTopic: 'iot_anomalies' },
-  detection: { rules: defaultRuleConfig, ml: true, mlScope: 'type', devices: true },
+  detection: { rules: defaultRuleConfig, ml: true, mlScope: 'type', devices: 'devices' },
   readiness: { maxFailures: 3, stallMs: 60_000 },
   live: { maxClients: 500, maxClientsPerAddress: 50 },
   adminToken: null,
@@ -202,7 +202,7 @@ describe('loadConfig - flags', () => {
       '--rules', rulesFile(),
       '--ml-scope', 'sensor',
       '--no-ml',
-      '--no-device-detection',
+      '--device-detection', 'off',
       '--ready-failures', '5',
       '--ready-stall', '2m',
       '--live-max-clients', '800',
@@ -239,7 +239,7 @@ describe('loadConfig - flags', () => {
       maxBatch: 250,
       retentionMs: 30 * 86_400_000,
       kafka: { brokers: ['kafka:9092'], sessionTimeoutMs: 20_000, events: false, aggregatesTopic: 'windows', anomaliesTopic: 'alerts' },
-      detection: { rules: { defaults: { co2: { max: 1000 } }, overrides: { 'co2@Lab': { max: 800, maxRatePerSec: 50 } } }, ml: false, mlScope: 'sensor', devices: false },
+      detection: { rules: { defaults: { co2: { max: 1000 } }, overrides: { 'co2@Lab': { max: 800, maxRatePerSec: 50 } } }, ml: false, mlScope: 'sensor', devices: 'off' },
       readiness: { maxFailures: 5, stallMs: 120_000 },
       live: { maxClients: 800, maxClientsPerAddress: 10 },
       adminToken: 'admin-token-of-the-test-0123',
@@ -305,6 +305,8 @@ describe('loadConfig - flags', () => {
     assert.throws(() => load(['--rules', bad]), CONFIG_ERROR)
     assert.throws(() => load(['--ml-scope', 'site']), { code: 'IOT_ERR_CONFIG', message: '--ml-scope: expected "type" or "sensor", got "site"' })
     assert.equal(load(['--ml-scope', 'type']).detection.mlScope, 'type')
+    assert.throws(() => load(['--device-detection', 'yes']), { code: 'IOT_ERR_CONFIG', message: '--device-detection: expected "devices", "all" or "off", got "yes"' })
+    assert.equal(load(['--device-detection', 'all']).detection.devices, 'all')
   })
 
   test('--flag=value form', () => {

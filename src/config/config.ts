@@ -39,8 +39,12 @@ export interface DetectionConfig {
   ml: boolean
   /** One model per sensor type (the original design) or per sensor. */
   mlScope: 'type' | 'sensor'
-  /** Run the device-level detector (a multivariate forest per device over its measurements). */
-  devices: boolean
+  /**
+   * The device-level detector (a multivariate forest per device over its measurements): for
+   * connected devices' sensors (`<device>.<measurement>`), also for the simulator's co-located
+   * sensors (`all`), or off.
+   */
+  devices: 'devices' | 'all' | 'off'
 }
 
 /** When the process is not ready (GET /ready answers 503). */
@@ -166,7 +170,7 @@ export const defaultConfig: Config = {
   maxBatch: 10_000,
   retentionMs: EMBEDDED_RETENTION_MS,
   kafka: { brokers: null, sessionTimeoutMs: 10_000, events: true, aggregatesTopic: 'iot_aggregates', anomaliesTopic: 'iot_anomalies' },
-  detection: { rules: defaultRuleConfig, ml: true, mlScope: 'type', devices: true },
+  detection: { rules: defaultRuleConfig, ml: true, mlScope: 'type', devices: 'devices' },
   readiness: { maxFailures: 3, stallMs: 60_000 },
   live: { maxClients: 500, maxClientsPerAddress: 50 },
   adminToken: null,
@@ -234,7 +238,7 @@ const options = {
   'no-alarms': { type: 'boolean' },
   'ml-scope': { type: 'string' },
   'no-ml': { type: 'boolean' },
-  'no-device-detection': { type: 'boolean' },
+  'device-detection': { type: 'string' },
   'webhook-url': { type: 'string', multiple: true },
   'webhook-format': { type: 'string' },
   'group-by': { type: 'string' },
@@ -289,7 +293,9 @@ Flags (env in brackets; a JSON file given by --config may set any of them by nam
                           config/rules.example.json; default: built-in thresholds)
   --ml-scope type|sensor  one Isolation Forest per sensor type (default) or per sensor
   --no-ml                 run without the Isolation Forest
-  --no-device-detection   run without the device-level (multivariate) detector
+  --device-detection devices|all|off
+                          the device-level (multivariate) detector: on connected devices (default),
+                          also on the simulator's co-located sensors, or off
   --alarm-rules FILE      alarm conditions per sensor type and location, merged over the built-in
                           ones (JSON; see "Alarms" in docs/ARCHITECTURE.md) [IOT_ALARM_RULES]
   --no-alarms             evaluate no alarms
@@ -529,7 +535,11 @@ export function loadConfig (argv: readonly string[], env: NodeJS.ProcessEnv = pr
     det.mlScope = scope
   }
   if (flags['no-ml'] === true || file['no-ml'] === true) det.ml = false
-  if (flags['no-device-detection'] === true || file['no-device-detection'] === true) det.devices = false
+  const devices = get('device-detection')
+  if (devices !== undefined) {
+    if (devices !== 'devices' && devices !== 'all' && devices !== 'off') throw new IotError('IOT_ERR_CONFIG', `--device-detection: expected "devices", "all" or "off", got "${devices}"`)
+    det.devices = devices
+  }
   const alarmRules = get('alarm-rules', 'IOT_ALARM_RULES')
   if (alarmRules !== undefined && alarmRules !== '') {
     try {

@@ -71,6 +71,9 @@ function toStored (m: TrainedModel): StoredModel {
   }
 }
 
+/** A loaded model's bytes (one to save may give a function: see StoredModel). */
+const modelBytes = (m: StoredModel): Uint8Array => typeof m.model === 'function' ? m.model() : m.model
+
 function deviceToStored (m: DeviceModel): StoredModel {
   return {
     version: DEVICE_MODEL + m.version,
@@ -81,14 +84,14 @@ function deviceToStored (m: DeviceModel): StoredModel {
     nEstimators: m.older.nEstimators + m.newer.nEstimators,
     maxSamples: m.older.maxSamples,
     offset: m.threshold,
-    model: m.encoded ?? encodeDeviceModel(m)
+    model: () => encodeDeviceModel(m)
   }
 }
 
 function fromStored (m: StoredModel): TrainedModel {
   // Numbered on after every stored version of the key (a newer one may be listed without its trees).
   const sequence = Math.max(m.sequence, m.lastSequence ?? m.sequence)
-  return { key: m.key, sequence, version: m.version, trainedAt: m.trainedAt, samples: m.samples, forest: IsolationForest.fromJSON(decodeModel(m.model)) }
+  return { key: m.key, sequence, version: m.version, trainedAt: m.trainedAt, samples: m.samples, forest: IsolationForest.fromJSON(decodeModel(modelBytes(m))) }
 }
 
 /**
@@ -228,7 +231,7 @@ export class PipelineDetector implements ReadingDetector {
       const device = m.key.startsWith(DEVICE_MODEL)
       if (device ? devices === null : forest === null) continue
       try {
-        if (device) devices?.restoreDevice(m.key.slice(DEVICE_MODEL.length), decodeDeviceModel(m.model), [])
+        if (device) devices?.restoreDevice(m.key.slice(DEVICE_MODEL.length), decodeDeviceModel(modelBytes(m)), [])
         else restored.push(fromStored(m))
       } catch (err) {
         // A damaged row must not stop the worker: that key trains a new model from the stream.

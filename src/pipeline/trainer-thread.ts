@@ -1,9 +1,9 @@
 // The training thread: fits Isolation Forests for the main thread's ForestScorer and device models
-// for its DeviceDetector, one job at a time, and makes each model's stored form here too, so the
-// stream's thread only rebuilds the forests. Replies go over the port the main thread reads
+// for its DeviceDetector, one job at a time, and makes each per-sensor model's stored form here too,
+// so the stream's thread only rebuilds the forests. Replies go over the port the main thread reads
 // synchronously; the shared counter wakes it.
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads'
-import { deviceModelToParts, encodeDeviceModel, encodeModel, fitDeviceModel, fitJob } from '../anomaly/index.ts'
+import { deviceModelToParts, encodeModel, fitDeviceModel, fitJob } from '../anomaly/index.ts'
 import type { TrainerReply, TrainerRequest } from './trainer.ts'
 
 const { replies, signal } = workerData as { replies: MessagePort, signal: Int32Array }
@@ -18,10 +18,7 @@ parentPort?.on('message', (msg: TrainerRequest) => {
   const { id } = msg
   try {
     if (msg.kind === 'device') {
-      const model = fitDeviceModel(msg.job)
-      // A copy of its own, as below (transferred: the thread keeps nothing of it).
-      const encoded = new Uint8Array(encodeDeviceModel(model))
-      reply({ id, device: deviceModelToParts(model), encoded }, [encoded.buffer as ArrayBuffer])
+      reply({ id, device: deviceModelToParts(fitDeviceModel(msg.job)) })
       return
     }
     const forest = fitJob(msg.job)

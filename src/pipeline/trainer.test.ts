@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  DeviceDetector, FEATURES, ForestScorer, IsolationForest, decodeDeviceModel, decodeModel, type DeviceTrainingJob, type DeviceVerdict, type TrainingJob
+  DeviceDetector, FEATURES, ForestScorer, IsolationForest, decodeDeviceModel, decodeModel, encodeDeviceModel, type DeviceTrainingJob, type DeviceVerdict, type TrainingJob
 } from '../anomaly/index.ts'
 import { createRandom, type Reading } from '../domain/index.ts'
 import { ThreadTrainer } from './trainer.ts'
@@ -93,9 +93,9 @@ test('thread trainer - device models fitted on the thread give the inline verdic
     assert.deepEqual(models.map(m => [m.version, m.trainedAt, m.samples]), inline.drainModels().map(m => [m.version, m.trainedAt, m.samples]))
     assert.equal(models.length, 18)
     assert.deepEqual([live.modelsTrained, live.trainingFailures], [18, 0])
-    // Each model from the thread comes with its stored form, made there.
+    // A model from the thread is the inline one: its stored form reads back the same.
     const last = models.at(-1)!
-    const stored = decodeDeviceModel(last.encoded!)
+    const stored = decodeDeviceModel(encodeDeviceModel(last))
     assert.deepEqual([stored.version, stored.measurements, stored.threshold, stored.center], [last.version, ['a', 'b', 'c'], last.threshold, last.center])
     assert.deepEqual(stored.newer.toJSON(), last.newer.toJSON())
     // A bad job fails with a typed error when taken; forests and device models share the thread and keep coming.

@@ -85,7 +85,10 @@ export class ThreadTrainer implements ForestTrainer {
     }
   }
 
-  /** Fits a device-level model (`fitDeviceModel`) on the thread; the model taken carries its stored form (`encodeDeviceModel`). */
+  /**
+   * Fits a device-level model (`fitDeviceModel`) on the thread. Its stored form is not made there:
+   * storage keeps a device's trees hourly (saveModels), so the stream encodes the few it keeps.
+   */
   startDevice (job: DeviceTrainingJob): PendingDeviceFit {
     const rows = job.rows.slice()
     const id = this.#post(id => ({ kind: 'device', id, job: { ...job, measurements: [...job.measurements], rows } }), rows.buffer as ArrayBuffer)
@@ -93,8 +96,7 @@ export class ThreadTrainer implements ForestTrainer {
       take: (): DeviceModel => {
         const reply = this.#take(id)
         if (reply.device === undefined) throw new IotError('IOT_ERR_TRAINING', 'the training thread sent no device model')
-        const model = deviceModelFromParts(reply.device)
-        return reply.encoded === undefined ? model : { ...model, encoded: reply.encoded }
+        return deviceModelFromParts(reply.device)
       },
       cancel: () => { this.#cancel(id) }
     }

@@ -3,7 +3,11 @@
 import { msToTimestamp, textArray, timestampToMs } from './arrays.ts'
 import { type Queryable } from './db.ts'
 
-/** A stored Isolation Forest model; `model` is its stored form (the anomaly module's `encodeModel`). */
+/**
+ * A stored Isolation Forest model; `model` is its stored form (the anomaly module's `encodeModel`,
+ * or `encodeDeviceModel` for a device's), or, to save, a function making it: called only when the
+ * trees are kept (see saveModels), so the models whose trees are not kept are never encoded.
+ */
 export interface StoredModel {
   version: string
   key: string
@@ -13,7 +17,7 @@ export interface StoredModel {
   nEstimators: number
   maxSamples: number
   offset: number
-  model: Uint8Array
+  model: Uint8Array | (() => Uint8Array)
   /** As loaded: the highest sequence stored for the key (a newer version may be listed without its trees). */
   lastSequence?: number
 }
@@ -45,7 +49,7 @@ export async function saveModels (tx: Queryable, models: readonly StoredModel[],
     await tx.query(`
       INSERT INTO anomaly_models (version, model_key, sequence, trained_at, samples, n_estimators, max_samples, score_offset, model)
       VALUES ($1, $2, $3, ${msToTimestamp('$4::float8')}, $5, $6, $7, $8, $9) ON CONFLICT (version) DO NOTHING`,
-    [m.version, m.key, m.sequence, m.trainedAt, m.samples, m.nEstimators, m.maxSamples, m.offset, keep ? m.model : null])
+    [m.version, m.key, m.sequence, m.trainedAt, m.samples, m.nEstimators, m.maxSamples, m.offset, keep ? (typeof m.model === 'function' ? m.model() : m.model) : null])
   }
   const ranked = `SELECT version, model IS NOT NULL AS trees,
       row_number() OVER (PARTITION BY model_key ORDER BY trained_at DESC, sequence DESC) AS n,
@@ -60,8 +64,8 @@ export async function saveModels (tx: Queryable, models: readonly StoredModel[],
 }
 
 /** The newest stored model with its trees of every key, with the key's highest stored sequence. */
-export async function loadLatestModels (db: Queryable): Promise<StoredModel[]> {
-  return await db.query<StoredModel>(`
+export async function loadLatestModels (db: Queryable): Promise<Array<StoredModel & { model: Uint8Array }>> {
+  return await db.query<StoredModel & { model: Uint8Array }>(`
     SELECT DISTINCT ON (model_key) version, model_key AS key, sequence, ${timestampToMs('trained_at')} AS "trainedAt", samples,
       n_estimators AS "nEstimators", max_samples AS "maxSamples", score_offset AS offset, model,
       (SELECT max(sequence) FROM anomaly_models b WHERE b.model_key = a.model_key) AS "lastSequence"

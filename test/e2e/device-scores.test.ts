@@ -29,7 +29,8 @@ test('device-level detection - the ML tab lists the simulator\'s devices with sc
   let browser: Browser | null = null
   const problems: string[] = []
   try {
-    server = await startSystem(cli, dir, ['--speedup', '60', '--no-mqtt'])
+    // The simulator's co-located sensors as devices (connected devices' sensors are by default).
+    server = await startSystem(cli, dir, ['--speedup', '60', '--no-mqtt', '--device-detection', 'all'])
     const base = server.base
     phase(`system running at ${base}`)
 
