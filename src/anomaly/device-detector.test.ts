@@ -45,7 +45,7 @@ test('device detector - readings aligned per device: the device whose measuremen
   assert.deepEqual(first.measurements, ['a', 'b', 'c'])
   assert.equal(first.complete, true)
   assert.equal(first.modelVersion, 'lab#7')
-  assert.equal(first.explanation, 'device 0.64 (lab#7): b -0.79σ (others imply +0.81σ) 96%')
+  assert.equal(first.explanation, 'device 0.96 (lab#7): b -0.79σ (others imply +0.81σ) 83%, a +0.81σ (others imply -0.5σ) 17%')
   assert.equal(first.contributions[0]?.measurement, 'b')
   // Rows before the first model are not scored: it is asked for at row 400 and scores from row 416.
   assert.equal(lab[415]!.score, null)

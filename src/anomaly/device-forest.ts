@@ -3,7 +3,7 @@
 // The model and its fit are in device-model.ts, its stored form in device-model-codec.ts.
 import { AnomalyConfigError, AnomalyStateError } from './errors.ts'
 import {
-  MIN_TRAINING_ROWS, inlineDeviceTrainer, type DeviceModel, type DeviceTrainer, type DeviceTrainingJob, type PendingDeviceFit
+  MIN_TRAINING_ROWS, inlineDeviceTrainer, squaredDistance, type DeviceModel, type DeviceTrainer, type DeviceTrainingJob, type PendingDeviceFit
 } from './device-model.ts'
 import { RetrainPolicy } from './ml.ts'
 import { ratioScore, THRESHOLD } from './score.ts'
@@ -264,7 +264,9 @@ export class DeviceForest {
     // score_samples are -2^(-E[h]/c) per forest: their geometric mean is 2^(-E[h]/c) over both
     // forests' trees (exactly when the halves have the same size, so the same c).
     const a = Math.sqrt(model.older.scoreSample(row) * model.newer.scoreSample(row))
-    return ratioScore(Math.log(model.threshold) / Math.log(a))
+    const forest = ratioScore(Math.log(model.threshold) / Math.log(a))
+    const distance = ratioScore(Math.sqrt(squaredDistance(row, model.axisVariance) / model.distanceThreshold))
+    return forest >= distance ? forest : distance
   }
 
   /**

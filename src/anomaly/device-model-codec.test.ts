@@ -65,11 +65,13 @@ test('device model codec - decodeDeviceModel: damaged bytes throw IOT_ERR_ANOMAL
   refused({ ...model, trainedAt: Infinity }, 'deviceModel.trainedAt: expected a finite number, got Infinity')
   refused({ ...model, scale: new Float64Array([1, 0]) }, 'deviceModel.scale: expected numbers > 0, got 0')
   refused({ ...model, rotation: new Float64Array([1, 0, NaN, 1]) }, 'deviceModel.rotation: expected finite numbers, got NaN')
+  refused({ ...model, axisVariance: new Float64Array([1, 0]) }, 'deviceModel.axisVariance: expected numbers > 0, got 0')
+  refused({ ...model, distanceThreshold: 0 }, 'deviceModel.distanceThreshold: expected a number > 0, got 0')
   refused({ ...model, sequence: 0 }, 'deviceModel.sequence: expected 1 or more')
   refused({ ...model, samples: 7 }, 'deviceModel.samples: expected 8 or more, got 7')
-  refused({ ...model, measurements: ['a'], center: new Float64Array(1), scale: new Float64Array([1]), rotation: new Float64Array([1]), precision: new Float64Array([1]) },
+  refused({ ...model, measurements: ['a'], center: new Float64Array(1), scale: new Float64Array([1]), rotation: new Float64Array([1]), precision: new Float64Array([1]), axisVariance: new Float64Array([1]) },
     'deviceModel.m: expected 2 to 4096 measurements, got 1')
-  const three = { center: new Float64Array(3), scale: new Float64Array([1, 1, 1]), rotation: new Float64Array(9), precision: new Float64Array(9) }
+  const three = { center: new Float64Array(3), scale: new Float64Array([1, 1, 1]), rotation: new Float64Array(9), precision: new Float64Array(9), axisVariance: new Float64Array([1, 1, 1]) }
   refused({ ...model, ...three, measurements: ['a', 'b', 'c'] }, 'deviceModel.older: a forest of 2 features for 3 measurements')
   // A model of 3 measurements with arrays of 2: read out of step, refused somewhere.
   assert.throws(() => decodeDeviceModel(encodeDeviceModel({ ...model, measurements: ['a', 'b', 'c'] })), { code: 'IOT_ERR_ANOMALY_STATE' })

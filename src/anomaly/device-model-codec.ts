@@ -19,7 +19,7 @@ const MAX_STORED_MEASUREMENTS = 4096
 export function encodeDeviceModel (model: DeviceModel): Uint8Array {
   const m = model.measurements.length
   const forests = [encodeModel(model.older.toParts()), encodeModel(model.newer.toParts())]
-  const arrays = [model.center, model.scale, model.rotation, model.precision]
+  const arrays = [model.center, model.scale, model.rotation, model.precision, model.axisVariance]
   let capacity = 256 + model.key.length + model.version.length
   for (const name of model.measurements) capacity += 8 + name.length
   for (const array of arrays) capacity += 8 * array.length
@@ -30,6 +30,7 @@ export function encodeDeviceModel (model: DeviceModel): Uint8Array {
   out.uint(model.samples)
   out.f64(model.trainedAt)
   out.f64(model.threshold)
+  out.f64(model.distanceThreshold)
   out.string(model.key)
   out.string(model.version)
   for (const name of model.measurements) out.string(name)
@@ -55,6 +56,8 @@ export function decodeDeviceModel (bytes: Uint8Array): DeviceModel {
   if (!Number.isFinite(trainedAt)) input.fail('trainedAt', `expected a finite number, got ${trainedAt}`)
   const threshold = input.f64('threshold')
   if (!(threshold > 0 && threshold < 1)) input.fail('threshold', `expected a number in (0, 1), got ${threshold}`)
+  const distanceThreshold = input.f64('distanceThreshold')
+  if (!(distanceThreshold > 0 && distanceThreshold < Infinity)) input.fail('distanceThreshold', `expected a number > 0, got ${distanceThreshold}`)
   const key = input.string('key')
   const version = input.string('version')
   const measurements = Object.freeze(Array.from({ length: m }, (_, i) => input.string(`measurements[${i}]`)))
@@ -62,10 +65,12 @@ export function decodeDeviceModel (bytes: Uint8Array): DeviceModel {
   const scale = input.f64Array('scale', m)
   const rotation = input.f64Array('rotation', m * m)
   const precision = input.f64Array('precision', m * m)
-  for (const [name, array] of [['center', center], ['scale', scale], ['rotation', rotation], ['precision', precision]] as const) {
+  const axisVariance = input.f64Array('axisVariance', m)
+  for (const [name, array] of [['center', center], ['scale', scale], ['rotation', rotation], ['precision', precision], ['axisVariance', axisVariance]] as const) {
     for (const value of array) if (!Number.isFinite(value)) input.fail(name, `expected finite numbers, got ${value}`)
   }
   for (const value of scale) if (!(value > 0)) input.fail('scale', `expected numbers > 0, got ${value}`)
+  for (const value of axisVariance) if (!(value > 0)) input.fail('axisVariance', `expected numbers > 0, got ${value}`)
   const forest = (half: 'older' | 'newer'): IsolationForest => {
     const decoded = IsolationForest.fromJSON(decodeModel(input.bytes(half)))
     if (decoded.nFeatures !== m) input.fail(half, `a forest of ${decoded.nFeatures} features for ${m} measurements`)
@@ -74,5 +79,5 @@ export function decodeDeviceModel (bytes: Uint8Array): DeviceModel {
   const older = forest('older')
   const newer = forest('newer')
   input.end()
-  return { key, measurements, sequence, version, trainedAt, samples, center, scale, rotation, precision, older, newer, threshold }
+  return { key, measurements, sequence, version, trainedAt, samples, center, scale, rotation, precision, older, newer, threshold, axisVariance, distanceThreshold }
 }

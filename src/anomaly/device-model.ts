@@ -85,7 +85,25 @@ export interface DeviceModel {
   newer: IsolationForest
   /** The anomaly score (2^(−E[h]/c), both halves' trees) at which a row passes: `falseAlarmRate` out of fold. */
   threshold: number
+  /** Variance of the training rows along each rotated axis (floored): the scale of the distance below. */
+  axisVariance: Float64Array
+  /**
+   * The squared distance (Σ rotated_k² / axisVariance_k: Mahalanobis in the robust correlation) at
+   * which a row passes: twice the distance of the farthest training row. The forests cannot tell a
+   * row just beyond the training rows from one far beyond them (their splits lie within the
+   * training range, so both end in the same leaf), so a row far off the measurements' usual
+   * relation (a pump's current falling while its flow holds, each within its own range) is caught
+   * by its distance.
+   */
+  distanceThreshold: number
 }
+
+/**
+ * A row passes on distance at this many times the farthest training row's squared distance (twice
+ * its distance). On SKAB (seed 42): the farthest row itself, 1.45 % of the anomaly-free rows
+ * alarmed; ×2, 0.79 %; ×4, 0.73 % as without the distance (0.40-0.86 % over seeds 1-6), F1 0.706.
+ */
+const DISTANCE_MARGIN = 4
 
 /** Rows of each half scored out of fold for the threshold (a 99th percentile needs a few hundred; more only costs). */
 const CALIBRATION_ROWS = 1024
@@ -244,6 +262,12 @@ export function fitDeviceModel (job: DeviceTrainingJob): DeviceModel {
   const oof = Float64Array.from([...newerForest.scoreSamples(spaced(older, m)), ...olderForest.scoreSamples(spaced(newer, m))], s => -s)
   oof.sort()
   const threshold = linearPercentile(oof, 100 * (1 - job.falseAlarmRate))
+  const axisVariance = new Float64Array(m)
+  for (let k = 0; k < n; k++) for (let c = 0; c < m; c++) axisVariance[c] = (axisVariance[c] as number) + (data[k * m + c] as number) ** 2
+  for (let c = 0; c < m; c++) axisVariance[c] = Math.max((axisVariance[c] as number) / n, floor)
+  let farthest = 0
+  for (let k = 0; k < n; k++) farthest = Math.max(farthest, squaredDistance(data.subarray(k * m, k * m + m), axisVariance))
+  const distanceThreshold = Math.max(DISTANCE_MARGIN * farthest, Number.MIN_VALUE)
   return {
     key: job.key,
     measurements: Object.freeze([...job.measurements]),
@@ -257,8 +281,17 @@ export function fitDeviceModel (job: DeviceTrainingJob): DeviceModel {
     precision,
     older: olderForest,
     newer: newerForest,
-    threshold
+    threshold,
+    axisVariance,
+    distanceThreshold
   }
+}
+
+/** Σ rotated_k² / axisVariance_k of a rotated row. */
+export function squaredDistance (rotated: ArrayLike<number>, axisVariance: Float64Array): number {
+  let d = 0
+  for (let k = 0; k < axisVariance.length; k++) d += (rotated[k] as number) ** 2 / (axisVariance[k] as number)
+  return d
 }
 
 /** A device model with its forests as typed arrays (`IsolationForest.toParts`): what a thread hands over by structured clone. */

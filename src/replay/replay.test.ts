@@ -181,8 +181,8 @@ test('replay - several value columns are one device: per-column verdicts, the de
   assert.deepEqual([body[415]!.device_score, body[415]!.device_anomaly, body[416]!.device_model_version], ['', '', 'lab#1'])
   assert.deepEqual(body.flatMap((r, i) => r.device_anomaly === 'true' ? [i] : []), Array.from({ length: 20 }, (_, k) => 1054 + k))
   const first = body[1054]!
-  assert.deepEqual([first.device_score, first.device_model_version, first.contributors, first.severity, first.anomaly], ['0.644835', 'lab#7', 'b 96%', 'major', 'true'])
-  assert.match(first.explanation!, /device 0\.64 \(lab#7\): b -0\.79σ \(others imply \+0\.81σ\) 96%$/)
+  assert.deepEqual([first.device_score, first.device_model_version, first.contributors, first.severity, first.anomaly], ['0.955353', 'lab#7', 'b 83%, a 17%', 'major', 'true'])
+  assert.match(first.explanation!, /device 0\.96 \(lab#7\): b -0\.79σ \(others imply \+0\.81σ\) 83%, a \+0\.81σ \(others imply -0\.5σ\) 17%$/)
   // An unreadable value: the other columns are scored, the device row is not.
   const bad = body[1200]!
   assert.deepEqual([bad.b, bad.b_score, bad.b_anomaly, bad.device_score, bad.error], ['x', '', '', '', 'bad value "x" in b'])

@@ -17,6 +17,7 @@ import { pino } from 'pino'
 import { startEmbedded, type RunningSystem } from '../../src/app/index.ts'
 import { loadConfig } from '../../src/config/index.ts'
 import { addDevice, revokeDevice } from '../../src/devices/index.ts'
+import { createRandom } from '../../src/domain/index.ts'
 
 const log = pino({ level: process.env.TEST_LOG ?? 'silent' })
 
@@ -116,6 +117,41 @@ describe('HTTP device ingest (embedded system, real clients)', () => {
     const wrong = new InfluxDB({ url: base, token: 'iotd_' + 'B'.repeat(43) }).getWriteApi('o', 'b', 'ms', { maxRetries: 0 })
     wrong.writePoint(new Point('environment').floatField('temperature', 1))
     await assert.rejects(wrong.close(), (err: { statusCode?: number }) => err.statusCode === 401)
+  })
+
+  test('a device\'s fields written together are one device row: its own model scores them, and a broken relation alarms, named', async () => {
+    const pump = (await addDevice(db(), { id: 'pump-7', name: 'Pump 7', location: 'Plant' }, Date.now())).token
+    const t0 = Date.now() - 900_000
+    const rnd = createRandom(5)
+    const write = new InfluxDB({ url: base, token: pump }).getWriteApi('o', 'b', 'ms', { maxRetries: 0 })
+    // flow and current move together (one load), pressure on its own; from row 640 to 679 the current
+    // goes against the flow (1.5σ either way): each value within its usual range, the relation broken.
+    for (let i = 0; i < 720; i++) {
+      const broken = i >= 640 && i < 680
+      const n = rnd.normal()
+      const load = broken ? Math.sign(n) * 1.5 : n
+      write.writePoint(new Point('pump').floatField('flow', 30 + 3 * load + 0.3 * rnd.normal())
+        .floatField('current', 12 + (broken ? -1.2 : 1.2) * load + 0.1 * rnd.normal()).floatField('pressure', 4 + 0.2 * rnd.normal()).timestamp(t0 + i * 1000))
+    }
+    await write.close()
+    type Devices = { devices: Array<{ device: string, measurements: string[], last_score: number | null, anomalies_24h: number }> }
+    await until('pump-7 scored to its last row', async () => {
+      const d = (await (await fetch(`${base}/api/detection/devices`)).json() as Devices).devices.find(x => x.device === 'pump-7')
+      return d !== undefined && (await (await fetch(`${base}/api/detection/devices/pump-7/scores?limit=1`)).json() as { scores: Array<{ ts: string }> }).scores[0]?.ts === new Date(t0 + 719_000).toISOString()
+    })
+    const listed = (await (await fetch(`${base}/api/detection/devices`)).json() as Devices).devices.find(x => x.device === 'pump-7')!
+    // Line protocol carries a point's fields sorted by name.
+    assert.deepEqual(listed.measurements, ['current', 'flow', 'pressure'])
+    const { scores } = await (await fetch(`${base}/api/detection/devices/pump-7/scores?limit=5000`)).json() as { scores: Array<{ ts: string, score: number, anomaly: boolean, model_version: string | null, explanation: string | null }> }
+    // Scored from the 16th row after the first model was asked for (row 400), every row after.
+    assert.equal(scores.length, 720 - 416)
+    const alarmed = scores.filter(s => s.anomaly).map(s => (Date.parse(s.ts) - t0) / 1000)
+    assert.ok(alarmed.length >= 20 && alarmed.every(i => i >= 640 && i < 690), `alarmed rows: ${alarmed.join(', ')}`)
+    assert.equal(listed.anomalies_24h, alarmed.length)
+    const first = scores.find(s => s.anomaly)!
+    assert.match(first.model_version!, /^device:pump-7#\d+$/)
+    // Current and flow named, not the pressure.
+    assert.match(first.explanation!, /^device 0\.\d\d \(pump-7#\d+\): (current|flow) [^,]+, (current|flow) [^,]+$/)
   })
 
   test('10,000 malformed lines in one gzip write: 400 with the counts, every bad line a dead letter with its line number, the good lines kept', async () => {
