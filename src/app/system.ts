@@ -194,6 +194,8 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
 
     let worker: Worker | null = null
     let consumer: BusConsumer | null = null
+    let detector: PipelineDetector | null = null
+    let trainer: ThreadTrainer | null = null
     const latency = new LatencyTracker(wallClock)
     const instance = `${hostname().replace(/[\s#@]/g, '-')}-${process.pid}`
     if (roles.has('worker') && bus !== null && db !== null) {
@@ -205,28 +207,30 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
         sink = new EventSink(bus.publisher(), topics)
       }
       consumer = bus.consumer(config.group)
-      const trainer = config.detection.ml || config.detection.devices !== 'off'
+      trainer = config.detection.ml || config.detection.devices !== 'off'
         ? new ThreadTrainer({ onFailure: err => { log.error({ err }, 'The model training thread died: the Isolation Forests keep their current models.') } })
         : null
-      if (trainer !== null) {
-        closers.push(async () => { await trainer.close() })
+      const thread = trainer
+      if (thread !== null) {
+        closers.push(async () => { await thread.close() })
         // Models from the first minutes on, also when the stream runs far faster than real time.
-        await trainer.ready()
+        await thread.ready()
       }
+      detector = new PipelineDetector({
+        rules: config.detection.rules,
+        // Several workers of a group train models of the same keys: their versions name the process.
+        ml: config.detection.ml && { scope: config.detection.mlScope, instance: brokers === null ? '' : instance },
+        trainer: trainer ?? undefined,
+        // A forest per device over its measurements (a device's readings share a partition: see streamKeyOf).
+        devices: config.detection.devices !== 'off' && { simulated: config.detection.devices === 'all' },
+        deviceTrainer: trainer?.devices,
+        // Restarts and rebalances restore the detectors' state instead of starting them over.
+        snapshots: {}
+      })
       worker = new Worker({
         db,
         consumer,
-        detector: new PipelineDetector({
-          rules: config.detection.rules,
-          // Several workers of a group train models of the same keys: their versions name the process.
-          ml: config.detection.ml && { scope: config.detection.mlScope, instance: brokers === null ? '' : instance },
-          trainer: trainer ?? undefined,
-          // A forest per device over its measurements (a device's readings share a partition: see streamKeyOf).
-          devices: config.detection.devices !== 'off' && { simulated: config.detection.devices === 'all' },
-          deviceTrainer: trainer?.devices,
-          // Restarts and rebalances restore the detectors' state instead of starting them over.
-          snapshots: {}
-        }),
+        detector,
         ingestClock,
         wallClock,
         log,
@@ -333,7 +337,9 @@ export async function startSystem (config: Config, log: Logger, roles: ReadonlyS
       lastStoredAgeSeconds: () => {
         const at = worker?.health.lastStoredAt ?? null
         return at === null ? null : (wallClock() - at) / 1000
-      }
+      },
+      trainingWaits: () => trainer?.waits ?? null,
+      trainingFailures: () => detector?.trainingFailures ?? null
     })
 
     let app: FastifyInstance | null = null

@@ -203,6 +203,11 @@ export class PipelineDetector implements ReadingDetector {
     return this.cadence.median(sensorId)
   }
 
+  /** Fits that failed, per-sensor forests' and devices' (each kept its model). */
+  get trainingFailures (): number {
+    return (this.forest?.trainingFailures ?? 0) + (this.devices?.trainingFailures ?? 0)
+  }
+
   /** Isolation Forest models trained so far (0 without the forest). */
   get modelsTrained (): number {
     return this.forest?.modelsTrained ?? 0

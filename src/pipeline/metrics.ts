@@ -8,6 +8,10 @@ export interface HealthSource {
   consecutiveFailures: () => number | null
   /** Seconds since the worker last stored a batch (null: none stored yet, or no worker here). */
   lastStoredAgeSeconds: () => number | null
+  /** Times the stream waited for the training thread (a model's first row came before its fit was done); null: no thread here. */
+  trainingWaits: () => number | null
+  /** Model fits that failed since the start (each key or device kept its model); null: no worker here. */
+  trainingFailures: () => number | null
 }
 
 /** Prometheus metrics of the pipeline; also read by the CLI status line. */
@@ -83,6 +87,8 @@ export class PipelineMetrics {
     health('iot_database_up', 'The database answers (1) or is unreachable (0).', h => h.databaseUp())
     health('iot_batch_consecutive_failures', 'Failed attempts of the worker in a row (0 once a batch is stored).', h => h.consecutiveFailures())
     health('iot_last_stored_batch_age_seconds', 'Seconds since the worker last stored a batch.', h => h.lastStoredAgeSeconds())
+    health('iot_training_waits', 'Times the stream waited for the training thread: a model\'s first row came before its fit was done (the thread is behind).', h => h.trainingWaits())
+    health('iot_training_failures', 'Model fits that failed since the start (each key or device kept its model).', h => h.trainingFailures())
   }
 
   /** Where the health gauges read their values. */

@@ -152,6 +152,11 @@ describe('HTTP device ingest (embedded system, real clients)', () => {
     assert.match(first.model_version!, /^device:pump-7#\d+$/)
     // Current and flow named, not the pressure.
     assert.match(first.explanation!, /^device 0\.\d\d \(pump-7#\d+\): (current|flow) [^,]+, (current|flow) [^,]+$/)
+    // Fitted on the training thread: /metrics tells how often the stream waited for it, and that no fit failed.
+    const metrics = (await curl([`${base}/metrics`])).body
+    assert.match(metrics, /^iot_training_waits \d+$/m)
+    assert.match(metrics, /^iot_training_failures 0$/m)
+    assert.match(metrics, /^iot_device_anomalies_total [1-9]\d*$/m)
   })
 
   test('10,000 malformed lines in one gzip write: 400 with the counts, every bad line a dead letter with its line number, the good lines kept', async () => {
