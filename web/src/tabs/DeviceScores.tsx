@@ -195,7 +195,7 @@ export function DeviceScores ({ query, records }: { query: SharedQuery | null, r
         columns={deviceCols}
         rowKey={d => d.device}
         testId='table-device-scores'
-        empty={list.loading && list.data === null ? 'Loading…' : 'Devices reporting several measurements appear here once they have a model (about 400 rows).'}
+        empty={list.loading && list.data === null ? 'Loading…' : 'Devices reporting several measurements (MQTT, HTTP, line protocol) appear here once they have a model (about 400 rows); the simulator\'s with --device-detection all.'}
         rowClass={d => `${d.last_anomaly ? 'row-critical' : ''} ${d.device === selected ? 'row-selected' : ''}`.trim()}
       />
       {selected !== null && (
