@@ -108,11 +108,14 @@ export class PartitionClaims {
     const unreadable = detector.restoreModels?.(await loadLatestModels(db)) ?? []
     if (unreadable.length > 0) this.#deps.log.warn({ versions: unreadable }, 'Stored models could not be read; their keys train new ones.')
     let snapshots = 0
+    // The oldest event time a restored sensor's catch-up needs (it replays readings after its snapshot).
+    let oldestSnapshot = Infinity
     if (detector.restoreSnapshots !== undefined) {
       const stored = await loadDetectorState(db, key => !key.startsWith('sensor:') || owns(key.slice('sensor:'.length)))
       const damaged = detector.restoreSnapshots(stored)
       if (damaged.length > 0) this.#deps.log.warn({ keys: damaged.slice(0, 20), count: damaged.length }, 'Stored detector snapshots could not be read; those sensors start over from their recent readings.')
       snapshots = stored.length - damaged.length
+      for (const s of stored) if (s.key.startsWith('sensor:') && s.lastTs < oldestSnapshot) oldestSnapshot = s.lastTs
     }
     // Alarms: the active ones and the pending conditions of the owned originators (a device belongs
     // to the partition its id hashes to), as the last stored batch left them.
@@ -129,7 +132,11 @@ export class PartitionClaims {
     let warmed = 0
     if (Number.isFinite(newest) && detector.clear !== undefined) {
       const replay = (await loadWarmupReadings(db, {
-        sinceMs: newest - o.warmupSpanMs, perSensor: o.warmupReadings, snapshotSinceMs: newest - o.warmupSnapshotSpanMs, afterSnapshot: o.warmupAfterSnapshot
+        sinceMs: newest - o.warmupSpanMs,
+        perSensor: o.warmupReadings,
+        // No further back than the oldest snapshot (all are recent in a busy fleet), nor than the span.
+        snapshotSinceMs: Math.max(newest - o.warmupSnapshotSpanMs, oldestSnapshot === Infinity ? newest : oldestSnapshot),
+        afterSnapshot: o.warmupAfterSnapshot
       })).filter(r => owns(r.sensorId))
       if (detector.warmUp !== undefined) detector.warmUp(replay)
       else detector.detectMany(replay)

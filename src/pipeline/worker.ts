@@ -26,7 +26,7 @@ export interface WorkerOptions {
   warmupAfterSnapshot: number
   /** Event time before the newest stored reading that the warm-up looks back over (sensors without a snapshot). */
   warmupSpanMs: number
-  /** ... and for sensors with one. */
+  /** ... and for sensors with one (snapshots are at most an hour of event time apart: see SnapshotSchedule). */
   warmupSnapshotSpanMs: number
   /** Wall time between reads of the other workers' progress while idle. */
   idleRefreshMs: number
@@ -46,7 +46,7 @@ export const defaultWorkerOptions: WorkerOptions = {
   warmupReadings: 100,
   warmupAfterSnapshot: 1000,
   warmupSpanMs: 3_600_000,
-  warmupSnapshotSpanMs: 6 * 3_600_000,
+  warmupSnapshotSpanMs: 2 * 3_600_000,
   idleRefreshMs: 1000,
   modelTreesEveryMs: 3_600_000,
   retry: defaultBackoffOptions
