@@ -1,7 +1,7 @@
 // Device-level detection in a real browser (Debian Chromium via playwright-core), on `iot-monitor
-// start` with the embedded bus and PGlite and the simulator at 60x: once the simulator's devices
+// start` with the embedded bus and PGlite and the simulator at 120x: once the simulator's devices
 // (its co-located sensors, `sim-<node>`) have their models (about 400 rows each, some seconds of
-// wall time at 60x), the ML tab lists them, anomalous first, each with a numeric score; selecting
+// wall time at 120x), the ML tab lists them, anomalous first, each with a numeric score; selecting
 // one draws its score over time (with the 0.5 threshold) in an ECharts canvas. No console errors.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -30,7 +30,7 @@ test('device-level detection - the ML tab lists the simulator\'s devices with sc
   const problems: string[] = []
   try {
     // The simulator's co-located sensors as devices (connected devices' sensors are by default).
-    server = await startSystem(cli, dir, ['--speedup', '60', '--no-mqtt', '--device-detection', 'all'])
+    server = await startSystem(cli, dir, ['--speedup', '120', '--no-mqtt', '--device-detection', 'all'])
     const base = server.base
     phase(`system running at ${base}`)
 

@@ -41,20 +41,23 @@ async function verdicts (db: Db): Promise<Row[]> {
 
 for (const database of testDatabases) {
   test(`restart on ${database.name} (of ${databaseNames}) - the detectors' state survives: verdicts equal an uninterrupted run's, row for row`, { skip: database.skip }, async (t) => {
-    // Five sensors (one of each type) every minute for four days: daily cycles, anomalies injected.
+    // Five sensors (one of each type) every minute for three days: daily cycles, anomalies injected.
     const sim = new Simulator({ sensors: 5, ratePerSensor: 1 / 60, seed: 23, startTs: START })
     const readings: Reading[] = []
-    while (sim.nextTs < START + 4 * DAY) readings.push(sim.next())
-    // Restarts at 2.5 and 3.2 days: the daily profiles are on by then (they need two days).
-    const cuts = [readings.findIndex(r => r.ts >= START + 2.5 * DAY), readings.findIndex(r => r.ts >= START + 3.2 * DAY)]
+    while (sim.nextTs < START + 3 * DAY) readings.push(sim.next())
+    // Restarts at 2.3 and 2.7 days: the daily profiles are on by then (they need two days).
+    const cuts = [readings.findIndex(r => r.ts >= START + 2.3 * DAY), readings.findIndex(r => r.ts >= START + 2.7 * DAY)]
+    // The control (restarts without snapshots) on one engine: it shows the comparison can fail.
+    const control = database === testDatabases.at(-1)
     const uninterrupted = await database.create()
     const restarted = await database.create()
-    const withoutSnapshots = await database.create()
+    const withoutSnapshots = control ? await database.create() : null
     try {
       await run(uninterrupted.db, readings, true)
       const expected = await verdicts(uninterrupted.db)
       assert.equal(expected.length, readings.length)
       for (const [target, snapshots] of [[restarted, true], [withoutSnapshots, false]] as const) {
+        if (target === null) continue
         for (const cut of [...cuts, readings.length]) await run(target.db, readings.slice(0, cut), snapshots)
       }
       const got = await verdicts(restarted.db)
@@ -65,15 +68,17 @@ for (const database of testDatabases) {
       // Not a test that cannot fail: the detectors fired, and without snapshots the restarts change verdicts.
       assert.ok(expected.filter(r => r.anomaly).length > 100)
       // (The simulator's stuck episodes last 1-3 minutes: at this cadence too short to flag; src/anomaly/snapshot.test.ts restores a stuck run.)
-      assert.ok(expected.filter(r => r.drift).length > 100, `drift verdicts: ${expected.filter(r => r.drift).length}`)
-      const other = await verdicts(withoutSnapshots.db)
-      const differ = other.filter((r, i) => JSON.stringify(r) !== JSON.stringify(expected[i])).length
-      t.diagnostic(`without snapshots, ${differ} of ${expected.length} verdicts differ after the restarts`)
-      assert.ok(differ > 50, `rows that differ after restarts without snapshots: ${differ}`)
+      assert.ok(expected.filter(r => r.drift).length > 20, `drift verdicts: ${expected.filter(r => r.drift).length}`)
+      if (withoutSnapshots !== null) {
+        const other = await verdicts(withoutSnapshots.db)
+        const differ = other.filter((r, i) => JSON.stringify(r) !== JSON.stringify(expected[i])).length
+        t.diagnostic(`without snapshots, ${differ} of ${expected.length} verdicts differ after the restarts`)
+        assert.ok(differ > 50, `rows that differ after restarts without snapshots: ${differ}`)
+      }
     } finally {
       await uninterrupted.drop()
       await restarted.drop()
-      await withoutSnapshots.drop()
+      await withoutSnapshots?.drop()
     }
   })
 }
