@@ -105,7 +105,9 @@ export class PipelineDetector implements ReadingDetector {
   readonly devices: DeviceDetector | null
   /** The learnt cadence of every sensor seen (`cadence.median(sensorId)`, ms). */
   readonly cadence = new CadenceTracker()
-  readonly #schedule: SnapshotSchedule | null
+  /** When each sensor's and each forest key's state is snapshotted (null: never). */
+  readonly #sensorSnapshots: SnapshotSchedule | null
+  readonly #forestSnapshots: SnapshotSchedule | null
   #deviceScores: DeviceScoreRow[] = []
 
   constructor (options: DetectionOptions = {}) {
@@ -117,20 +119,21 @@ export class PipelineDetector implements ReadingDetector {
     const devices = options.devices ?? false
     this.devices = devices === false ? null : new DeviceDetector(devices, { trainer: options.deviceTrainer, retainTrained })
     const snapshots = options.snapshots ?? false
-    this.#schedule = snapshots === false ? null : new SnapshotSchedule(snapshots)
+    this.#sensorSnapshots = snapshots === false ? null : new SnapshotSchedule(snapshots)
+    // A forest key's window is due once renewed (every trainingSize rows), or with the sensors' event-time rule.
+    this.#forestSnapshots = snapshots === false || this.forest === null ? null : new SnapshotSchedule({ ...snapshots, every: this.forest.options.trainingSize })
   }
 
   detectMany (readings: readonly Reading[]): Verdict[] {
     const { cadence } = this
-    const schedule = this.#schedule
+    const sensors = this.#sensorSnapshots
+    const forests = this.#forestSnapshots
     const forest = this.forest
     for (let i = 0; i < readings.length; i++) {
       const r = readings[i] as Reading
       cadence.observe(r.sensorId, r.ts)
-      if (schedule !== null) {
-        schedule.touch(SENSOR_STATE + r.sensorId, r.ts, schedule.options.sensorReadings)
-        if (forest !== null) schedule.touch(FOREST_STATE + forest.keyOf(r), r.ts, forest.options.trainingSize)
-      }
+      sensors?.touch(r.sensorId, r.ts)
+      if (forest !== null) forests?.touch(forest.keyOf(r), r.ts)
     }
     const verdicts = this.detector.detectMany(readings)
     if (this.devices !== null) {
@@ -151,14 +154,14 @@ export class PipelineDetector implements ReadingDetector {
   }
 
   drainSnapshots (): DetectorSnapshot[] {
-    const schedule = this.#schedule
-    if (schedule === null) return []
     const out: DetectorSnapshot[] = []
-    for (const { key, lastTs } of schedule.due()) {
-      const state = key.startsWith(SENSOR_STATE)
-        ? this.#snapshotSensor(key.slice(SENSOR_STATE.length))
-        : this.forest?.snapshotKey(key.slice(FOREST_STATE.length)) ?? null
-      if (state !== null) out.push({ key, lastTs, state })
+    for (const { key, lastTs } of this.#sensorSnapshots?.due() ?? []) {
+      const state = this.#snapshotSensor(key)
+      if (state !== null) out.push({ key: SENSOR_STATE + key, lastTs, state })
+    }
+    for (const { key, lastTs } of this.#forestSnapshots?.due() ?? []) {
+      const state = this.forest?.snapshotKey(key) ?? null
+      if (state !== null) out.push({ key: FOREST_STATE + key, lastTs, state })
     }
     return out
   }
@@ -186,10 +189,15 @@ export class PipelineDetector implements ReadingDetector {
     const skipped: string[] = []
     for (const s of snapshots) {
       try {
-        if (s.key.startsWith(SENSOR_STATE)) this.#restoreSensor(s.key.slice(SENSOR_STATE.length), s.state)
-        else if (s.key.startsWith(FOREST_STATE)) this.forest?.restoreKey(s.key.slice(FOREST_STATE.length), s.state)
-        else continue
-        this.#schedule?.restored(s.key, s.lastTs)
+        if (s.key.startsWith(SENSOR_STATE)) {
+          const id = s.key.slice(SENSOR_STATE.length)
+          this.#restoreSensor(id, s.state)
+          this.#sensorSnapshots?.restored(id, s.lastTs)
+        } else if (s.key.startsWith(FOREST_STATE) && this.forest !== null) {
+          const key = s.key.slice(FOREST_STATE.length)
+          this.forest.restoreKey(key, s.state)
+          this.#forestSnapshots?.restored(key, s.lastTs)
+        }
       } catch (err) {
         // A damaged snapshot must not stop the worker: that sensor or key starts over from the warm-up.
         if ((err as { code?: string }).code !== 'IOT_ERR_ANOMALY_STATE') throw err
@@ -217,7 +225,8 @@ export class PipelineDetector implements ReadingDetector {
     this.detector.clear()
     this.cadence.clear()
     this.devices?.clear()
-    this.#schedule?.clear()
+    this.#sensorSnapshots?.clear()
+    this.#forestSnapshots?.clear()
     this.#deviceScores = []
   }
 
